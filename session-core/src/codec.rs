@@ -1,0 +1,237 @@
+//! MessagePack encodings: session values, whole records, client-side payloads.
+//!
+//! Values are encoded with field names (`rmp_serde::to_vec_named`) so a struct keeps
+//! decoding after fields are reordered or added with `#[serde(default)]`. Records use a
+//! compact positional form with a format version first. Every decode bounds nesting depth,
+//! and every input it sees is already bounded in size (a cookie, or a store's record).
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::record::Entries;
+use crate::{Expiry, Record, RecordId};
+
+/// Deepest nesting a decoded value may have; deeper input is an error, not a stack overflow.
+const MAX_DEPTH: usize = 64;
+const RECORD_FORMAT: u8 = 1;
+
+/// Why bytes could not be encoded or decoded.
+pub(crate) type CodecError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    Ok(rmp_serde::to_vec_named(value)?)
+}
+
+pub(crate) fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
+    de.set_max_depth(MAX_DEPTH);
+    let value = T::deserialize(&mut de)?;
+    if de.position() == bytes.len() as u64 {
+        Ok(value)
+    } else {
+        Err("trailing bytes after the encoded value".into())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Instant(i64, u32);
+
+impl From<OffsetDateTime> for Instant {
+    fn from(t: OffsetDateTime) -> Self {
+        Self(t.unix_timestamp(), t.nanosecond())
+    }
+}
+
+impl TryFrom<Instant> for OffsetDateTime {
+    type Error = CodecError;
+    fn try_from(Instant(secs, nanos): Instant) -> Result<Self, CodecError> {
+        if nanos >= 1_000_000_000 {
+            return Err("invalid timestamp".into());
+        }
+        Ok(OffsetDateTime::from_unix_timestamp(secs)? + Duration::nanoseconds(i64::from(nanos)))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireExpiry {
+    Browser,
+    Idle(i64, i32),
+    At(Instant),
+}
+
+impl From<Expiry> for WireExpiry {
+    fn from(e: Expiry) -> Self {
+        match e {
+            Expiry::BrowserSession => Self::Browser,
+            Expiry::OnInactivity(d) => Self::Idle(d.whole_seconds(), d.subsec_nanoseconds()),
+            Expiry::AtDateTime(t) => Self::At(t.into()),
+        }
+    }
+}
+
+impl TryFrom<WireExpiry> for Expiry {
+    type Error = CodecError;
+    fn try_from(w: WireExpiry) -> Result<Self, CodecError> {
+        Ok(match w {
+            WireExpiry::Browser => Self::BrowserSession,
+            WireExpiry::Idle(s, n) => Self::OnInactivity(Duration::new(s, n)),
+            WireExpiry::At(t) => Self::AtDateTime(t.try_into()?),
+        })
+    }
+}
+
+/// The stored form of a [`Record`] (and, without the id, of a client-side session).
+#[derive(Serialize, Deserialize)]
+struct Wire<E> {
+    format: u8,
+    #[serde(with = "serde_bytes")]
+    id: Vec<u8>,
+    created_at: Instant,
+    expires_at: Instant,
+    expiry: Option<WireExpiry>,
+    version: u64,
+    entries: E,
+}
+
+impl Record {
+    /// The record as compact MessagePack, for stores that keep bytes.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let wire = Wire {
+            format: RECORD_FORMAT,
+            id: self.id.as_bytes().to_vec(),
+            created_at: self.created_at.into(),
+            expires_at: self.expires_at.into(),
+            expiry: self.expiry.map(Into::into),
+            version: self.version,
+            entries: &self.entries,
+        };
+        rmp_serde::to_vec(&wire).expect("a record always encodes")
+    }
+
+    /// Decodes what [`Record::to_bytes`] made.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](crate::StoreError::Corrupt) when the bytes are not a record
+    /// of a known format; a store should treat it as no session.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::StoreError> {
+        decode_record(bytes).map_err(crate::StoreError::Corrupt)
+    }
+}
+
+fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
+    let wire: Wire<Entries> = decode_positional(bytes)?;
+    if wire.format != RECORD_FORMAT {
+        return Err(format!("unknown record format {}", wire.format).into());
+    }
+    let id: [u8; 32] = wire.id.as_slice().try_into().map_err(|_| "record id is not 32 bytes")?;
+    Ok(Record {
+        id: RecordId::from_bytes(id),
+        entries: wire.entries,
+        created_at: wire.created_at.try_into()?,
+        expires_at: wire.expires_at.try_into()?,
+        expiry: wire.expiry.map(TryInto::try_into).transpose()?,
+        version: wire.version,
+    })
+}
+
+fn decode_positional<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    Ok(T::deserialize(&mut de)?)
+}
+
+/// A client-side session: everything but the id, which a cookie-only session does not have.
+pub(crate) struct ClientPayload {
+    pub(crate) entries: Entries,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) expires_at: OffsetDateTime,
+    pub(crate) expiry: Option<Expiry>,
+}
+
+pub(crate) fn encode_client(
+    entries: &Entries,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    expiry: Option<Expiry>,
+) -> Vec<u8> {
+    let wire = Wire {
+        format: RECORD_FORMAT,
+        id: Vec::new(),
+        created_at: created_at.into(),
+        expires_at: expires_at.into(),
+        expiry: expiry.map(Into::into),
+        version: 0,
+        entries,
+    };
+    rmp_serde::to_vec(&wire).expect("a session always encodes")
+}
+
+pub(crate) fn decode_client(bytes: &[u8]) -> Result<ClientPayload, CodecError> {
+    let wire: Wire<Entries> = decode_positional(bytes)?;
+    if wire.format != RECORD_FORMAT {
+        return Err("unknown session format".into());
+    }
+    Ok(ClientPayload {
+        entries: wire.entries,
+        created_at: wire.created_at.try_into()?,
+        expires_at: wire.expires_at.try_into()?,
+        expiry: wire.expiry.map(TryInto::try_into).transpose()?,
+    })
+}
+
+/// Cheap conversion of an encoded value into an entry.
+pub(crate) fn entry(bytes: Vec<u8>) -> Bytes {
+    Bytes::from(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Id;
+
+    #[test]
+    fn values_keep_their_types() {
+        let v = vec![1u32, 2, 3];
+        let bytes = encode_value(&v).unwrap();
+        assert_eq!(decode_value::<Vec<u32>>(&bytes).unwrap(), v);
+        assert!(decode_value::<String>(&bytes).is_err());
+        assert!(decode_value::<Vec<u32>>(&bytes[..2]).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        // 100_000 nested one-element arrays: 0x91 is a fixarray of length 1.
+        let mut evil = vec![0x91u8; 100_000];
+        evil.push(0x01);
+        assert!(decode_value::<serde_json_like::Value>(&evil).is_err());
+        assert!(Record::from_bytes(&evil).is_err());
+    }
+
+    /// A self-describing recursive type, like the ones users store.
+    mod serde_json_like {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        pub(super) enum Value {
+            Int(i64),
+            List(Vec<Value>),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_garbage_is_corrupt() {
+        let now = OffsetDateTime::now_utc();
+        let mut r = Record::new(Id::random().record_id(), now, now + Duration::minutes(5));
+        r.expiry = Some(Expiry::OnInactivity(Duration::seconds(90)));
+        r.version = 7;
+        r.entries.insert("k".into(), entry(encode_value("v").unwrap()));
+        assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
+        for garbage in [&b""[..], b"\xc1", b"\x93\x01\x02\x03", &r.to_bytes()[..10]] {
+            assert!(matches!(Record::from_bytes(garbage), Err(crate::StoreError::Corrupt(_))));
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The session cookie: attributes, reading it from a request, writing it to a response.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+pub use cookie::SameSite;
+use http::header::{HeaderMap, HeaderValue, COOKIE};
+use time::Duration;
+
+use crate::crypto::{KeyRing, SEAL_OVERHEAD, SIG_LEN};
+use crate::id::ID_TEXT_LEN;
+use crate::Id;
+
+/// Browsers keep at most about 4096 bytes of name and value per cookie.
+pub(crate) const MAX_COOKIE_BYTES: usize = 4096;
+
+/// The attributes of the session cookie. Defaults are the secure ones.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieConfig {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) partitioned: bool,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "id".to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+        }
+    }
+}
+
+impl CookieConfig {
+    /// Checks the cookie-prefix rules of RFC 6265bis; returns what is wrong.
+    pub(crate) fn prefix_violation(&self) -> Option<String> {
+        let name = &self.name;
+        if name.is_empty()
+            || !name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        {
+            return Some(format!("session cookie name {name:?} is not a valid cookie token"));
+        }
+        if name.starts_with("__Host-") {
+            if self.domain.is_some() {
+                return Some(format!("cookie {name:?}: the __Host- prefix forbids a Domain attribute"));
+            }
+            if !self.secure {
+                return Some(format!("cookie {name:?}: the __Host- prefix requires Secure"));
+            }
+            if self.path != "/" {
+                return Some(format!("cookie {name:?}: the __Host- prefix requires Path=/"));
+            }
+        } else if name.starts_with("__Secure-") && !self.secure {
+            return Some(format!("cookie {name:?}: the __Secure- prefix requires Secure"));
+        }
+        if self.partitioned && !self.secure {
+            return Some(format!("cookie {name:?}: Partitioned requires Secure"));
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Some(format!("cookie {name:?}: SameSite=None requires Secure"));
+        }
+        None
+    }
+
+    /// The `Set-Cookie` value for `value`; `max_age` `None` makes a browser-session cookie.
+    pub(crate) fn set_cookie(&self, value: String, max_age: Option<Duration>) -> HeaderValue {
+        let mut c = self.base(value);
+        if let Some(age) = max_age {
+            c.set_max_age(age);
+        }
+        to_header(&c)
+    }
+
+    /// A `Set-Cookie` that removes the cookie, repeating its attributes.
+    pub(crate) fn removal(&self) -> HeaderValue {
+        let mut c = self.base(String::new());
+        c.set_max_age(Duration::ZERO);
+        c.set_expires(time::OffsetDateTime::UNIX_EPOCH);
+        to_header(&c)
+    }
+
+    fn base(&self, value: String) -> cookie::Cookie<'static> {
+        let mut c = cookie::Cookie::new(self.name.clone(), value);
+        c.set_path(self.path.clone());
+        if let Some(domain) = &self.domain {
+            c.set_domain(domain.clone());
+        }
+        c.set_secure(self.secure);
+        c.set_http_only(self.http_only);
+        c.set_same_site(self.same_site);
+        c.set_partitioned(self.partitioned);
+        c
+    }
+
+    /// The raw value of our cookie in the request, if it is there exactly once, is valid
+    /// UTF-8 and no longer than `max_len`. Anything else is treated as no cookie.
+    pub(crate) fn find(&self, headers: &HeaderMap, max_len: usize) -> Option<String> {
+        let mut found: Option<&str> = None;
+        for header in headers.get_all(COOKIE) {
+            let Ok(text) = header.to_str() else { continue };
+            for pair in text.split(';') {
+                let Some((name, value)) = pair.trim().split_once('=') else { continue };
+                if name.trim() != self.name {
+                    continue;
+                }
+                if found.is_some() {
+                    // Two cookies of one name: one may have been planted by a sibling
+                    // domain. Trust neither.
+                    return None;
+                }
+                found = Some(value.trim());
+            }
+        }
+        found.filter(|v| !v.is_empty() && v.len() <= max_len).map(str::to_owned)
+    }
+}
+
+fn to_header(c: &cookie::Cookie<'_>) -> HeaderValue {
+    HeaderValue::try_from(c.encoded().to_string())
+        .expect("cookie attributes are validated when the layer is built")
+}
+
+/// How a server-side session's id travels in its cookie.
+#[derive(Debug, Clone)]
+pub(crate) enum IdCodec {
+    /// The id as is: 128 random bits are unguessable already.
+    Plain,
+    /// `id.tag`: HMAC-SHA256 over the cookie name and id, so forged ids never reach a store.
+    Signed(KeyRing),
+    /// The id sealed with AES-256-GCM, the cookie name as associated data.
+    Private(KeyRing),
+}
+
+const SIGNED_LEN: usize = ID_TEXT_LEN + 1 + 43;
+const PRIVATE_LEN: usize = 59; // base64url of 16 + 28 bytes
+
+impl IdCodec {
+    /// The only cookie length this codec produces.
+    pub(crate) fn cookie_len(&self) -> usize {
+        match self {
+            Self::Plain => ID_TEXT_LEN,
+            Self::Signed(_) => SIGNED_LEN,
+            Self::Private(_) => PRIVATE_LEN,
+        }
+    }
+
+    pub(crate) fn encode(&self, name: &str, id: &Id) -> String {
+        match self {
+            Self::Plain => id.to_string(),
+            Self::Signed(ring) => {
+                let text = id.to_string();
+                let tag = ring.sign(name, text.as_bytes());
+                format!("{text}.{}", URL_SAFE_NO_PAD.encode(tag))
+            }
+            Self::Private(ring) => URL_SAFE_NO_PAD.encode(ring.seal(name, id.as_bytes())),
+        }
+    }
+
+    /// The id in a cookie value, and whether it was made with a fallback key (so it
+    /// should be re-issued under the primary).
+    pub(crate) fn decode(&self, name: &str, value: &str) -> Option<(Id, bool)> {
+        if value.len() != self.cookie_len() {
+            return None;
+        }
+        match self {
+            Self::Plain => value.parse().ok().map(|id| (id, false)),
+            Self::Signed(ring) => {
+                let (text, tag) = value.split_once('.')?;
+                let mut raw = [0u8; SIG_LEN + 2];
+                let n = URL_SAFE_NO_PAD.decode_slice(tag, &mut raw).ok()?;
+                let key = ring.verify(name, text.as_bytes(), &raw[..n])?;
+                text.parse().ok().map(|id| (id, key != 0))
+            }
+            Self::Private(ring) => {
+                let mut raw = [0u8; 16 + SEAL_OVERHEAD + 2];
+                let n = URL_SAFE_NO_PAD.decode_slice(value, &mut raw).ok()?;
+                let (plain, key) = ring.open(name, &raw[..n])?;
+                Id::from_bytes(&plain).map(|id| (id, key != 0))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn finds_exactly_one_cookie() {
+        let c = CookieConfig::default();
+        assert_eq!(c.find(&headers(&[b"a=1; id=abc; b=2"]), 100).as_deref(), Some("abc"));
+        assert_eq!(c.find(&headers(&[b"a=1", b"id=xyz"]), 100).as_deref(), Some("xyz"));
+        assert_eq!(c.find(&headers(&[b"id=abc; id=def"]), 100), None, "duplicates");
+        assert_eq!(c.find(&headers(&[b"id=a", b"id=b"]), 100), None, "duplicates");
+        assert_eq!(c.find(&headers(&[b"id=toolong"]), 3), None);
+        assert_eq!(c.find(&headers(&[b"id="]), 100), None);
+        assert_eq!(c.find(&headers(&[b"ids=abc"]), 100), None);
+        assert_eq!(c.find(&headers(&[b"id=\xff\xfe"]), 100), None, "non-UTF-8");
+    }
+
+    #[test]
+    fn prefix_rules() {
+        let host = |f: fn(&mut CookieConfig)| {
+            let mut c = CookieConfig { name: "__Host-s".into(), ..CookieConfig::default() };
+            f(&mut c);
+            c.prefix_violation()
+        };
+        assert_eq!(host(|_| {}), None);
+        assert!(host(|c| c.domain = Some("example.com".into())).unwrap().contains("__Host-"));
+        assert!(host(|c| c.secure = false).unwrap().contains("__Host-"));
+        assert!(host(|c| c.path = "/app".into()).unwrap().contains("__Host-"));
+        let bad = CookieConfig { name: "a b".into(), ..CookieConfig::default() };
+        assert!(bad.prefix_violation().is_some());
+    }
+
+    #[test]
+    fn removal_repeats_attributes() {
+        let c = CookieConfig { domain: Some("example.com".into()), path: "/app".into(), ..CookieConfig::default() };
+        let v = c.removal().to_str().unwrap().to_owned();
+        for part in ["id=", "Path=/app", "Domain=example.com", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=0"] {
+            assert!(v.contains(part), "{v} lacks {part}");
+        }
+    }
+
+    #[test]
+    fn id_codecs_round_trip_and_reject_forgery() {
+        let ring = KeyRing::new(Key::generate());
+        for codec in [IdCodec::Plain, IdCodec::Signed(ring.clone()), IdCodec::Private(ring)] {
+            let id = Id::random();
+            let value = codec.encode("id", &id);
+            assert_eq!(value.len(), codec.cookie_len());
+            assert_eq!(codec.decode("id", &value), Some((id, false)));
+            if !matches!(codec, IdCodec::Plain) {
+                assert_eq!(codec.decode("other", &value), None, "name is bound");
+                let mut forged = value.into_bytes();
+                forged[3] = if forged[3] == b'A' { b'B' } else { b'A' };
+                assert_eq!(codec.decode("id", std::str::from_utf8(&forged).unwrap()), None);
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Session ids: random, opaque, strictly parsed.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Number of random bytes in an [`Id`] (128 bits).
+const ID_BYTES: usize = 16;
+/// Length of an [`Id`] in its base64url text form.
+pub(crate) const ID_TEXT_LEN: usize = 22;
+
+/// A session id: 128 bits from the operating system's CSPRNG.
+///
+/// The text form (what the cookie carries) is base64url without padding, exactly 22
+/// characters. Parsing is strict: any other length, alphabet or a non-canonical final
+/// character is rejected, so a garbage cookie never reaches a store.
+///
+/// An `Id` is a bearer secret: its `Debug` output is redacted, comparison is constant time,
+/// and stores never see it (they are keyed by its [`RecordId`] digest).
+///
+/// ```
+/// use session_core::Id;
+///
+/// let id = Id::random();
+/// let text = id.to_string();
+/// assert_eq!(text.len(), 22);
+/// assert_eq!(text.parse::<Id>().unwrap(), id);
+/// assert!("not-an-id".parse::<Id>().is_err());
+/// assert_eq!(format!("{id:?}"), "Id(..)");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Id([u8; ID_BYTES]);
+
+impl Id {
+    /// A fresh id from the operating system's CSPRNG.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the operating system has no usable random source; a session library must
+    /// not fall back to predictable ids.
+    #[must_use]
+    pub fn random() -> Self {
+        let mut bytes = [0u8; ID_BYTES];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        Self(bytes)
+    }
+
+    /// The digest stores are keyed by: SHA-256 of the id's bytes.
+    #[must_use]
+    pub fn record_id(&self) -> RecordId {
+        RecordId(Sha256::digest(self.0).into())
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; ID_BYTES] {
+        &self.0
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Id {}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Id(..)")
+    }
+}
+
+impl fmt::Display for Id {
+    /// The base64url text form. This is the secret a cookie carries: never log it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; ID_TEXT_LEN];
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(self.0, &mut buf)
+            .expect("22 bytes hold 16 bytes of base64");
+        f.write_str(std::str::from_utf8(&buf[..n]).expect("base64 is ASCII"))
+    }
+}
+
+/// The error from parsing an [`Id`]: the text is not a well-formed session id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a session id: expected 22 base64url characters")]
+pub struct ParseIdError(());
+
+impl std::str::FromStr for Id {
+    type Err = ParseIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != ID_TEXT_LEN {
+            return Err(ParseIdError(()));
+        }
+        let mut bytes = [0u8; ID_BYTES];
+        // The default engine rejects non-canonical trailing bits, so each id has exactly
+        // one text form.
+        match URL_SAFE_NO_PAD.decode_slice(s, &mut bytes) {
+            Ok(ID_BYTES) => Ok(Self(bytes)),
+            _ => Err(ParseIdError(())),
+        }
+    }
+}
+
+/// What a store is keyed by: the SHA-256 digest of an [`Id`].
+///
+/// A leaked store dump or a timing probe on store lookups yields digests, and a digest is
+/// not a usable cookie. `Display` gives 64 lowercase hex characters, safe in file names,
+/// SQL and Redis keys.
+///
+/// ```
+/// use session_core::Id;
+///
+/// let id = Id::random();
+/// let key = id.record_id();
+/// assert_eq!(key.to_string().len(), 64);
+/// assert_eq!(key.to_string().parse(), Ok(key));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId([u8; 32]);
+
+impl RecordId {
+    /// The 32 digest bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a record id from its 32 bytes (as a store may keep them).
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A digest is not a secret, but a short prefix is all a log ever needs.
+        write!(f, "RecordId({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for RecordId {
+    type Err = ParseIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.as_bytes();
+        if s.len() != 64 {
+            return Err(ParseIdError(()));
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in s.chunks_exact(2).enumerate() {
+            let hi = hex_val(pair[0]).ok_or(ParseIdError(()))?;
+            let lo = hex_val(pair[1]).ok_or(ParseIdError(()))?;
+            out[i] = hi << 4 | lo;
+        }
+        Ok(Self(out))
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_round_trip() {
+        let a = Id::random();
+        let b = Id::random();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().parse::<Id>().unwrap(), a);
+        assert_ne!(a.record_id(), b.record_id());
+    }
+
+    #[test]
+    fn parsing_is_strict() {
+        let good = Id::random().to_string();
+        for bad in [
+            "",
+            "short",
+            &good[..21],
+            &format!("{good}A"),
+            "!!!!!!!!!!!!!!!!!!!!!!",
+            "++++++++++++++++++++++",
+            "AAAAAAAAAAAAAAAAAAAAA=",
+        ] {
+            assert!(bad.parse::<Id>().is_err(), "{bad:?} parsed");
+        }
+        // 22 chars carry 132 bits; the last 4 must be zero, so only one spelling is valid.
+        let mut non_canonical = good.clone().into_bytes();
+        non_canonical[21] = if non_canonical[21] == b'B' { b'C' } else { b'B' };
+        let text = String::from_utf8(non_canonical).unwrap();
+        if let Ok(parsed) = text.parse::<Id>() {
+            assert_eq!(parsed.to_string(), text, "two spellings of one id");
+        }
+    }
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let id = Id::random();
+        let debug = format!("{id:?}");
+        assert!(!debug.contains(&id.to_string()));
+        let rec = format!("{:?}", id.record_id());
+        assert!(!rec.contains(&id.record_id().to_string()));
+    }
+
+    #[test]
+    fn record_id_round_trips_and_rejects_garbage() {
+        let r = Id::random().record_id();
+        assert_eq!(r.to_string().parse::<RecordId>().unwrap(), r);
+        assert!("zz".repeat(32).parse::<RecordId>().is_err());
+        assert!(r.to_string().to_uppercase().parse::<RecordId>().is_err() || r.to_string() == r.to_string().to_uppercase());
+        assert_eq!(RecordId::from_bytes(*r.as_bytes()), r);
+    }
+}

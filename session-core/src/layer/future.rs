@@ -1,0 +1,99 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::{HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use crate::save::CookieUpdate;
+use crate::Session;
+
+type SaveFuture<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+
+pin_project! {
+    /// The response future of [`SessionService`](super::SessionService): runs the inner
+    /// service, then writes the session back.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] fut: F, session: Option<Session> },
+        Saving { fut: SaveFuture<B> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(crate) fn new(fut: F, session: Session) -> Self {
+        Self { kind: Kind::Inner { fut, session: Some(session) } }
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default + Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project().kind.project() {
+                KindProj::Inner { fut, session } => {
+                    let res = ready!(fut.poll(cx))?;
+                    let session = session.take().expect("polled after completion");
+                    // The common case stays allocation-free: untouched, or nothing to save.
+                    if !session.was_accessed() || res.status().is_server_error() {
+                        return Poll::Ready(Ok(res));
+                    }
+                    let fut = Box::pin(write_back(session, res));
+                    self.as_mut().project().kind.set(Kind::Saving { fut });
+                }
+                KindProj::Saving { fut } => return fut.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Response<B> {
+    let update = match session.finish().await {
+        Ok(update) => update,
+        Err(err) => {
+            // The error's text and sources name no id, cookie or value.
+            tracing::error!(error = %err, source = ?std::error::Error::source(&err), "saving the session failed");
+            let mut res = Response::new(B::default());
+            *res.status_mut() = session.config().error_status;
+            res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
+    };
+    let cookie = match update {
+        CookieUpdate::None => return res,
+        CookieUpdate::Set(value) => value,
+        CookieUpdate::Remove => session.config().cookie.removal(),
+    };
+    let headers = res.headers_mut();
+    headers.append(SET_COOKIE, cookie);
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    }
+    let varies = headers
+        .get_all(VARY)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*")));
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+    res
+}

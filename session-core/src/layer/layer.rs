@@ -1,0 +1,240 @@
+use std::sync::Arc;
+
+use http::StatusCode;
+use time::Duration;
+use tower_layer::Layer;
+
+use super::SessionService;
+use crate::client::ClientCodec;
+use crate::cookie::{CookieConfig, IdCodec, MAX_COOKIE_BYTES};
+use crate::{Expiry, KeyRing, SameSite, SessionStore};
+
+/// Where sessions live.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Store(Arc<dyn SessionStore>),
+    Client(ClientCodec),
+}
+
+/// Everything a request's [`Session`](crate::Session) needs from the layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) backend: Backend,
+    pub(crate) cookie: CookieConfig,
+    pub(crate) id_codec: IdCodec,
+    pub(crate) expiry: Expiry,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) error_status: StatusCode,
+}
+
+impl Config {
+    /// The longest cookie value worth looking at; anything longer is not ours.
+    pub(crate) fn max_cookie_len(&self) -> usize {
+        match self.backend {
+            Backend::Store(_) => self.id_codec.cookie_len(),
+            Backend::Client(_) => MAX_COOKIE_BYTES,
+        }
+    }
+}
+
+/// Adds a [`Session`](crate::Session) to every request and writes back what changed.
+///
+/// Server-side (the id in the cookie, data in a [`SessionStore`]):
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use session_core::{Expiry, Session, SessionLayer};
+/// use session_store_memory::MemoryStore;
+///
+/// async fn visits(session: Session) -> String {
+///     let n: u64 = session.get("visits").await.unwrap().unwrap_or(0);
+///     session.insert("visits", n + 1).await.unwrap();
+///     format!("visit {}", n + 1)
+/// }
+///
+/// let layer = SessionLayer::new(MemoryStore::default())
+///     .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)))
+///     .with_max_lifetime(time::Duration::days(7));
+/// let app: Router = Router::new().route("/", get(visits)).layer(layer);
+/// ```
+///
+/// Client-side (the whole session sealed in the cookie, no store):
+///
+/// ```
+/// use session_core::{Key, KeyRing, SessionLayer};
+///
+/// let layer = SessionLayer::client_side_private(KeyRing::new(Key::generate()))
+///     .with_name("__Host-session");
+/// # let _ = layer;
+/// ```
+///
+/// # Panics
+///
+/// Applying the layer to a service (e.g. `Router::layer`) panics when the cookie attributes
+/// break a browser rule, since the browser would silently drop every cookie: a `__Host-`
+/// name with a Domain, without Secure, or with a Path other than `/`; a `__Secure-` name
+/// without Secure; `SameSite=None` or `Partitioned` without Secure; a name that is not a
+/// cookie token.
+#[derive(Debug, Clone)]
+pub struct SessionLayer {
+    config: Config,
+}
+
+impl SessionLayer {
+    /// Server-side sessions in `store`. The cookie carries only a random id.
+    #[must_use]
+    pub fn new(store: impl SessionStore) -> Self {
+        Self::with_backend(Backend::Store(Arc::new(store)))
+    }
+
+    /// Server-side sessions in a store that is already shared (e.g. with a cleanup task).
+    #[must_use]
+    pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
+        Self::with_backend(Backend::Store(store))
+    }
+
+    /// Client-side sessions sealed with AES-256-GCM: the client can neither read nor change
+    /// them. See the [`client`](crate::client) module docs for the limits of this mode.
+    #[must_use]
+    pub fn client_side_private(keys: KeyRing) -> Self {
+        Self::with_backend(Backend::Client(ClientCodec::Private(keys)))
+    }
+
+    /// Client-side sessions signed with HMAC-SHA256: the client can read them (base64 and
+    /// MessagePack) but not change them. Store nothing secret in such a session.
+    #[must_use]
+    pub fn client_side_signed(keys: KeyRing) -> Self {
+        Self::with_backend(Backend::Client(ClientCodec::Signed(keys)))
+    }
+
+    fn with_backend(backend: Backend) -> Self {
+        Self {
+            config: Config {
+                backend,
+                cookie: CookieConfig::default(),
+                id_codec: IdCodec::Plain,
+                expiry: Expiry::default(),
+                max_lifetime: None,
+                error_status: StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// The cookie name (default `id`). Prefer `__Host-...` on HTTPS sites.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.config.cookie.name = name.into();
+        self
+    }
+
+    /// The cookie's Path (default `/`).
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.config.cookie.path = path.into();
+        self
+    }
+
+    /// The cookie's Domain (default none: the exact host only).
+    ///
+    /// # Security
+    ///
+    /// A Domain sends the cookie to every subdomain too, and lets subdomains set it.
+    #[must_use]
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.config.cookie.domain = Some(domain.into());
+        self
+    }
+
+    /// The Secure attribute (default true).
+    ///
+    /// # Security
+    ///
+    /// Without Secure the cookie also travels over plain HTTP, where anyone on the path can
+    /// read and replay it. Turn it off only for local development over `http://`.
+    #[must_use]
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.config.cookie.secure = secure;
+        self
+    }
+
+    /// The HttpOnly attribute (default true).
+    ///
+    /// # Security
+    ///
+    /// Without HttpOnly any script on the page, an injected one included, can read the
+    /// session cookie.
+    #[must_use]
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.config.cookie.http_only = http_only;
+        self
+    }
+
+    /// The SameSite attribute (default `Lax`).
+    ///
+    /// # Security
+    ///
+    /// `SameSite::None` sends the cookie with cross-site requests: protect every
+    /// state-changing route with CSRF tokens.
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.config.cookie.same_site = same_site;
+        self
+    }
+
+    /// The Partitioned attribute (CHIPS; default false). Requires Secure.
+    #[must_use]
+    pub fn with_partitioned(mut self, partitioned: bool) -> Self {
+        self.config.cookie.partitioned = partitioned;
+        self
+    }
+
+    /// The default expiry of sessions (default [`Expiry::BrowserSession`]); a session can
+    /// override it with [`Session::set_expiry`](crate::Session::set_expiry).
+    #[must_use]
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        self.config.expiry = expiry;
+        self
+    }
+
+    /// An absolute lifetime: a session ends this long after it was created, however active
+    /// it is and whatever its expiry says.
+    #[must_use]
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.config.max_lifetime = Some(max);
+        self
+    }
+
+    /// Sign the id cookie with HMAC-SHA256 (server-side mode), so forged or guessed ids are
+    /// refused before any store lookup. Ignored in client-side mode, which is always
+    /// protected.
+    #[must_use]
+    pub fn with_signed(mut self, keys: KeyRing) -> Self {
+        self.config.id_codec = IdCodec::Signed(keys);
+        self
+    }
+
+    /// Encrypt the id cookie with AES-256-GCM (server-side mode). Ignored in client-side mode.
+    #[must_use]
+    pub fn with_private(mut self, keys: KeyRing) -> Self {
+        self.config.id_codec = IdCodec::Private(keys);
+        self
+    }
+
+    /// The status of the response when the store fails (default 500).
+    #[must_use]
+    pub fn with_error_status(mut self, status: StatusCode) -> Self {
+        self.config.error_status = status;
+        self
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        if let Some(problem) = self.config.cookie.prefix_violation() {
+            panic!("invalid SessionLayer configuration: {problem}");
+        }
+        SessionService::new(inner, Arc::new(self.config.clone()))
+    }
+}

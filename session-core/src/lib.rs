@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+pub mod client;
+mod codec;
+mod cookie;
+pub mod crypto;
+mod error;
+pub mod expiry;
+mod id;
+pub mod layer;
+mod record;
+mod save;
+mod session;
+pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use crate::cookie::SameSite;
+pub use crate::crypto::{Key, KeyError, KeyRing};
+pub use crate::error::{BoxError, Error};
+pub use crate::expiry::Expiry;
+pub use crate::id::{Id, ParseIdError, RecordId};
+pub use crate::layer::{SessionLayer, SessionService};
+pub use crate::record::{Entries, Record};
+pub use crate::session::Session;
+pub use crate::store::{ExpiredDeletion, SessionStore, StoreError};

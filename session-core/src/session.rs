@@ -1,0 +1,470 @@
+//! The per-request session handle: a typed "magic dictionary".
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use session_core::{Session, SessionLayer};
+//! use session_store_memory::MemoryStore;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Default)]
+//! struct Cart { items: Vec<String> }
+//!
+//! async fn add(session: Session) -> Result<String, session_core::Error> {
+//!     // In-place mutation is seen: the key is written only if its bytes changed.
+//!     session.update("cart", |cart: &mut Cart| cart.items.push("apple".into())).await?;
+//!     let cart: Cart = session.get("cart").await?.unwrap_or_default();
+//!     Ok(format!("{} items", cart.items.len()))
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/cart", post(add))
+//!     .layer(SessionLayer::new(MemoryStore::default()));
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::codec::{self, decode_client, decode_value, encode_client, encode_value};
+use crate::cookie::MAX_COOKIE_BYTES;
+use crate::expiry::Policy;
+use crate::layer::{Backend, Config};
+use crate::record::Entries;
+use crate::store::now;
+use crate::{Error, Expiry, Id, Record};
+
+/// A session: cheap to clone (clones share one state), lazily loaded on first use.
+///
+/// Nothing is read from the store until a method that needs the data is awaited, and a
+/// request that never touches the session costs no store call and sends no cookie. Keys
+/// that were only read are never written back; a key is written when its encoded bytes
+/// differ from what was loaded, whether it changed through [`insert`](Session::insert),
+/// [`remove`](Session::remove) or in-place through [`update`](Session::update).
+///
+/// `Debug` shows no id and no data.
+#[derive(Clone)]
+pub struct Session(Arc<Inner>);
+
+struct Inner {
+    config: Arc<Config>,
+    /// The raw cookie value, verified lazily on first use.
+    cookie: Option<String>,
+    state: Mutex<State>,
+    /// Makes the lazy load happen once even when clones race.
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+/// Timestamps and version of the record this request loaded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) expires_at: OffsetDateTime,
+    pub(crate) version: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// Any method was called.
+    pub(crate) accessed: bool,
+    pub(crate) loaded: bool,
+    pub(crate) load_failed: bool,
+    /// The id of the stored record (server-side), once loaded.
+    pub(crate) id: Option<Id>,
+    /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
+    pub(crate) meta: Option<Meta>,
+    pub(crate) entries: Entries,
+    /// The value each written key had when loaded (first write wins): the dirty log.
+    pub(crate) originals: HashMap<String, Option<Bytes>>,
+    pub(crate) expiry: Option<Expiry>,
+    pub(crate) expiry_changed: bool,
+    /// The cookie was made with a fallback key: re-issue it under the primary.
+    pub(crate) reissue: bool,
+    /// `flush` destroyed the session this request started with.
+    pub(crate) ended: bool,
+    /// The cookie must be sent again (new id, or fresh seal).
+    pub(crate) cycled: bool,
+}
+
+impl State {
+    /// Keys whose bytes differ from what was loaded, with their new value (`None`: removed).
+    pub(crate) fn changes(&self) -> Vec<(String, Option<Bytes>)> {
+        self.originals
+            .iter()
+            .filter(|(k, orig)| self.entries.get(k.as_str()) != orig.as_ref())
+            .map(|(k, _)| (k.clone(), self.entries.get(k.as_str()).cloned()))
+            .collect()
+    }
+
+    fn write(&mut self, key: &str, value: Option<Bytes>) -> Option<Bytes> {
+        let old = match &value {
+            Some(v) if self.entries.get(key) == Some(v) => return Some(v.clone()),
+            Some(v) => self.entries.insert(key.to_owned(), v.clone()),
+            None => self.entries.remove(key),
+        };
+        if !self.originals.contains_key(key) {
+            self.originals.insert(key.to_owned(), old.clone());
+        }
+        old
+    }
+}
+
+impl Session {
+    pub(crate) fn new(config: Arc<Config>, cookie: Option<String>) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            cookie,
+            state: Mutex::new(State::default()),
+            load_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic in another holder cannot leave the state half-written (every update is a
+        // single assignment), so a poisoned lock is still usable.
+        let mut st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.accessed = true;
+        st
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub(crate) fn had_cookie(&self) -> bool {
+        self.0.cookie.is_some()
+    }
+
+    /// Whether any method was called: if not, the layer has nothing to do.
+    pub(crate) fn was_accessed(&self) -> bool {
+        self.0.state.lock().unwrap_or_else(PoisonError::into_inner).accessed
+    }
+
+    /// `set_expiry` was called on a session nothing has loaded yet.
+    pub(crate) fn expiry_changed_unloaded(&self) -> bool {
+        let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.expiry_changed && !st.loaded
+    }
+
+    pub(crate) fn take_state(&self) -> State {
+        std::mem::take(&mut *self.0.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(crate) fn policy(&self, expiry: Option<Expiry>) -> Policy {
+        Policy { expiry: expiry.unwrap_or(self.0.config.expiry), max_lifetime: self.0.config.max_lifetime }
+    }
+
+    /// Loads the session on first use.
+    pub(crate) async fn load(&self) -> Result<(), Error> {
+        if self.state().loaded {
+            return Ok(());
+        }
+        let _once = self.0.load_lock.lock().await;
+        if self.state().loaded {
+            return Ok(());
+        }
+        let fetched = self.fetch().await;
+        let mut st = self.state();
+        match fetched {
+            Ok(found) => {
+                st.loaded = true;
+                if let Some(found) = found {
+                    st.id = found.id;
+                    st.meta = Some(found.meta);
+                    st.entries = found.entries;
+                    st.reissue = found.reissue;
+                    if !st.expiry_changed {
+                        st.expiry = found.expiry;
+                    }
+                }
+                Ok(())
+            }
+            Err(err) => {
+                st.load_failed = true;
+                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "loading the session failed");
+                Err(err)
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Option<Found>, Error> {
+        let Some(value) = self.0.cookie.as_deref() else { return Ok(None) };
+        let config = &*self.0.config;
+        let name = &config.cookie.name;
+        let now = now();
+        match &config.backend {
+            Backend::Store(store) => {
+                let Some((id, reissue)) = config.id_codec.decode(name, value) else { return Ok(None) };
+                let Some(record) = store.load(&id.record_id()).await? else { return Ok(None) };
+                if self.policy(record.expiry).is_expired(now, record.created_at, record.expires_at) {
+                    return Ok(None);
+                }
+                let meta = Meta { created_at: record.created_at, expires_at: record.expires_at, version: record.version };
+                Ok(Some(Found { id: Some(id), meta, entries: record.entries, expiry: record.expiry, reissue }))
+            }
+            Backend::Client(codec) => {
+                let Some((payload, reissue)) = codec.decode(name, value) else { return Ok(None) };
+                let Ok(p) = decode_client(&payload) else { return Ok(None) };
+                if self.policy(p.expiry).is_expired(now, p.created_at, p.expires_at) {
+                    return Ok(None);
+                }
+                let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, version: 0 };
+                Ok(Some(Found { id: None, meta, entries: p.entries, expiry: p.expiry, reissue }))
+            }
+        }
+    }
+
+    /// The value under `key`, decoded as `T`; `None` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed, [`Error::Decode`] if the stored value is not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.load().await?;
+        let bytes = self.state().entries.get(key).cloned();
+        bytes.map(|b| decode(key, &b)).transpose()
+    }
+
+    /// Stores `value` under `key`. Storing the value that is already there (the same
+    /// encoded bytes) is not a change.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed, [`Error::Encode`] if `value` cannot be encoded,
+    /// and in client-side mode [`Error::CookieTooLarge`] when the session would no longer
+    /// fit in a cookie (the session is then left as it was).
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
+        let bytes = encode_value(&value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
+        self.load().await?;
+        self.write(key, Some(codec::entry(bytes)))?;
+        Ok(())
+    }
+
+    /// Removes `key` and returns its value decoded as `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed; [`Error::Decode`] if the value is not a `T`, in
+    /// which case it is not removed.
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.load().await?;
+        let mut st = self.state();
+        let value = st.entries.get(key).map(|b| decode(key, b)).transpose()?;
+        st.write(key, None);
+        Ok(value)
+    }
+
+    /// Changes the value under `key` in place: decodes it (or starts from `T::default()`),
+    /// runs `f`, and writes it back only if its encoding changed. This is the mutation
+    /// Flask's session cannot see (`session["list"].append(x)`).
+    ///
+    /// ```
+    /// # async fn f(session: session_core::Session) -> Result<(), session_core::Error> {
+    /// session.update("tags", |tags: &mut Vec<String>| tags.push("rust".into())).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Session::get) and [`insert`](Session::insert).
+    pub async fn update<T, F>(&self, key: &str, f: F) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + Default,
+        F: FnOnce(&mut T),
+    {
+        self.load().await?;
+        let current = self.state().entries.get(key).cloned();
+        let mut value: T = match &current {
+            Some(bytes) => decode(key, bytes)?,
+            None => T::default(),
+        };
+        f(&mut value);
+        let bytes = encode_value(&value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
+        if current.as_deref() != Some(bytes.as_slice()) {
+            self.write(key, Some(codec::entry(bytes)))?;
+        }
+        Ok(())
+    }
+
+    /// Whether `key` holds a value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed.
+    pub async fn contains(&self, key: &str) -> Result<bool, Error> {
+        self.load().await?;
+        Ok(self.state().entries.contains_key(key))
+    }
+
+    /// The keys, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed.
+    pub async fn keys(&self) -> Result<Vec<String>, Error> {
+        self.load().await?;
+        Ok(self.state().entries.keys().cloned().collect())
+    }
+
+    /// The number of keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed.
+    pub async fn len(&self) -> Result<usize, Error> {
+        self.load().await?;
+        Ok(self.state().entries.len())
+    }
+
+    /// Whether the session holds no keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed.
+    pub async fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// Removes every key. A session left empty is deleted from the store and its cookie
+    /// removed at the end of the request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed.
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.load().await?;
+        let mut st = self.state();
+        let keys: Vec<String> = st.entries.keys().cloned().collect();
+        for key in keys {
+            st.write(&key, None);
+        }
+        Ok(())
+    }
+
+    /// Destroys the session now: deletes its record and expires the cookie with the
+    /// response. Values inserted afterwards start a new session under a new id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading or deleting failed.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.load().await?;
+        let id = self.state().id;
+        if let (Some(id), Backend::Store(store)) = (id, &self.0.config.backend) {
+            store.delete(&id.record_id()).await?;
+        }
+        *self.state() = State { accessed: true, loaded: true, ended: true, ..State::default() };
+        Ok(())
+    }
+
+    /// Gives the session a new id and keeps its data; the old record is deleted. Call it
+    /// when privileges change (at login) so an id planted before login is worthless after.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading, creating or deleting failed.
+    pub async fn cycle_id(&self) -> Result<(), Error> {
+        self.load().await?;
+        let Backend::Store(store) = &self.0.config.backend else {
+            // Client-side: no id, but a fresh seal replaces the old cookie.
+            self.state().cycled = true;
+            return Ok(());
+        };
+        let (old, mut record) = {
+            let st = self.state();
+            let (Some(old), Some(meta)) = (st.id, st.meta) else {
+                // Not stored yet: it will get a fresh id when first saved anyway.
+                return Ok(());
+            };
+            let now = now();
+            let expires_at = self.policy(st.expiry).expires_at(now, meta.created_at);
+            let mut record = Record::new(old.record_id(), meta.created_at, expires_at);
+            record.entries = st.entries.clone();
+            record.expiry = st.expiry;
+            (old, record)
+        };
+        let new = crate::save::create_with_fresh_id(&**store, &mut record).await?;
+        store.delete(&old.record_id()).await?;
+        let mut st = self.state();
+        st.id = Some(new);
+        st.meta = Some(Meta { created_at: record.created_at, expires_at: record.expires_at, version: record.version });
+        st.originals.clear();
+        st.expiry_changed = false;
+        st.cycled = true;
+        Ok(())
+    }
+
+    /// Overrides the layer's expiry for this session (`None`: back to the default), e.g. a
+    /// long [`Expiry::OnInactivity`] for "remember me". Counts as a change: the session is
+    /// saved and its cookie re-sent.
+    pub fn set_expiry(&self, expiry: Option<Expiry>) {
+        let mut st = self.state();
+        st.expiry = expiry;
+        st.expiry_changed = true;
+    }
+
+    /// This session's own expiry, if it has one: set with [`set_expiry`](Session::set_expiry)
+    /// in this request, or stored with the session (known once it is loaded). `None` means
+    /// the layer's default applies.
+    #[must_use]
+    pub fn expiry(&self) -> Option<Expiry> {
+        self.state().expiry
+    }
+
+    /// The session's id, once it is loaded and stored (server-side mode only). `None` for a
+    /// new session that has not been saved yet, before the first async call loads it, and
+    /// in client-side mode.
+    ///
+    /// The id is the bearer secret the cookie carries: never log it.
+    #[must_use]
+    pub fn id(&self) -> Option<Id> {
+        self.state().id
+    }
+
+    fn write(&self, key: &str, value: Option<Bytes>) -> Result<(), Error> {
+        let mut st = self.state();
+        let old = st.write(key, value);
+        if let Backend::Client(codec) = &self.0.config.backend {
+            let created = st.meta.map_or_else(now, |m| m.created_at);
+            // The expiry instant is not known until the save; its largest encoding
+            // (full nanoseconds) keeps this check from ever under-counting.
+            let expires = created.replace_nanosecond(999_999_999).unwrap_or(created);
+            let payload = encode_client(&st.entries, created, expires, st.expiry).len();
+            let size = self.0.config.cookie.name.len() + 1 + codec.encoded_len(payload);
+            if size > MAX_COOKIE_BYTES {
+                match old {
+                    Some(v) => st.entries.insert(key.to_owned(), v),
+                    None => st.entries.remove(key),
+                };
+                return Err(Error::CookieTooLarge { size, limit: MAX_COOKIE_BYTES });
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Found {
+    id: Option<Id>,
+    meta: Meta,
+    entries: Entries,
+    expiry: Option<Expiry>,
+    reissue: bool,
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Error> {
+    decode_value(bytes).map_err(|source| Error::Decode { key: key.to_owned(), source })
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Session")
+            .field("loaded", &st.loaded)
+            .field("keys", &st.entries.len())
+            .field("expiry", &st.expiry)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,155 @@
+//! The storage backend trait.
+//!
+//! A store keeps [`Record`]s keyed by [`RecordId`] (a digest of the cookie's id) and
+//! supports optimistic concurrency: [`SessionStore::save`] writes only when the stored
+//! version is the one the caller loaded. The layer handles the rest: on
+//! [`StoreError::Conflict`] it reloads, re-applies only this request's changed keys and saves
+//! again, so concurrent requests of one session that change different keys all keep their
+//! changes.
+//!
+//! A store in a few lines (a single lock; the real `MemoryStore` is sharded):
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use session_core::{Record, RecordId, SessionStore, StoreError};
+//! use time::OffsetDateTime;
+//!
+//! #[derive(Debug, Default)]
+//! struct Tiny(Mutex<HashMap<RecordId, Record>>);
+//!
+//! #[async_trait::async_trait]
+//! impl SessionStore for Tiny {
+//!     async fn create(&self, record: &Record) -> Result<(), StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         let now = OffsetDateTime::now_utc();
+//!         if map.get(&record.id).is_some_and(|r| !r.is_expired_at(now)) {
+//!             return Err(StoreError::Collision);
+//!         }
+//!         map.insert(record.id, record.clone());
+//!         Ok(())
+//!     }
+//!     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+//!         let now = OffsetDateTime::now_utc();
+//!         Ok(self.0.lock().unwrap().get(id).filter(|r| !r.is_expired_at(now)).cloned())
+//!     }
+//!     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         let now = OffsetDateTime::now_utc();
+//!         match map.get_mut(&record.id).filter(|r| !r.is_expired_at(now)) {
+//!             None => Err(StoreError::NotFound),
+//!             Some(r) if r.version != expected => Err(StoreError::Conflict),
+//!             Some(r) => { *r = record.clone(); Ok(()) }
+//!         }
+//!     }
+//!     async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+//!         let now = OffsetDateTime::now_utc();
+//!         match self.0.lock().unwrap().get_mut(id).filter(|r| !r.is_expired_at(now)) {
+//!             Some(r) => { r.expires_at = expires_at; Ok(true) }
+//!             None => Ok(false),
+//!         }
+//!     }
+//!     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+//!         self.0.lock().unwrap().remove(id);
+//!         Ok(())
+//!     }
+//! }
+//! ```
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::{BoxError, Record, RecordId};
+
+/// What a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `save`: the stored version is not the expected one (another request saved first).
+    #[error("session record was changed by another request (version conflict)")]
+    Conflict,
+    /// `create`: a live record with this id exists already; the caller picks a new id.
+    #[error("a session record with this id exists already")]
+    Collision,
+    /// `save`: the record no longer exists (deleted or expired meanwhile). A store must not
+    /// re-create it.
+    #[error("session record no longer exists")]
+    NotFound,
+    /// Stored bytes are not a valid record.
+    #[error("stored session record is corrupt")]
+    Corrupt(#[source] BoxError),
+    /// The backend failed (I/O, network, driver); the cause is the source.
+    #[error("session store backend failed")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps a backend's error, keeping it as the `source()`.
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        Self::Backend(err.into())
+    }
+}
+
+/// A session storage backend.
+///
+/// Every method must honour expiry: an expired record is never returned by `load` and
+/// counts as absent for `create`, `save` and `touch`. The conformance suite in
+/// `session_core::testing` (feature `testing`) checks a store against this contract.
+#[async_trait]
+pub trait SessionStore: Debug + Send + Sync + 'static {
+    /// Stores a new record. Never overwrites a live record: on an existing id it returns
+    /// [`StoreError::Collision`].
+    async fn create(&self, record: &Record) -> Result<(), StoreError>;
+
+    /// The live record with this id, or `None` if there is none or it has expired.
+    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError>;
+
+    /// Replaces the record if its stored version is `expected`; the new record carries
+    /// `record.version` (the layer passes `expected + 1`). Returns
+    /// [`StoreError::Conflict`] on a version mismatch and [`StoreError::NotFound`] when the
+    /// record is gone; it never re-creates a deleted record.
+    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError>;
+
+    /// Moves the expiry of a live record without changing its data or version. Returns
+    /// whether the record existed.
+    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Deletes the record; deleting a missing record is not an error.
+    async fn delete(&self, id: &RecordId) -> Result<(), StoreError>;
+}
+
+/// Stores that can remove expired records in bulk.
+///
+/// ```no_run
+/// # async fn run(store: impl session_core::ExpiredDeletion) {
+/// use time::Duration;
+/// // In a background task: sweep every five minutes.
+/// tokio::spawn(store.continuously_delete_expired(Duration::minutes(5)));
+/// # }
+/// ```
+#[async_trait]
+pub trait ExpiredDeletion: SessionStore + Sized {
+    /// Deletes every expired record; returns how many were deleted.
+    async fn delete_expired(&self) -> Result<u64, StoreError>;
+
+    /// Calls [`ExpiredDeletion::delete_expired`] every `period`, forever. A failed sweep is
+    /// logged and retried at the next tick rather than ending the task.
+    async fn continuously_delete_expired(self, period: time::Duration) {
+        let period = period.try_into().unwrap_or(std::time::Duration::from_secs(60));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(err) = self.delete_expired().await {
+                tracing::warn!(error = %err, "deleting expired sessions failed");
+            }
+        }
+    }
+}
+
+/// Shared plumbing: the current time. One function so tests and stores agree.
+pub(crate) fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}

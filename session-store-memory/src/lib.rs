@@ -1,0 +1,213 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use session_core::{ExpiredDeletion, Record, RecordId, SessionStore, StoreError};
+use time::OffsetDateTime;
+
+/// Number of independently locked shards; a power of two so the shard is a mask away.
+const SHARDS: usize = 32;
+
+/// A concurrent in-memory session store. Clones share their data.
+///
+/// Records are spread over 32 independently locked shards by their id (a uniform digest),
+/// so requests of different sessions rarely contend, and no lock is held across an await.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    shards: Arc<[Mutex<Shard>]>,
+    /// Most records per shard, if bounded.
+    shard_capacity: Option<usize>,
+}
+
+type Shard = HashMap<RecordId, Record>;
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), shard_capacity: None }
+    }
+}
+
+impl MemoryStore {
+    /// Bounds the store to about `max_records` live sessions (split evenly over the
+    /// shards). When a shard is full, creating a session first drops its expired records,
+    /// then the record closest to expiring, so a flood of new sessions cannot exhaust memory.
+    #[must_use]
+    pub fn with_capacity(mut self, max_records: usize) -> Self {
+        self.shard_capacity = Some(max_records.div_ceil(SHARDS).max(1));
+        self
+    }
+
+    /// Number of records held, expired ones not yet swept included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether the store holds no records.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, id: &RecordId) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[usize::from(id.as_bytes()[0]) & (SHARDS - 1)])
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // Every critical section is a single map operation, so a panic elsewhere cannot leave
+    // a shard half-updated.
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn live<'a>(shard: &'a mut Shard, id: &RecordId, now: OffsetDateTime) -> Option<&'a mut Record> {
+    shard.get_mut(id).filter(|r| !r.is_expired_at(now))
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut shard = self.shard(&record.id);
+        if live(&mut shard, &record.id, now).is_some() {
+            return Err(StoreError::Collision);
+        }
+        if let Some(cap) = self.shard_capacity {
+            if shard.len() >= cap && !shard.contains_key(&record.id) {
+                shard.retain(|_, r| !r.is_expired_at(now));
+                if shard.len() >= cap {
+                    let victim = shard.values().min_by_key(|r| r.expires_at).map(|r| r.id);
+                    if let Some(victim) = victim {
+                        shard.remove(&victim);
+                    }
+                }
+            }
+        }
+        shard.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        Ok(live(&mut self.shard(id), id, now).map(|r| r.clone()))
+    }
+
+    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut shard = self.shard(&record.id);
+        match live(&mut shard, &record.id, now) {
+            None => Err(StoreError::NotFound),
+            Some(current) if current.version != expected => Err(StoreError::Conflict),
+            Some(current) => {
+                current.clone_from(record);
+                Ok(())
+            }
+        }
+    }
+
+    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        Ok(live(&mut self.shard(id), id, now).map(|r| r.expires_at = expires_at).is_some())
+    }
+
+    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+        self.shard(id).remove(id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for MemoryStore {
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            let before = shard.len();
+            shard.retain(|_, r| !r.is_expired_at(now));
+            removed += before - shard.len();
+        }
+        Ok(removed as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_core::Id;
+    use time::Duration;
+
+    session_core::store_conformance_tests!(async { MemoryStore::default() });
+    session_core::expired_deletion_tests!(async { MemoryStore::default() });
+
+    fn record(ttl: Duration) -> Record {
+        let now = OffsetDateTime::now_utc();
+        Record::new(Id::random().record_id(), now, now + ttl)
+    }
+
+    #[tokio::test]
+    async fn clones_share_data() {
+        let a = MemoryStore::default();
+        let b = a.clone();
+        let r = record(Duration::hours(1));
+        a.create(&r).await.unwrap();
+        assert_eq!(b.load(&r.id).await.unwrap(), Some(r));
+        assert_eq!(b.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn capacity_evicts_expired_first_then_soonest_to_expire() {
+        let store = MemoryStore::default().with_capacity(SHARDS); // one per shard
+        // Same shard: force the first id byte by searching.
+        let in_shard0 = |ttl| loop {
+            let r = record(ttl);
+            if r.id.as_bytes()[0] as usize % SHARDS == 0 {
+                break r;
+            }
+        };
+        let first = in_shard0(Duration::hours(1));
+        let second = in_shard0(Duration::hours(2));
+        store.create(&first).await.unwrap();
+        store.create(&second).await.unwrap();
+        assert!(store.load(&first.id).await.unwrap().is_none(), "evicted");
+        assert!(store.load(&second.id).await.unwrap().is_some());
+        let third = in_shard0(Duration::minutes(30));
+        store.create(&third).await.unwrap();
+        assert!(store.load(&second.id).await.unwrap().is_none());
+        assert!(store.load(&third.id).await.unwrap().is_some());
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_on_many_sessions_lose_nothing() {
+        let store = MemoryStore::default();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    for _ in 0..500 {
+                        let r = record(Duration::hours(1));
+                        store.create(&r).await.unwrap();
+                        let mut next = r.clone();
+                        next.version = 2;
+                        store.save(&next, 1).await.unwrap();
+                        ids.push(r.id);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        assert_eq!(store.len(), 4000);
+        for id in all {
+            assert_eq!(store.load(&id).await.unwrap().unwrap().version, 2);
+        }
+    }
+}
