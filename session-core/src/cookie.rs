@@ -232,9 +232,15 @@ mod tests {
 
     #[test]
     fn removal_repeats_attributes() {
-        let c = CookieConfig { domain: Some("example.com".into()), path: "/app".into(), ..CookieConfig::default() };
+        let c = CookieConfig {
+            domain: Some("example.com".into()),
+            path: "/app".into(),
+            ..CookieConfig::default()
+        };
         let v = c.removal().to_str().unwrap().to_owned();
-        for part in ["id=", "Path=/app", "Domain=example.com", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=0"] {
+        for part in
+            ["id=", "Path=/app", "Domain=example.com", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=0"]
+        {
             assert!(v.contains(part), "{v} lacks {part}");
         }
     }

@@ -98,11 +98,7 @@ impl Key {
         hk.expand(b"signing", signing.as_mut()).expect("32 bytes is a valid HKDF length");
         hk.expand(b"encryption", enc.as_mut()).expect("32 bytes is a valid HKDF length");
         let encryption = Aes256Gcm::new_from_slice(enc.as_ref()).expect("AES-256 takes 32 bytes");
-        Ok(Self(Arc::new(KeyInner {
-            master: Zeroizing::new(secret.to_vec()),
-            signing,
-            encryption,
-        })))
+        Ok(Self(Arc::new(KeyInner { master: Zeroizing::new(secret.to_vec()), signing, encryption })))
     }
 
     /// The secret this key was made from: store it to rebuild the key with

@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn max_lifetime_caps_everything() {
-        let p = Policy { expiry: Expiry::OnInactivity(Duration::days(30)), max_lifetime: Some(Duration::days(1)) };
+        let p = Policy {
+            expiry: Expiry::OnInactivity(Duration::days(30)),
+            max_lifetime: Some(Duration::days(1)),
+        };
         assert_eq!(p.expires_at(t0(), t0()), t0() + Duration::days(1));
         assert!(p.is_expired(t0() + Duration::days(1), t0(), t0() + Duration::days(60)));
         assert!(!p.is_expired(t0() + Duration::hours(23), t0(), t0() + Duration::days(1)));

@@ -81,9 +81,7 @@ impl fmt::Display for Id {
     /// The base64url text form. This is the secret a cookie carries: never log it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; ID_TEXT_LEN];
-        let n = URL_SAFE_NO_PAD
-            .encode_slice(self.0, &mut buf)
-            .expect("22 bytes hold 16 bytes of base64");
+        let n = URL_SAFE_NO_PAD.encode_slice(self.0, &mut buf).expect("22 bytes hold 16 bytes of base64");
         f.write_str(std::str::from_utf8(&buf[..n]).expect("base64 is ASCII"))
     }
 }
@@ -233,7 +231,10 @@ mod tests {
         let r = Id::random().record_id();
         assert_eq!(r.to_string().parse::<RecordId>().unwrap(), r);
         assert!("zz".repeat(32).parse::<RecordId>().is_err());
-        assert!(r.to_string().to_uppercase().parse::<RecordId>().is_err() || r.to_string() == r.to_string().to_uppercase());
+        assert!(
+            r.to_string().to_uppercase().parse::<RecordId>().is_err()
+                || r.to_string() == r.to_string().to_uppercase()
+        );
         assert_eq!(RecordId::from_bytes(*r.as_bytes()), r);
     }
 }

@@ -27,7 +27,10 @@ pub(crate) enum CookieUpdate {
 
 /// Stores `record` under a fresh random id, retrying on the (astronomically unlikely)
 /// collision; returns the id.
-pub(crate) async fn create_with_fresh_id(store: &dyn SessionStore, record: &mut Record) -> Result<Id, StoreError> {
+pub(crate) async fn create_with_fresh_id(
+    store: &dyn SessionStore,
+    record: &mut Record,
+) -> Result<Id, StoreError> {
     let mut last = StoreError::Collision;
     for _ in 0..MAX_CREATE_ATTEMPTS {
         let id = Id::random();
@@ -52,7 +55,9 @@ impl Session {
         }
         let st = self.take_state();
         if st.load_failed {
-            return Err(Error::Store(StoreError::backend("the session failed to load earlier in this request")));
+            return Err(Error::Store(StoreError::backend(
+                "the session failed to load earlier in this request",
+            )));
         }
         match &self.config().backend {
             Backend::Store(store) => self.finish_store(&**store, st).await,
@@ -89,7 +94,9 @@ impl Session {
             let mut expected = meta.version;
             for _ in 0..MAX_SAVE_ATTEMPTS {
                 match store.save(&record, expected).await {
-                    Ok(()) => return Ok(self.set(&id, self.policy(record.expiry).max_age(now, record.expires_at))),
+                    Ok(()) => {
+                        return Ok(self.set(&id, self.policy(record.expiry).max_age(now, record.expires_at)))
+                    }
                     Err(StoreError::Conflict) => {}
                     // Deleted meanwhile (logout raced this request): never resurrect it, and
                     // leave the cookie alone, since another response may have set a new one.
@@ -130,7 +137,11 @@ impl Session {
                 return Ok(self.set(&id, policy.max_age(now, fresh)));
             }
         }
-        Ok(if st.cycled || st.reissue { self.set(&id, policy.max_age(now, expires_at)) } else { CookieUpdate::None })
+        Ok(if st.cycled || st.reissue {
+            self.set(&id, policy.max_age(now, expires_at))
+        } else {
+            CookieUpdate::None
+        })
     }
 
     fn finish_client(&self, st: State) -> Result<CookieUpdate, Error> {
@@ -163,4 +174,3 @@ impl Session {
         CookieUpdate::Set(config.cookie.set_cookie(value, max_age))
     }
 }
-

@@ -202,8 +202,18 @@ impl Session {
                 if self.policy(record.expiry).is_expired(now, record.created_at, record.expires_at) {
                     return Ok(None);
                 }
-                let meta = Meta { created_at: record.created_at, expires_at: record.expires_at, version: record.version };
-                Ok(Some(Found { id: Some(id), meta, entries: record.entries, expiry: record.expiry, reissue }))
+                let meta = Meta {
+                    created_at: record.created_at,
+                    expires_at: record.expires_at,
+                    version: record.version,
+                };
+                Ok(Some(Found {
+                    id: Some(id),
+                    meta,
+                    entries: record.entries,
+                    expiry: record.expiry,
+                    reissue,
+                }))
             }
             Backend::Client(codec) => {
                 let Some((payload, reissue)) = codec.decode(name, value) else { return Ok(None) };
@@ -258,7 +268,8 @@ impl Session {
     }
 
     /// Changes the value under `key` in place: decodes it (or starts from `T::default()`),
-    /// runs `f`, and writes it back only if its encoding changed. This is the mutation
+    /// runs `f`, and writes it back only if its encoding changed (an absent key left at its
+    /// default stays absent). This is the mutation
     /// Flask's session cannot see (`session["list"].append(x)`).
     ///
     /// ```
@@ -282,8 +293,14 @@ impl Session {
             None => T::default(),
         };
         f(&mut value);
-        let bytes = encode_value(&value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
-        if current.as_deref() != Some(bytes.as_slice()) {
+        let encode = |v: &T| encode_value(v).map_err(|source| Error::Encode { key: key.to_owned(), source });
+        let bytes = encode(&value)?;
+        let unchanged = match &current {
+            Some(old) => old.as_ref() == bytes.as_slice(),
+            // An absent key left at its default stays absent.
+            None => encode(&T::default())? == bytes,
+        };
+        if !unchanged {
             self.write(key, Some(codec::entry(bytes)))?;
         }
         Ok(())
@@ -390,7 +407,11 @@ impl Session {
         store.delete(&old.record_id()).await?;
         let mut st = self.state();
         st.id = Some(new);
-        st.meta = Some(Meta { created_at: record.created_at, expires_at: record.expires_at, version: record.version });
+        st.meta = Some(Meta {
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            version: record.version,
+        });
         st.originals.clear();
         st.expiry_changed = false;
         st.cycled = true;

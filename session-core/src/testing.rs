@@ -205,9 +205,8 @@ pub async fn delete_is_idempotent(store: impl SessionStore) {
 
 /// Records with different ids never mix.
 pub async fn many_records_stay_apart(store: impl SessionStore) {
-    let records: Vec<Record> = (0..200u32)
-        .map(|i| record(&[("n", &i.to_be_bytes())], Duration::hours(1)))
-        .collect();
+    let records: Vec<Record> =
+        (0..200u32).map(|i| record(&[("n", &i.to_be_bytes())], Duration::hours(1))).collect();
     for r in &records {
         store.create(r).await.unwrap();
     }

@@ -160,7 +160,8 @@ mod tests {
 
     #[tokio::test]
     async fn capacity_evicts_expired_first_then_soonest_to_expire() {
-        let store = MemoryStore::default().with_capacity(SHARDS); // one per shard
+        // One record per shard.
+        let store = MemoryStore::default().with_capacity(SHARDS);
         // Same shard: force the first id byte by searching.
         let in_shard0 = |ttl| loop {
             let r = record(ttl);

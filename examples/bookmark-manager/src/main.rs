@@ -106,8 +106,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
-        let page = body(app.clone().oneshot(Request::get("/").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await.unwrap()).await;
+        let cookie =
+            res.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let page = body(
+            app.clone()
+                .oneshot(Request::get("/").header(header::COOKIE, &cookie).body(Body::empty()).unwrap())
+                .await
+                .unwrap(),
+        )
+        .await;
         assert!(page.contains("<li>https://example.com/&lt;a&gt;</li>"), "{page}");
         let other = body(app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap()).await;
         assert!(other.contains("Your bookmarks (0)"));

@@ -88,10 +88,10 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
     if !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     }
-    let varies = headers
-        .get_all(VARY)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*")));
+    let varies = headers.get_all(VARY).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*"))
+    });
     if !varies {
         headers.append(VARY, HeaderValue::from_static("Cookie"));
     }

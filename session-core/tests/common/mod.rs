@@ -1,0 +1,315 @@
+//! Shared test plumbing: an axum app that exercises every `Session` method, a cookie-jar
+//! client driving it through `oneshot`, and store wrappers that count or fail calls.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::BodyExt;
+use session_core::{Expiry, Record, RecordId, Session, SessionLayer, SessionStore, StoreError};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+/// Every route touches the session in one way.
+pub fn routes() -> Router {
+    Router::new()
+        .route("/untouched", get(|| async { "ok" }))
+        .route(
+            "/get/{key}",
+            get(|s: Session, Path(k): Path<String>| async move {
+                match s.get::<serde_json::Value>(&k).await {
+                    Ok(Some(v)) => v.to_string(),
+                    Ok(None) => "none".to_owned(),
+                    Err(e) => format!("error: {e}"),
+                }
+            }),
+        )
+        .route(
+            "/get-u32/{key}",
+            get(|s: Session, Path(k): Path<String>| async move {
+                match s.get::<u32>(&k).await {
+                    Ok(v) => format!("{v:?}"),
+                    Err(session_core::Error::Decode { key, .. }) => format!("decode error on {key}"),
+                    Err(e) => format!("other error: {e}"),
+                }
+            }),
+        )
+        .route(
+            "/insert/{key}/{value}",
+            post(|s: Session, Path((k, v)): Path<(String, String)>| async move {
+                s.insert(&k, v).await.map(|()| "inserted")
+            }),
+        )
+        .route(
+            "/insert-n/{key}/{n}",
+            post(|s: Session, Path((k, n)): Path<(String, u32)>| async move {
+                s.insert(&k, n).await.map(|()| "inserted")
+            }),
+        )
+        .route(
+            "/insert-big/{key}/{len}",
+            post(|s: Session, Path((k, len)): Path<(String, usize)>| async move {
+                match s.insert(&k, "x".repeat(len)).await {
+                    Ok(()) => "inserted".to_owned(),
+                    Err(e @ session_core::Error::CookieTooLarge { .. }) => format!("too large: {e}"),
+                    Err(e) => format!("other error: {e}"),
+                }
+            }),
+        )
+        .route(
+            "/push/{key}/{item}",
+            post(|s: Session, Path((k, item)): Path<(String, String)>| async move {
+                s.update(&k, |v: &mut Vec<String>| v.push(item)).await.map(|()| "pushed")
+            }),
+        )
+        .route(
+            "/noop-update/{key}",
+            post(|s: Session, Path(k): Path<String>| async move {
+                s.update(&k, |_: &mut Vec<String>| {}).await.map(|()| "same")
+            }),
+        )
+        .route(
+            "/remove/{key}",
+            post(|s: Session, Path(k): Path<String>| async move {
+                s.remove::<serde_json::Value>(&k).await.map(|v| format!("{v:?}"))
+            }),
+        )
+        .route(
+            "/keys",
+            get(|s: Session| async move {
+                let keys = s.keys().await?;
+                let len = s.len().await?;
+                let has_a = s.contains("a").await?;
+                Ok::<_, session_core::Error>(format!("{keys:?} {len} {has_a}"))
+            }),
+        )
+        .route("/clear", post(|s: Session| async move { s.clear().await.map(|()| "cleared") }))
+        .route("/flush", post(|s: Session| async move { s.flush().await.map(|()| "flushed") }))
+        .route(
+            "/flush-then-insert",
+            post(|s: Session| async move {
+                s.flush().await?;
+                s.insert("flash", "bye").await.map(|()| "flushed")
+            }),
+        )
+        .route("/cycle", post(|s: Session| async move { s.cycle_id().await.map(|()| "cycled") }))
+        .route(
+            "/remember",
+            post(|s: Session| async move {
+                s.set_expiry(Some(Expiry::OnInactivity(time::Duration::days(30))));
+                "remembered"
+            }),
+        )
+        .route(
+            "/expire-now",
+            post(|s: Session| async move {
+                s.set_expiry(Some(Expiry::AtDateTime(
+                    OffsetDateTime::now_utc() - time::Duration::seconds(1),
+                )));
+                "expired"
+            }),
+        )
+        .route(
+            "/swallow",
+            get(|s: Session| async move {
+                // A handler that ignores the error must not turn an outage into a logout.
+                let _ = s.get::<String>("a").await;
+                "fine"
+            }),
+        )
+        .route(
+            "/fail",
+            post(|s: Session| async move {
+                s.insert("a", "from a failing request").await.unwrap();
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        )
+        .route(
+            "/no-store-header",
+            post(|s: Session| async move {
+                s.insert("a", "1").await.unwrap();
+                ([(header::CACHE_CONTROL, "no-cache")], "custom")
+            }),
+        )
+}
+
+pub fn app(layer: SessionLayer) -> Router {
+    routes().layer(layer)
+}
+
+/// A browser with a one-cookie jar.
+pub struct Client {
+    pub app: Router,
+    pub cookie: Option<String>,
+    pub name: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn set_cookie(&self) -> Option<&str> {
+        self.headers.get(header::SET_COOKIE).map(|v| v.to_str().unwrap())
+    }
+}
+
+impl Client {
+    pub fn new(app: Router) -> Self {
+        Self { app, cookie: None, name: "id".into() }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path).await
+    }
+
+    pub async fn post(&mut self, path: &str) -> Reply {
+        self.send("POST", path).await
+    }
+
+    pub async fn send(&mut self, method: &str, path: &str) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(c) = &self.cookie {
+            req = req.header(header::COOKIE, format!("{}={c}", self.name));
+        }
+        let reply = send(&self.app, req.body(Body::empty()).unwrap()).await;
+        if let Some(set) = reply.set_cookie() {
+            let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            assert_eq!(name, self.name);
+            self.cookie = if attrs.contains("Max-Age=0") { None } else { Some(value.to_owned()) };
+        }
+        reply
+    }
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let res: Response = app.clone().oneshot(req).await.unwrap().into_response();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Reply { status, headers, body }
+}
+
+/// Counts calls per method, then delegates.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub create: AtomicUsize,
+    pub load: AtomicUsize,
+    pub save: AtomicUsize,
+    pub touch: AtomicUsize,
+    pub delete: AtomicUsize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        [&self.create, &self.load, &self.save, &self.touch, &self.delete]
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum()
+    }
+    pub fn get(c: &AtomicUsize) -> usize {
+        c.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Counting<S> {
+    pub inner: S,
+    pub counts: Arc<Counts>,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner, counts: Arc::default() }
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for Counting<S> {
+    async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        self.counts.create.fetch_add(1, Ordering::SeqCst);
+        self.inner.create(record).await
+    }
+    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        self.counts.load.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(id).await
+    }
+    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+        self.counts.save.fetch_add(1, Ordering::SeqCst);
+        self.inner.save(record, expected).await
+    }
+    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.counts.touch.fetch_add(1, Ordering::SeqCst);
+        self.inner.touch(id, expires_at).await
+    }
+    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+        self.counts.delete.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(id).await
+    }
+}
+
+/// A store whose chosen operations fail like an unreachable backend.
+#[derive(Debug, Clone, Default)]
+pub struct Failing<S> {
+    pub inner: S,
+    pub fail_load: Arc<std::sync::atomic::AtomicBool>,
+    pub fail_writes: Arc<std::sync::atomic::AtomicBool>,
+    /// `save` always reports a conflict.
+    pub always_conflict: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn outage() -> StoreError {
+    StoreError::backend(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"))
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for Failing<S> {
+    async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(outage());
+        }
+        self.inner.create(record).await
+    }
+    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        if self.fail_load.load(Ordering::SeqCst) {
+            return Err(outage());
+        }
+        self.inner.load(id).await
+    }
+    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+        if self.always_conflict.load(Ordering::SeqCst) {
+            return Err(StoreError::Conflict);
+        }
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(outage());
+        }
+        self.inner.save(record, expected).await
+    }
+    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(outage());
+        }
+        self.inner.touch(id, expires_at).await
+    }
+    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(outage());
+        }
+        self.inner.delete(id).await
+    }
+}
+
+/// The record behind a plain (unsigned) id cookie value.
+pub fn record_id(cookie: &str) -> RecordId {
+    cookie.parse::<session_core::Id>().expect("a plain id cookie").record_id()
+}

@@ -1,0 +1,176 @@
+//! Store outages, races and failing handlers: loud errors, nothing lost, nothing resurrected.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::routing::post;
+use axum::Router;
+use common::{app, record_id, Client, Counting, Counts, Failing};
+use session_core::{Session, SessionLayer, SessionStore};
+use session_store_memory::MemoryStore;
+
+#[tokio::test]
+async fn a_store_outage_is_a_500_not_a_panic_or_a_logout() {
+    let store = Failing::<MemoryStore>::default();
+    let mut c = Client::new(app(SessionLayer::new(store.clone())));
+    c.post("/insert/a/1").await;
+    let cookie = c.cookie.clone().unwrap();
+
+    store.fail_load.store(true, Ordering::SeqCst);
+    for path in ["/get/a", "/swallow"] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 500, "{path}: a handler that ignores the error still fails");
+        assert!(r.set_cookie().is_none(), "{path}: the cookie is not removed");
+        assert!(!r.body.contains(&cookie));
+    }
+    assert_eq!(c.get("/untouched").await.status, 200, "routes that do not use the session still work");
+
+    store.fail_load.store(false, Ordering::SeqCst);
+    store.fail_writes.store(true, Ordering::SeqCst);
+    assert_eq!(c.post("/insert/b/2").await.status, 500);
+    assert_eq!(c.post("/flush").await.status, 500);
+
+    store.fail_writes.store(false, Ordering::SeqCst);
+    assert_eq!(c.cookie.as_ref(), Some(&cookie), "still logged in after the outage");
+    assert_eq!(c.get("/get/a").await.body, "\"1\"");
+    assert_eq!(c.get("/get/b").await.body, "none", "the failed write did not half-happen");
+}
+
+#[tokio::test]
+async fn the_error_status_is_configurable() {
+    let store = Failing::<MemoryStore>::default();
+    store.fail_writes.store(true, Ordering::SeqCst);
+    let layer = SessionLayer::new(store).with_error_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    let mut c = Client::new(app(layer));
+    assert_eq!(c.post("/insert/a/1").await.status, 503);
+}
+
+#[tokio::test]
+async fn nothing_is_saved_when_the_handler_fails() {
+    let store = Counting::new(MemoryStore::default());
+    let mut c = Client::new(app(SessionLayer::new(store.clone())));
+    let r = c.post("/fail").await;
+    assert_eq!(r.status, 500);
+    assert!(r.set_cookie().is_none());
+    assert_eq!(Counts::get(&store.counts.create), 0);
+    c.post("/insert/a/1").await;
+    c.post("/fail").await;
+    assert_eq!(c.get("/get/a").await.body, "\"1\"");
+    assert_eq!(Counts::get(&store.counts.save), 0);
+}
+
+#[tokio::test]
+async fn endless_conflicts_end_in_an_error_after_bounded_retries() {
+    let store = Counting::new(Failing::<MemoryStore>::default());
+    let mut c = Client::new(app(SessionLayer::new(store.clone())));
+    c.post("/insert/a/1").await;
+    store.inner.always_conflict.store(true, Ordering::SeqCst);
+    let r = c.post("/insert/a/2").await;
+    assert_eq!(r.status, 500);
+    let saves = Counts::get(&store.counts.save);
+    assert!((2..=16).contains(&saves), "bounded retries, got {saves}");
+}
+
+/// A router whose `/slow` handler loads the session, waits for a signal, then writes.
+fn racing_app(layer: SessionLayer, gate: Arc<tokio::sync::Barrier>) -> Router {
+    common::routes()
+        .route(
+            "/slow/{key}",
+            post(move |s: Session, axum::extract::Path(key): axum::extract::Path<String>| {
+                let gate = Arc::clone(&gate);
+                async move {
+                    let _: Option<String> = s.get("a").await.unwrap();
+                    gate.wait().await; // loaded
+                    gate.wait().await; // the other request finished
+                    s.insert(&key, "slow").await.unwrap();
+                    "slow done"
+                }
+            }),
+        )
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn a_slow_request_finishing_after_logout_does_not_resurrect_the_session() {
+    let mem = MemoryStore::default();
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    let mut c = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
+    c.post("/insert/a/1").await;
+    let cookie = c.cookie.clone().unwrap();
+    let mut slow = Client::new(c.app.clone());
+    slow.cookie = Some(cookie.clone());
+    let slow_req = tokio::spawn(async move { slow.post("/slow/late").await });
+    gate.wait().await; // the slow request has loaded the session
+    let r = c.post("/flush").await;
+    assert!(r.set_cookie().unwrap().contains("Max-Age=0"));
+    gate.wait().await; // let it write
+    let late = slow_req.await.unwrap();
+    assert_eq!(late.status, 200);
+    assert!(late.set_cookie().is_none(), "the late response leaves the cookie alone");
+    assert!(mem.is_empty(), "no record was re-created, under any id");
+    assert!(mem.load(&record_id(&cookie)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn concurrent_requests_changing_different_keys_both_survive() {
+    let mem = MemoryStore::default();
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    let mut c = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
+    c.post("/insert/a/1").await;
+    let cookie = c.cookie.clone().unwrap();
+    let mut slow = Client::new(c.app.clone());
+    slow.cookie = Some(cookie.clone());
+    let slow_req = tokio::spawn(async move { slow.post("/slow/from_slow").await });
+    gate.wait().await; // the slow request has loaded version 1
+    c.post("/insert/fast/1").await; // saves version 2 first
+    gate.wait().await;
+    assert_eq!(slow_req.await.unwrap().status, 200);
+    let rec = mem.load(&record_id(&cookie)).await.unwrap().unwrap();
+    assert_eq!(rec.entries.keys().collect::<Vec<_>>(), ["a", "fast", "from_slow"]);
+    assert_eq!(rec.version, 3);
+}
+
+/// Collects everything `tracing` prints.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_name_no_id_cookie_or_data() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = Failing::<MemoryStore>::default();
+    let mut c = Client::new(app(SessionLayer::new(store.clone())));
+    c.post("/insert/secret-key/secret-value").await;
+    let cookie = c.cookie.clone().unwrap();
+    store.fail_load.store(true, Ordering::SeqCst);
+    assert_eq!(c.get("/get/secret-key").await.status, 500);
+    store.fail_load.store(false, Ordering::SeqCst);
+    store.fail_writes.store(true, Ordering::SeqCst);
+    assert_eq!(c.post("/insert/other/secret-value2").await.status, 500);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("session failed"), "errors are logged: {log}");
+    assert!(log.contains("connection refused"), "with their cause: {log}");
+    for secret in [cookie.as_str(), "secret-value", &record_id(&cookie).to_string()] {
+        assert!(!log.contains(secret), "log leaks {secret}: {log}");
+    }
+    let _ = store.inner.load(&record_id(&cookie)).await;
+}
