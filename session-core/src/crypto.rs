@@ -31,8 +31,8 @@ const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// Bytes that sealing adds to a plaintext: nonce and GCM tag.
 pub(crate) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
-/// Length of an HMAC-SHA256 tag.
-pub(crate) const SIG_LEN: usize = 32;
+/// Length of an HMAC-SHA256 tag from [`KeyRing::sign`].
+pub const SIG_LEN: usize = 32;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -108,13 +108,13 @@ impl Key {
         &self.0.master
     }
 
-    fn mac(&self, name: &str, msg: &[u8]) -> HmacSha256 {
+    fn mac(&self, context: &str, msg: &[u8]) -> HmacSha256 {
         let mut mac =
             <HmacSha256 as Mac>::new_from_slice(self.0.signing.as_ref()).expect("HMAC takes any key length");
-        // The cookie name is bound into the tag; names never contain NUL, so the
-        // concatenation is unambiguous.
-        mac.update(name.as_bytes());
-        mac.update(&[0]);
+        // Length-prefixing the context keeps (context, msg) pairs unambiguous whatever
+        // bytes either holds.
+        mac.update(&(context.len() as u64).to_be_bytes());
+        mac.update(context.as_bytes());
         mac.update(msg);
         mac
     }
@@ -201,26 +201,49 @@ impl KeyRing {
         false
     }
 
-    /// HMAC-SHA256 of `name` and `msg` under the primary key.
-    pub(crate) fn sign(&self, name: &str, msg: &[u8]) -> [u8; SIG_LEN] {
-        self.primary().mac(name, msg).finalize().into_bytes().into()
+    /// HMAC-SHA256 of `context` and `msg` under the primary key's signing subkey. The
+    /// layer passes the cookie name as `context`, so a tag is valid for one cookie only.
+    ///
+    /// ```
+    /// use session_core::{Key, KeyRing};
+    ///
+    /// let ring = KeyRing::new(Key::generate());
+    /// let tag = ring.sign("cart", b"42");
+    /// assert_eq!(ring.verify("cart", b"42", &tag), Some(0));
+    /// assert_eq!(ring.verify("user", b"42", &tag), None);
+    /// ```
+    #[must_use]
+    pub fn sign(&self, context: &str, msg: &[u8]) -> [u8; SIG_LEN] {
+        self.primary().mac(context, msg).finalize().into_bytes().into()
     }
 
-    /// Index of the key whose tag matches (constant-time per key), if any.
-    pub(crate) fn verify(&self, name: &str, msg: &[u8], tag: &[u8]) -> Option<usize> {
-        self.keys.iter().position(|k| k.mac(name, msg).verify_slice(tag).is_ok())
+    /// Checks a tag made by [`KeyRing::sign`] with any key of the ring (each comparison is
+    /// constant time); returns the index of the matching key (0 is the primary), or `None`.
+    #[must_use]
+    pub fn verify(&self, context: &str, msg: &[u8], tag: &[u8]) -> Option<usize> {
+        self.keys.iter().position(|k| k.mac(context, msg).verify_slice(tag).is_ok())
     }
 
-    /// AES-256-GCM under the primary key with a random nonce and `name` as associated
-    /// data. Output: nonce || ciphertext || tag.
-    pub(crate) fn seal(&self, name: &str, plaintext: &[u8]) -> Vec<u8> {
+    /// Encrypts with AES-256-GCM under the primary key's encryption subkey, a fresh random
+    /// nonce, and `context` as associated data. Output: nonce (12) || ciphertext || tag (16).
+    ///
+    /// ```
+    /// use session_core::{Key, KeyRing};
+    ///
+    /// let ring = KeyRing::new(Key::generate());
+    /// let sealed = ring.seal("vault", b"hunter2");
+    /// assert_eq!(ring.open("vault", &sealed), Some((b"hunter2".to_vec(), 0)));
+    /// assert_eq!(ring.open("other", &sealed), None);
+    /// ```
+    #[must_use]
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).expect("the OS random number generator failed");
         let sealed = self
             .primary()
             .0
             .encryption
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: name.as_bytes() })
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -229,15 +252,17 @@ impl KeyRing {
     }
 
     /// Opens what [`KeyRing::seal`] made, with any key of the ring; returns the plaintext
-    /// and the index of the key that opened it.
-    pub(crate) fn open(&self, name: &str, sealed: &[u8]) -> Option<(Vec<u8>, usize)> {
+    /// and the index of the key that opened it (0 is the primary), or `None` when the input
+    /// was not sealed by this ring for this `context` or was changed.
+    #[must_use]
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Option<(Vec<u8>, usize)> {
         if sealed.len() < SEAL_OVERHEAD {
             return None;
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         self.keys.iter().enumerate().find_map(|(i, k)| {
             k.0.encryption
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: name.as_bytes() })
+                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
                 .ok()
                 .map(|plain| (plain, i))
         })

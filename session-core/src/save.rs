@@ -5,11 +5,12 @@
 //! removed keys are applied to it, and the save is retried a bounded number of times.
 
 use http::HeaderValue;
+use time::OffsetDateTime;
 
 use crate::layer::Backend;
-use crate::session::State;
+use crate::session::{Meta, State};
 use crate::store::now;
-use crate::{Error, Id, Record, Session, SessionStore, StoreError};
+use crate::{Error, Expiry, Id, Record, Session, SessionStore, StoreError};
 
 /// Attempts at a conflicting save before giving up with
 /// [`Error::ConflictRetriesExhausted`].
@@ -67,8 +68,7 @@ impl Session {
 
     async fn finish_store(&self, store: &dyn SessionStore, st: State) -> Result<CookieUpdate, Error> {
         let now = now();
-        let changes = st.changes();
-        let changed = !changes.is_empty() || st.expiry_changed;
+        let changed = st.expiry_changed || !st.changes().is_empty();
         let policy = self.policy(st.expiry);
         let (Some(id), Some(meta)) = (st.id, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
@@ -81,52 +81,10 @@ impl Session {
             }
             return Ok(if st.ended && self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
         };
-        let rid = id.record_id();
         if changed {
-            if st.entries.is_empty() {
-                store.delete(&rid).await?;
-                return Ok(CookieUpdate::Remove);
-            }
-            let mut record = Record::new(rid, meta.created_at, policy.expires_at(now, meta.created_at));
-            record.entries = st.entries;
-            record.expiry = st.expiry;
-            record.version = meta.version + 1;
-            let mut expected = meta.version;
-            for _ in 0..MAX_SAVE_ATTEMPTS {
-                match store.save(&record, expected).await {
-                    Ok(()) => {
-                        return Ok(self.set(&id, self.policy(record.expiry).max_age(now, record.expires_at)))
-                    }
-                    Err(StoreError::Conflict) => {}
-                    // Deleted meanwhile (logout raced this request): never resurrect it, and
-                    // leave the cookie alone, since another response may have set a new one.
-                    Err(StoreError::NotFound) => return Ok(CookieUpdate::None),
-                    Err(err) => return Err(err.into()),
-                }
-                let Some(fresh) = store.load(&rid).await? else { return Ok(CookieUpdate::None) };
-                let expiry = if st.expiry_changed { st.expiry } else { fresh.expiry };
-                let fresh_policy = self.policy(expiry);
-                if fresh_policy.is_expired(now, fresh.created_at, fresh.expires_at) {
-                    return Ok(CookieUpdate::None);
-                }
-                expected = fresh.version;
-                record = fresh;
-                record.version = expected + 1;
-                record.expiry = expiry;
-                record.expires_at = fresh_policy.expires_at(now, record.created_at);
-                for (key, value) in &changes {
-                    match value {
-                        Some(v) => record.entries.insert(key.clone(), v.clone()),
-                        None => record.entries.remove(key),
-                    };
-                }
-                if record.entries.is_empty() {
-                    store.delete(&rid).await?;
-                    return Ok(CookieUpdate::Remove);
-                }
-            }
-            return Err(Error::ConflictRetriesExhausted);
+            return self.save_with_merge(store, id, meta, st, now).await;
         }
+        let rid = id.record_id();
         let mut expires_at = meta.expires_at;
         if let Some(fresh) = policy.refresh_due(now, meta.created_at, meta.expires_at) {
             if !store.touch(&rid, fresh).await? {
@@ -142,6 +100,62 @@ impl Session {
         } else {
             CookieUpdate::None
         })
+    }
+
+    /// Saves with the version this request loaded; on a conflict reloads, re-applies only
+    /// this request's changed and removed keys, and tries again (bounded). A session left
+    /// empty is saved already expired instead of deleted, so its end is version-checked too:
+    /// a key another request added meanwhile is merged in, not deleted with it.
+    async fn save_with_merge(
+        &self,
+        store: &dyn SessionStore,
+        id: Id,
+        meta: Meta,
+        st: State,
+        now: OffsetDateTime,
+    ) -> Result<CookieUpdate, Error> {
+        let changes = st.changes();
+        // The cookie only needs re-sending when what it says changed: a new expiry, a new id
+        // or a new key (and, below, a rolling Max-Age).
+        let resend = st.expiry_changed || st.cycled || st.reissue;
+        let rid = id.record_id();
+        let mut record = Record::new(rid, meta.created_at, meta.expires_at);
+        record.entries = st.entries;
+        record.expiry = st.expiry;
+        let mut expected = meta.version;
+        for _ in 0..MAX_SAVE_ATTEMPTS {
+            let policy = self.policy(record.expiry);
+            let ending = record.entries.is_empty();
+            record.version = expected + 1;
+            record.expires_at = if ending { now } else { policy.expires_at(now, record.created_at) };
+            match store.save(&record, expected).await {
+                Ok(()) if ending => return Ok(CookieUpdate::Remove),
+                Ok(()) if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) => {
+                    return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
+                }
+                Ok(()) => return Ok(CookieUpdate::None),
+                Err(StoreError::Conflict) => {}
+                // Deleted meanwhile (logout raced this request): never resurrect it, and
+                // leave the cookie alone, since another response may have set a new one.
+                Err(StoreError::NotFound) => return Ok(CookieUpdate::None),
+                Err(err) => return Err(err.into()),
+            }
+            let Some(fresh) = store.load(&rid).await? else { return Ok(CookieUpdate::None) };
+            let expiry = if st.expiry_changed { st.expiry } else { fresh.expiry };
+            if self.policy(expiry).is_expired(now, fresh.created_at, fresh.expires_at) {
+                return Ok(CookieUpdate::None);
+            }
+            expected = fresh.version;
+            record = fresh;
+            record.expiry = expiry;
+            for (key, value) in &changes {
+                match value {
+                    Some(v) => record.entries.insert(key.clone(), v.clone()),
+                    None => record.entries.remove(key),
+                };
+            }
+        }
+        Err(Error::ConflictRetriesExhausted)
     }
 
     fn finish_client(&self, st: State) -> Result<CookieUpdate, Error> {

@@ -138,9 +138,25 @@ impl Session {
         self.0.cookie.is_some()
     }
 
-    /// Whether any method was called: if not, the layer has nothing to do.
-    pub(crate) fn was_accessed(&self) -> bool {
-        self.0.state.lock().unwrap_or_else(PoisonError::into_inner).accessed
+    /// Whether the end of the request has anything to do: a failed load to report, a
+    /// possible change, a cookie to (re)send or remove, or a due expiry refresh. Checked
+    /// synchronously so untouched and read-only requests never allocate a write-back.
+    pub(crate) fn needs_write_back(&self) -> bool {
+        let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !st.accessed {
+            return false;
+        }
+        if st.load_failed
+            || st.expiry_changed
+            || st.cycled
+            || st.reissue
+            || st.ended
+            || !st.originals.is_empty()
+        {
+            return true;
+        }
+        st.meta
+            .is_some_and(|m| self.policy(st.expiry).refresh_due(now(), m.created_at, m.expires_at).is_some())
     }
 
     /// `set_expiry` was called on a session nothing has loaded yet.

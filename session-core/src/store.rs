@@ -149,7 +149,7 @@ pub trait ExpiredDeletion: SessionStore + Sized {
     }
 }
 
-/// Shared plumbing: the current time. One function so tests and stores agree.
+/// The layer's clock: every expiry decision in one request reads the time through here.
 pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }

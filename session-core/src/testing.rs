@@ -135,6 +135,11 @@ pub async fn expired_records_are_never_loaded(store: impl SessionStore) {
     ended.expires_at = OffsetDateTime::now_utc() - Duration::seconds(1);
     store.save(&ended, 1).await.unwrap();
     assert!(store.load(&live.id).await.unwrap().is_none());
+    // An expired record is absent for `save` too: no write, no conflict.
+    let mut late = live.clone();
+    late.version = 3;
+    assert!(matches!(store.save(&late, 2).await, Err(StoreError::NotFound)));
+    assert!(store.load(&live.id).await.unwrap().is_none());
     assert!(!store.touch(&live.id, OffsetDateTime::now_utc() + Duration::hours(1)).await.unwrap());
 }
 

@@ -84,7 +84,11 @@ fn racing_app(layer: SessionLayer, gate: Arc<tokio::sync::Barrier>) -> Router {
                     let _: Option<String> = s.get("a").await.unwrap();
                     gate.wait().await; // loaded
                     gate.wait().await; // the other request finished
-                    s.insert(&key, "slow").await.unwrap();
+                    if key == "CLEAR" {
+                        s.clear().await.unwrap();
+                    } else {
+                        s.insert(&key, "slow").await.unwrap();
+                    }
                     "slow done"
                 }
             }),
@@ -173,4 +177,24 @@ async fn logs_name_no_id_cookie_or_data() {
         assert!(!log.contains(secret), "log leaks {secret}: {log}");
     }
     let _ = store.inner.load(&record_id(&cookie)).await;
+}
+
+#[tokio::test]
+async fn a_clear_racing_a_write_of_a_new_key_keeps_the_new_key() {
+    let mem = MemoryStore::default();
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    let mut c = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
+    c.post("/insert/a/1").await;
+    let cookie = c.cookie.clone().unwrap();
+    let mut slow = Client::new(c.app.clone());
+    slow.cookie = Some(cookie.clone());
+    let clearing = tokio::spawn(async move { slow.post("/slow/CLEAR").await });
+    gate.wait().await; // the clearing request saw only `a`
+    c.post("/insert/new/1").await;
+    gate.wait().await;
+    let cleared = clearing.await.unwrap();
+    assert_eq!(cleared.status, 200);
+    assert!(cleared.set_cookie().is_none(), "the session did not end: it still holds `new`");
+    let rec = mem.load(&record_id(&cookie)).await.unwrap().unwrap();
+    assert_eq!(rec.entries.keys().collect::<Vec<_>>(), ["new"], "`a` cleared, `new` kept");
 }

@@ -4,7 +4,7 @@ mod common;
 
 use axum::http::header;
 use common::{app, record_id, Client, Counting, Counts};
-use session_core::{Expiry, Id, Key, KeyRing, SameSite, SessionLayer, SessionStore};
+use session_core::{ExpiredDeletion, Expiry, Id, Key, KeyRing, SameSite, SessionLayer, SessionStore};
 use session_store_memory::MemoryStore;
 use time::{Duration, OffsetDateTime};
 
@@ -103,9 +103,12 @@ async fn clear_empties_and_ends_the_session() {
     let mem = MemoryStore::default();
     let mut c = Client::new(app(plain(mem.clone())));
     c.post("/insert/a/1").await;
+    let id = record_id(c.cookie.as_deref().unwrap());
     let r = c.post("/clear").await;
     assert!(r.set_cookie().unwrap().contains("Max-Age=0"), "an emptied session loses its cookie");
-    assert!(mem.is_empty(), "the empty record is deleted");
+    assert!(mem.load(&id).await.unwrap().is_none(), "the empty record is gone");
+    mem.delete_expired().await.unwrap();
+    assert!(mem.is_empty(), "and swept");
 }
 
 #[tokio::test]
@@ -366,4 +369,17 @@ async fn cache_headers_accompany_every_cookie_and_respect_the_app() {
     assert!(r.set_cookie().is_some());
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-cache", "the app's own header stays");
     assert_eq!(r.headers[header::VARY], "Cookie");
+}
+
+#[tokio::test]
+async fn a_write_resends_the_cookie_only_when_it_says_something_new() {
+    let mut c = Client::new(app(plain(MemoryStore::default())));
+    c.post("/insert/a/1").await;
+    let r = c.post("/insert/a/2").await;
+    assert!(r.set_cookie().is_none(), "browser-session cookie: same id, same attributes");
+    let mut idle =
+        Client::new(app(plain(MemoryStore::default()).with_expiry(Expiry::OnInactivity(Duration::hours(1)))));
+    idle.post("/insert/a/1").await;
+    let r = idle.post("/insert/a/2").await;
+    assert!(r.set_cookie().unwrap().contains("Max-Age=3600"), "a rolling Max-Age moves with each write");
 }

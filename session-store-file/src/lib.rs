@@ -1,2 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+mod disk;
+mod layout;
+mod lock;
+mod ops;
+mod store;
+mod sweep;
+
+pub use crate::store::FileStore;

@@ -165,7 +165,7 @@ mod tests {
         // Same shard: force the first id byte by searching.
         let in_shard0 = |ttl| loop {
             let r = record(ttl);
-            if r.id.as_bytes()[0] as usize % SHARDS == 0 {
+            if usize::from(r.id.as_bytes()[0]) & (SHARDS - 1) == 0 {
                 break r;
             }
         };
@@ -180,6 +180,26 @@ mod tests {
         assert!(store.load(&second.id).await.unwrap().is_none());
         assert!(store.load(&third.id).await.unwrap().is_some());
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_background_sweep_removes_expired_records() {
+        let store = MemoryStore::default();
+        let live = record(Duration::hours(1));
+        store.create(&live).await.unwrap();
+        store.create(&record(-Duration::seconds(1))).await.unwrap();
+        assert_eq!(store.len(), 2);
+        let task = tokio::spawn(store.clone().continuously_delete_expired(Duration::milliseconds(5)));
+        // Bounded wait for the first sweep; no timing is asserted.
+        for _ in 0..500 {
+            if store.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        task.abort();
+        assert_eq!(store.len(), 1);
+        assert!(store.load(&live.id).await.unwrap().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

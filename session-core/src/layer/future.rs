@@ -53,8 +53,9 @@ where
                 KindProj::Inner { fut, session } => {
                     let res = ready!(fut.poll(cx))?;
                     let session = session.take().expect("polled after completion");
-                    // The common case stays allocation-free: untouched, or nothing to save.
-                    if !session.was_accessed() || res.status().is_server_error() {
+                    // The common cases stay allocation-free: untouched, read-only, or a
+                    // failed response (never saved).
+                    if res.status().is_server_error() || !session.needs_write_back() {
                         return Poll::Ready(Ok(res));
                     }
                     let fut = Box::pin(write_back(session, res));

@@ -1,0 +1,48 @@
+//! Cookie crypto: HMAC sign/verify and AES-GCM seal/open at cookie sizes, and key-ring
+//! verification when the cookie was made with the second fallback key.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use session_core::{Key, KeyRing};
+
+fn crypto(c: &mut Criterion) {
+    let ring = KeyRing::new(Key::generate());
+    let mut g = c.benchmark_group("crypto");
+    for size in [100usize, 1024, 4096] {
+        let payload = vec![0x5au8; size];
+        let tag = ring.sign("id", &payload);
+        let sealed = ring.seal("id", &payload);
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("sign", size), &payload, |b, p| b.iter(|| ring.sign("id", p)));
+        g.bench_with_input(BenchmarkId::new("verify", size), &payload, |b, p| {
+            b.iter(|| ring.verify("id", p, black_box(&tag)).unwrap())
+        });
+        g.bench_with_input(BenchmarkId::new("seal", size), &payload, |b, p| b.iter(|| ring.seal("id", p)));
+        g.bench_with_input(BenchmarkId::new("open", size), &sealed, |b, s| {
+            b.iter(|| ring.open("id", s).unwrap())
+        });
+    }
+    g.finish();
+
+    // Rotation: the cookie was made two keys ago, so verification tries three keys.
+    let oldest = Key::generate();
+    let made = KeyRing::new(oldest.clone());
+    let rotated = KeyRing::new(Key::generate()).with_fallback(Key::generate()).with_fallback(oldest);
+    let payload = vec![0x5au8; 100];
+    let tag = made.sign("id", &payload);
+    let sealed = made.seal("id", &payload);
+    let mut g = c.benchmark_group("crypto/second-fallback");
+    g.bench_function("verify 100", |b| b.iter(|| assert_eq!(rotated.verify("id", &payload, &tag), Some(2))));
+    g.bench_function("open 100", |b| b.iter(|| rotated.open("id", &sealed).unwrap()));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = crypto
+}
+criterion_main!(benches);

@@ -1,0 +1,262 @@
+//! The layer in process (`Router` + `oneshot`, no sockets): each scenario beside a bare
+//! handler doing the same work without sessions, and beside tower-sessions with its
+//! MemoryStore.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use benches::{bookmarks, Preferences};
+use criterion::{criterion_group, criterion_main, Criterion};
+use session_core::{Key, KeyRing, SessionLayer};
+use session_store_memory::MemoryStore;
+use tower::{Layer, Service, ServiceExt};
+
+const COUNTER: &str = "counter";
+
+/// The same routes three times: without sessions, with session-core, with tower-sessions.
+mod apps {
+    use super::*;
+
+    pub(crate) fn bare() -> Router {
+        Router::new()
+            .route("/untouched", get(|| async { "ok" }))
+            .route("/new", post(|| async { "1" }))
+            .route("/read", get(|| async { "1" }))
+            .route("/incr", post(|| async { "2" }))
+    }
+
+    async fn incr(session: session_core::Session) -> String {
+        let n: u64 = session.get(COUNTER).await.unwrap().unwrap_or(0);
+        session.insert(COUNTER, n + 1).await.unwrap();
+        (n + 1).to_string()
+    }
+
+    pub(crate) fn ours() -> Router {
+        Router::new()
+            .route("/untouched", get(|| async { "ok" }))
+            .route(
+                "/new",
+                post(|s: session_core::Session| async move {
+                    s.insert(COUNTER, 1u64).await.unwrap();
+                    "1"
+                }),
+            )
+            .route(
+                "/read",
+                get(|s: session_core::Session| async move {
+                    s.get::<u64>(COUNTER).await.unwrap().unwrap_or(0).to_string()
+                }),
+            )
+            .route("/incr", post(incr))
+            .route(
+                "/setup-large",
+                post(|s: session_core::Session| async move {
+                    large_session(|k, v| {
+                        let s = s.clone();
+                        async move { s.insert(&k, v).await.unwrap() }
+                    })
+                    .await;
+                    "ok"
+                }),
+            )
+    }
+
+    async fn their_incr(session: tower_sessions::Session) -> String {
+        let n: u64 = session.get(COUNTER).await.unwrap().unwrap_or(0);
+        session.insert(COUNTER, n + 1).await.unwrap();
+        (n + 1).to_string()
+    }
+
+    pub(crate) fn their_private_layer() -> tower_sessions::SessionManagerLayer<
+        tower_sessions::MemoryStore,
+        tower_sessions::service::PrivateCookie,
+    > {
+        tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+            .with_secure(false)
+            .with_private(tower_sessions::cookie::Key::generate())
+    }
+
+    pub(crate) fn theirs() -> Router {
+        Router::new()
+            .route("/untouched", get(|| async { "ok" }))
+            .route(
+                "/new",
+                post(|s: tower_sessions::Session| async move {
+                    s.insert(COUNTER, 1u64).await.unwrap();
+                    "1"
+                }),
+            )
+            .route(
+                "/read",
+                get(|s: tower_sessions::Session| async move {
+                    s.get::<u64>(COUNTER).await.unwrap().unwrap_or(0).to_string()
+                }),
+            )
+            .route("/incr", post(their_incr))
+            .route(
+                "/setup-large",
+                post(|s: tower_sessions::Session| async move {
+                    large_session(|k, v| {
+                        let s = s.clone();
+                        async move { s.insert(&k, v).await.unwrap() }
+                    })
+                    .await;
+                    "ok"
+                }),
+            )
+    }
+
+    /// 20 keys, one of them a list of 100 bookmarks.
+    async fn large_session<F, Fut>(mut put: F)
+    where
+        F: FnMut(String, serde_json::Value) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        put("bookmarks".into(), serde_json::to_value(bookmarks(100)).unwrap()).await;
+        put(
+            "prefs".into(),
+            serde_json::to_value(Preferences { theme: "dark".into(), per_page: 25, language: "en".into() })
+                .unwrap(),
+        )
+        .await;
+        put(COUNTER.into(), 0.into()).await;
+        for i in 0..17 {
+            put(format!("key{i}"), format!("value number {i}").into()).await;
+        }
+    }
+}
+
+fn request(method: &str, path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut r = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, c);
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+/// Runs `method path` once and returns the `name=value` of the cookie it set.
+fn cookie_from<S: App>(rt: &tokio::runtime::Runtime, app: &S, method: &str, path: &str) -> String {
+    rt.block_on(async {
+        let res = app.clone().oneshot(request(method, path, None)).await.unwrap();
+        assert!(res.status().is_success());
+        let set = res.headers()[header::SET_COOKIE].to_str().unwrap();
+        set.split(';').next().unwrap().to_owned()
+    })
+}
+
+/// What every benched app is: a cloneable service from requests to responses.
+trait App:
+    Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
+impl<S> App for S where
+    S: Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
+
+/// One scenario: the same request to the bare app, session-core and tower-sessions.
+struct Scenario<'a> {
+    group: criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>,
+    rt: tokio::runtime::Runtime,
+    method: &'static str,
+    path: &'static str,
+}
+
+impl<'a> Scenario<'a> {
+    fn new(c: &'a mut Criterion, name: &str, method: &'static str, path: &'static str) -> Self {
+        Self { group: c.benchmark_group(format!("layer/{name}")), rt: runtime(), method, path }
+    }
+
+    fn run<S: App>(&mut self, label: &str, app: &S, cookie: Option<&str>) -> &mut Self {
+        let (method, path) = (self.method, self.path);
+        self.group.bench_function(label, |b| {
+            b.to_async(&self.rt).iter(|| async {
+                let res = app.clone().oneshot(request(method, path, cookie)).await.unwrap();
+                assert!(res.status().is_success());
+                res
+            })
+        });
+        self
+    }
+}
+
+fn layer(c: &mut Criterion) {
+    let rt = runtime();
+    let bare = apps::bare();
+    // The layer around the whole router (`ServiceBuilder` style): one layer per request.
+    let ours = SessionLayer::new(MemoryStore::default()).with_secure(false).layer(apps::ours());
+    let theirs = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+        .with_secure(false)
+        .layer(apps::theirs());
+
+    Scenario::new(c, "untouched-no-cookie", "GET", "/untouched")
+        .run("bare", &bare, None)
+        .run("session-core", &ours, None)
+        .run("tower-sessions", &theirs, None);
+    // `Router::layer` wraps every route on its own, which adds axum's per-route boxing to
+    // any middleware; shown once for scale.
+    let ours_routed = apps::ours().layer(SessionLayer::new(MemoryStore::default()).with_secure(false));
+    let theirs_routed = apps::theirs().layer(
+        tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default()).with_secure(false),
+    );
+    Scenario::new(c, "untouched-no-cookie-router-layer", "GET", "/untouched")
+        .run("bare", &bare, None)
+        .run("session-core", &ours_routed, None)
+        .run("tower-sessions", &theirs_routed, None);
+    Scenario::new(c, "new-session-write", "POST", "/new")
+        .run("bare", &bare, None)
+        .run("session-core", &ours, None)
+        .run("tower-sessions", &theirs, None);
+
+    let our_cookie = cookie_from(&rt, &ours, "POST", "/new");
+    let their_cookie = cookie_from(&rt, &theirs, "POST", "/new");
+    Scenario::new(c, "read-existing", "GET", "/read")
+        .run("bare", &bare, None)
+        .run("session-core", &ours, Some(&our_cookie))
+        .run("tower-sessions", &theirs, Some(&their_cookie));
+    Scenario::new(c, "write-existing", "POST", "/incr")
+        .run("bare", &bare, None)
+        .run("session-core", &ours, Some(&our_cookie))
+        .run("tower-sessions", &theirs, Some(&their_cookie));
+
+    let our_large = cookie_from(&rt, &ours, "POST", "/setup-large");
+    let their_large = cookie_from(&rt, &theirs, "POST", "/setup-large");
+    Scenario::new(c, "write-one-key-of-large-session", "POST", "/incr")
+        .run("bare", &bare, None)
+        .run("session-core", &ours, Some(&our_large))
+        .run("tower-sessions", &theirs, Some(&their_large));
+
+    let bogus = "id=this-is-not-a-session-id-at-all";
+    Scenario::new(c, "bogus-cookie", "GET", "/read")
+        .run("bare", &bare, None)
+        .run("session-core", &ours, Some(bogus))
+        .run("tower-sessions", &theirs, Some(bogus));
+
+    let ours_client = SessionLayer::client_side_private(KeyRing::new(Key::generate()))
+        .with_secure(false)
+        .layer(apps::ours());
+    let theirs_private = apps::their_private_layer().layer(apps::theirs());
+    let our_client_cookie = cookie_from(&rt, &ours_client, "POST", "/new");
+    let their_private_cookie = cookie_from(&rt, &theirs_private, "POST", "/new");
+    Scenario::new(c, "private-cookie-write-existing", "POST", "/incr")
+        .run("bare", &bare, None)
+        .run("session-core (client-side)", &ours_client, Some(&our_client_cookie))
+        .run("tower-sessions (private id)", &theirs_private, Some(&their_private_cookie));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = layer
+}
+criterion_main!(benches);

@@ -1,0 +1,101 @@
+//! Store operations: load, save, create and delete per store, and the memory store under
+//! two threads of contention.
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use session_core::{Id, Record, SessionStore};
+use session_store_memory::MemoryStore;
+use time::{Duration, OffsetDateTime};
+
+fn record(entries: usize) -> Record {
+    let now = OffsetDateTime::now_utc();
+    let mut r = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
+    for i in 0..entries {
+        r.entries.insert(format!("key{i}"), vec![0x5a; 40].into());
+    }
+    r
+}
+
+/// load / save / create+delete against one store.
+fn store_ops<S: SessionStore>(c: &mut Criterion, name: &str, store: S) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = Arc::new(store);
+    let mut existing = record(20);
+    rt.block_on(store.create(&existing)).unwrap();
+    let mut g = c.benchmark_group(format!("store/{name}"));
+    g.bench_function("load", |b| {
+        b.to_async(&rt).iter(|| async { store.load(&existing.id).await.unwrap().unwrap() })
+    });
+    g.bench_function("save", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    existing.version += 1;
+                    store.save(&existing, existing.version - 1).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("create+delete", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = record(20);
+            store.create(&r).await.unwrap();
+            store.delete(&r.id).await.unwrap();
+        })
+    });
+    g.finish();
+}
+
+/// Two threads, each loading and saving its own sessions in one shared memory store.
+fn memory_contention(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let store = MemoryStore::default();
+    let mut g = c.benchmark_group("store/memory-2-threads");
+    g.bench_function("load+save per op", |b| {
+        b.iter_custom(|iters| {
+            let per_task = iters.div_ceil(2);
+            rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..2)
+                    .map(|_| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            let mut r = record(20);
+                            store.create(&r).await.unwrap();
+                            for _ in 0..per_task {
+                                let loaded = store.load(&r.id).await.unwrap().unwrap();
+                                r.version = loaded.version + 1;
+                                store.save(&r, loaded.version).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                // Both threads ran `iters` operations in total; report time per operation
+                // of the pair, so one thread alone would show twice the figure.
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+fn stores(c: &mut Criterion) {
+    store_ops(c, "memory", MemoryStore::default());
+    memory_contention(c);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(StdDuration::from_millis(500))
+        .measurement_time(StdDuration::from_secs(2));
+    targets = stores
+}
+criterion_main!(benches);

@@ -1,0 +1,131 @@
+//! The store operations as blocking functions, run on tokio's blocking pool.
+//!
+//! Every change reads the record and writes its replacement under the session's file lock,
+//! so the version check and the write are one step for every process sharing the folder.
+//! Reads take no lock: a rename swaps the whole file, so a reader sees the old record or
+//! the new one.
+
+use std::io;
+
+use session_core::{Record, RecordId, StoreError};
+use time::OffsetDateTime;
+
+use crate::disk::{self, Stored};
+use crate::layout::{Kind, Layout};
+use crate::lock::SessionLock;
+
+pub(crate) fn create(layout: &Layout, record: &Record) -> Result<(), StoreError> {
+    let lock = SessionLock::acquire(layout, &record.id).map_err(StoreError::backend)?;
+    match disk::read(layout, &record.id).map_err(StoreError::backend)? {
+        Stored::Found(current) if !current.is_expired_at(now()) => return Err(StoreError::Collision),
+        Stored::Corrupt => report_corrupt(),
+        Stored::Found(_) | Stored::Absent => {}
+    }
+    disk::write(layout, record).map_err(StoreError::backend)?;
+    drop(lock);
+    Ok(())
+}
+
+pub(crate) fn load(layout: &Layout, id: &RecordId) -> Result<Option<Record>, StoreError> {
+    match disk::read(layout, id).map_err(StoreError::backend)? {
+        Stored::Absent => Ok(None),
+        Stored::Found(record) => Ok(live(record)),
+        Stored::Corrupt => {
+            // A writer may have swapped a good record in since; decide under the lock.
+            let lock = SessionLock::acquire(layout, id).map_err(StoreError::backend)?;
+            match disk::read(layout, id).map_err(StoreError::backend)? {
+                Stored::Found(record) => Ok(live(record)),
+                Stored::Absent => lock.remove_file().map(|()| None).map_err(StoreError::backend),
+                Stored::Corrupt => discard(layout, id, lock).map(|()| None).map_err(StoreError::backend),
+            }
+        }
+    }
+}
+
+pub(crate) fn save(layout: &Layout, record: &Record, expected: u64) -> Result<(), StoreError> {
+    let lock = match lock_if_present(layout, &record.id)? {
+        Some(lock) => lock,
+        None => return Err(StoreError::NotFound),
+    };
+    match disk::read(layout, &record.id).map_err(StoreError::backend)? {
+        Stored::Found(current) if !current.is_expired_at(now()) => {
+            if current.version != expected {
+                return Err(StoreError::Conflict);
+            }
+            disk::write(layout, record).map_err(StoreError::backend)?;
+            drop(lock);
+            Ok(())
+        }
+        stored => {
+            forget(layout, &record.id, stored, lock).map_err(StoreError::backend)?;
+            Err(StoreError::NotFound)
+        }
+    }
+}
+
+pub(crate) fn touch(layout: &Layout, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+    let Some(lock) = lock_if_present(layout, id)? else {
+        return Ok(false);
+    };
+    match disk::read(layout, id).map_err(StoreError::backend)? {
+        Stored::Found(mut record) if !record.is_expired_at(now()) => {
+            record.expires_at = expires_at;
+            disk::write(layout, &record).map_err(StoreError::backend)?;
+            drop(lock);
+            Ok(true)
+        }
+        stored => forget(layout, id, stored, lock).map(|()| false).map_err(StoreError::backend),
+    }
+}
+
+pub(crate) fn delete(layout: &Layout, id: &RecordId) -> Result<(), StoreError> {
+    let Some(lock) = lock_if_present(layout, id)? else {
+        return Ok(());
+    };
+    // Under the lock, so a writer that read the record before cannot rename it back.
+    disk::remove(&layout.path(id, Kind::Record)).map_err(StoreError::backend)?;
+    disk::sync_dir(layout.dir()).map_err(StoreError::backend)?;
+    lock.remove_file().map_err(StoreError::backend)
+}
+
+/// The session's lock, or `None` without taking it when there is no record file. A
+/// missing file is a valid answer on its own (the operation happened before any later
+/// create), and skipping the lock spares a lock file for every unknown id a client sends.
+fn lock_if_present(layout: &Layout, id: &RecordId) -> Result<Option<SessionLock>, StoreError> {
+    if !layout.path(id, Kind::Record).try_exists().map_err(StoreError::backend)? {
+        return Ok(None);
+    }
+    SessionLock::acquire(layout, id).map(Some).map_err(StoreError::backend)
+}
+
+/// Cleans up after finding no live record under the lock. An expired record stays for
+/// the sweep (it may still count there); a corrupt one goes now.
+fn forget(layout: &Layout, id: &RecordId, stored: Stored, lock: SessionLock) -> io::Result<()> {
+    match stored {
+        Stored::Absent => lock.remove_file(),
+        Stored::Corrupt => discard(layout, id, lock),
+        Stored::Found(_) => Ok(()),
+    }
+}
+
+/// Removes a corrupt record file: it holds no session anyone can use.
+pub(crate) fn discard(layout: &Layout, id: &RecordId, lock: SessionLock) -> io::Result<()> {
+    report_corrupt();
+    disk::remove(&layout.path(id, Kind::Record))?;
+    disk::sync_dir(layout.dir())?;
+    lock.remove_file()
+}
+
+fn report_corrupt() {
+    // Neither the id nor the bytes: a log is no place for session data, and the decode
+    // error could quote some of it.
+    tracing::warn!("session file is not a valid record (torn or foreign); treating it as no session");
+}
+
+fn live(record: Record) -> Option<Record> {
+    Some(record).filter(|r| !r.is_expired_at(now()))
+}
+
+pub(crate) fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}

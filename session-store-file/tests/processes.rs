@@ -1,0 +1,75 @@
+//! Real processes sharing one folder: this test binary starts copies of itself, each
+//! running `child_writer`, so the file locks are tested across process boundaries.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{record, set_key};
+use session_core::{RecordId, SessionStore};
+use session_store_file::FileStore;
+use time::Duration;
+
+/// Set in a child: `<folder>\n<record id>\n<child number>`.
+const CHILD_ENV: &str = "SESSION_STORE_FILE_TEST_CHILD";
+const CHILDREN: usize = 3;
+const TASKS_PER_CHILD: usize = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_writing_different_keys_of_one_session_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let session = record(Duration::hours(1));
+    store.create(&session).await.unwrap();
+
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..CHILDREN)
+        .map(|n| {
+            Command::new(&exe)
+                .args(["child_writer", "--exact", "--nocapture", "--test-threads=1"])
+                .env(CHILD_ENV, format!("{}\n{}\n{n}", dir.path().display(), session.id))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        // A filter that matched nothing would also exit 0.
+        assert!(stdout.contains("1 passed"), "the child test did not run: {stdout}");
+    }
+
+    let stored = store.load(&session.id).await.unwrap().expect("session kept");
+    for n in 0..CHILDREN {
+        for t in 0..TASKS_PER_CHILD {
+            assert!(stored.entries.contains_key(&format!("child{n}-task{t}")), "child{n}-task{t} lost");
+        }
+    }
+    assert_eq!(stored.version, 1 + (CHILDREN * TASKS_PER_CHILD) as u64);
+}
+
+/// The body of a child process; does nothing when run as an ordinary test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn child_writer() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut lines = spec.lines();
+    let (Some(dir), Some(id), Some(n)) = (lines.next(), lines.next(), lines.next()) else {
+        panic!("malformed {CHILD_ENV}: {spec:?}");
+    };
+    let store = FileStore::new(dir).unwrap();
+    let id: RecordId = id.parse().unwrap();
+    let tasks: Vec<_> = (0..TASKS_PER_CHILD)
+        .map(|t| {
+            let (store, key) = (store.clone(), format!("child{n}-task{t}"));
+            tokio::spawn(async move { set_key(&store, &id, &key).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,115 @@
+//! Several stores on one folder, as several processes of one app (or one app restarted)
+//! would have: each `FileStore::new` has its own in-process locks, so only the file locks
+//! keep them apart.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{record, set_key};
+use session_core::{SessionStore, StoreError};
+use session_store_file::FileStore;
+use time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_writing_different_keys_of_one_session_lose_nothing() {
+    const TASKS_PER_STORE: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = [FileStore::new(dir.path()).unwrap(), FileStore::new(dir.path()).unwrap()];
+    let session = record(Duration::hours(1));
+    stores[0].create(&session).await.unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(2 * TASKS_PER_STORE));
+
+    let mut tasks = Vec::new();
+    for (s, store) in stores.iter().enumerate() {
+        for t in 0..TASKS_PER_STORE {
+            let (store, start, id) = (store.clone(), start.clone(), session.id);
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                set_key(&store, &id, &format!("store{s}-task{t}")).await
+            }));
+        }
+    }
+    let mut conflicts = 0;
+    for task in tasks {
+        conflicts += task.await.unwrap();
+    }
+
+    for store in &stores {
+        let stored = store.load(&session.id).await.unwrap().expect("session kept");
+        assert_eq!(stored.entries.len(), 1 + 2 * TASKS_PER_STORE, "a key was lost");
+        for s in 0..2 {
+            for t in 0..TASKS_PER_STORE {
+                assert!(stored.entries.contains_key(&format!("store{s}-task{t}")));
+            }
+        }
+        assert_eq!(stored.version, 1 + 2 * TASKS_PER_STORE as u64, "one save per key");
+    }
+    // Not a guarantee, but with this many racing tasks the retry path is what was tested.
+    eprintln!("{conflicts} conflicts were merged");
+}
+
+#[tokio::test]
+async fn a_save_based_on_a_version_the_other_store_replaced_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (FileStore::new(dir.path()).unwrap(), FileStore::new(dir.path()).unwrap());
+    let session = record(Duration::hours(1));
+    a.create(&session).await.unwrap();
+
+    let mut from_a = a.load(&session.id).await.unwrap().unwrap();
+    let mut from_b = b.load(&session.id).await.unwrap().unwrap();
+    from_a.entries.insert("a".into(), vec![1].into());
+    from_a.version = 2;
+    a.save(&from_a, 1).await.unwrap();
+    from_b.entries.insert("b".into(), vec![2].into());
+    from_b.version = 2;
+    assert!(matches!(b.save(&from_b, 1).await, Err(StoreError::Conflict)));
+    assert_eq!(b.load(&session.id).await.unwrap(), Some(from_a.clone()), "b's write changed nothing");
+
+    // The retry the layer does: reload, re-apply, save against the new version.
+    let mut retry = b.load(&session.id).await.unwrap().unwrap();
+    retry.entries.insert("b".into(), vec![2].into());
+    retry.version = 3;
+    b.save(&retry, 2).await.unwrap();
+    let keys: Vec<String> = a.load(&session.id).await.unwrap().unwrap().entries.into_keys().collect();
+    assert_eq!(keys, ["a", "b", "init"]);
+}
+
+#[tokio::test]
+async fn create_and_delete_are_seen_by_the_other_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (FileStore::new(dir.path()).unwrap(), FileStore::new(dir.path()).unwrap());
+    let session = record(Duration::hours(1));
+    a.create(&session).await.unwrap();
+    assert!(matches!(b.create(&session).await, Err(StoreError::Collision)));
+    b.delete(&session.id).await.unwrap();
+    let mut next = session.clone();
+    next.version = 2;
+    assert!(matches!(a.save(&next, 1).await, Err(StoreError::NotFound)));
+    assert_eq!(a.load(&session.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_new_store_on_the_same_folder_sees_every_session_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions: Vec<_> = (0..20).map(|_| record(Duration::hours(1))).collect();
+    {
+        let before = FileStore::new(dir.path()).unwrap();
+        for r in &sessions {
+            before.create(r).await.unwrap();
+        }
+        let mut changed = sessions[0].clone();
+        changed.entries.insert("cart".into(), vec![3].into());
+        changed.version = 2;
+        before.save(&changed, 1).await.unwrap();
+        assert!(before.touch(&sessions[1].id, sessions[1].expires_at + Duration::hours(1)).await.unwrap());
+    }
+    let after = FileStore::new(dir.path()).unwrap();
+    let first = after.load(&sessions[0].id).await.unwrap().unwrap();
+    assert_eq!((first.version, first.entries.len()), (2, 2));
+    let second = after.load(&sessions[1].id).await.unwrap().unwrap();
+    assert_eq!(second.expires_at, sessions[1].expires_at + Duration::hours(1));
+    for r in &sessions[2..] {
+        assert_eq!(after.load(&r.id).await.unwrap().as_ref(), Some(r));
+    }
+}

@@ -1,0 +1,118 @@
+//! Redis dies and comes back: the app answers 500 meanwhile and recovers by itself.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use common::{app, env, send};
+use session_store_redis::{redis, RedisStore};
+use tempfile::TempDir;
+
+/// A redis-server of this test's own, killed when dropped so a failing test leaves no
+/// process behind.
+struct OwnRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = Self { child: None, port, dir: tempfile::tempdir().unwrap() };
+        redis.restart().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server on the same port and waits until it answers PING.
+    async fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new(env("REDIS_SERVER_BIN"))
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).unwrap();
+        loop {
+            let pong = match client.get_multiplexed_async_connection().await {
+                Ok(mut con) => redis::cmd("PING").query_async::<String>(&mut con).await,
+                Err(e) => Err(e),
+            };
+            if pong.is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("redis-server on port {} exited: {status}", self.port);
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {} not ready: {pong:?}", self.port);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill redis-server");
+            child.wait().expect("reap redis-server");
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn an_outage_is_a_500_and_the_store_recovers_by_itself() {
+    let mut server = OwnRedis::start().await;
+    let app = app(RedisStore::connect(server.url()).await.unwrap());
+    let created = send(&app, Method::POST, "/set/k/before", None).await;
+    assert_eq!(created.status, StatusCode::OK, "{created:?}");
+    let old_cookie = created.cookie.expect("a new session sets a cookie");
+    assert_eq!(send(&app, Method::GET, "/get/k", Some(&old_cookie)).await.body, "before");
+
+    server.kill();
+    for (method, path, cookie) in [
+        (Method::GET, "/get/k", Some(old_cookie.as_str())),
+        (Method::POST, "/set/k/during", Some(&old_cookie)),
+        (Method::POST, "/set/k/new", None),
+    ] {
+        let r = send(&app, method, path, cookie).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{path} during the outage: {r:?}");
+    }
+    assert_eq!(send(&app, Method::GET, "/untouched", None).await.status, StatusCode::OK);
+
+    // Same port, same app: nothing is rebuilt.
+    server.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cookie = loop {
+        let r = send(&app, Method::POST, "/set/k/after", None).await;
+        if r.status == StatusCode::OK {
+            break r.cookie.expect("a new session sets a cookie");
+        }
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "only errors while reconnecting: {r:?}");
+        assert!(Instant::now() < deadline, "the store did not recover within 10 s: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(send(&app, Method::GET, "/get/k", Some(&cookie)).await.body, "after");
+    // A save runs the script, which the fresh server must load again (NOSCRIPT).
+    assert_eq!(send(&app, Method::POST, "/set/k2/saved", Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(send(&app, Method::GET, "/get/k2", Some(&cookie)).await.body, "saved");
+    // Without persistence the old session died with the server: logged out, not an error.
+    let old = send(&app, Method::GET, "/get/k", Some(&old_cookie)).await;
+    assert_eq!((old.status, old.body.as_str()), (StatusCode::OK, "none"));
+}
