@@ -186,6 +186,35 @@ impl<'a> Scenario<'a> {
         });
         self
     }
+
+    /// Like `run`, for requests that each create a session: a fresh app (so a fresh,
+    /// empty store) every `CHUNK` requests, so neither store's growth decides the figure.
+    fn run_fresh<S: App>(&mut self, label: &str, make: impl Fn() -> S) -> &mut Self {
+        const CHUNK: u64 = 10_000;
+        let (method, path) = (self.method, self.path);
+        let rt = &self.rt;
+        self.group.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = std::time::Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let app = make();
+                        let n = CHUNK.min(iters - done);
+                        let start = std::time::Instant::now();
+                        for _ in 0..n {
+                            let res = app.clone().oneshot(request(method, path, None)).await.unwrap();
+                            assert!(res.status().is_success());
+                        }
+                        total += start.elapsed();
+                        done += n;
+                    }
+                    total
+                })
+            })
+        });
+        self
+    }
 }
 
 fn layer(c: &mut Criterion) {
@@ -213,8 +242,14 @@ fn layer(c: &mut Criterion) {
         .run("tower-sessions", &theirs_routed, None);
     Scenario::new(c, "new-session-write", "POST", "/new")
         .run("bare", &bare, None)
-        .run("session-core", &ours, None)
-        .run("tower-sessions", &theirs, None);
+        .run_fresh("session-core", || {
+            SessionLayer::new(MemoryStore::default()).with_secure(false).layer(apps::ours())
+        })
+        .run_fresh("tower-sessions", || {
+            tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                .with_secure(false)
+                .layer(apps::theirs())
+        });
 
     let our_cookie = cookie_from(&rt, &ours, "POST", "/new");
     let their_cookie = cookie_from(&rt, &theirs, "POST", "/new");

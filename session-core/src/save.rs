@@ -4,13 +4,14 @@
 //! loaded; on a conflict the fresh record is reloaded, only this request's changed and
 //! removed keys are applied to it, and the save is retried a bounded number of times.
 
+use bytes::Bytes;
 use http::HeaderValue;
 use time::OffsetDateTime;
 
 use crate::layer::Backend;
 use crate::session::{Meta, State};
 use crate::store::now;
-use crate::{Error, Expiry, Id, Record, Session, SessionStore, StoreError};
+use crate::{Error, Expiry, Id, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at a conflicting save before giving up with
 /// [`Error::ConflictRetriesExhausted`].
@@ -68,12 +69,13 @@ impl Session {
 
     async fn finish_store(&self, store: &dyn SessionStore, st: State) -> Result<CookieUpdate, Error> {
         let now = now();
-        let changed = st.expiry_changed || !st.changes().is_empty();
+        let changed = st.expiry_changed || st.is_dirty();
         let policy = self.policy(st.expiry);
-        let (Some(id), Some(meta)) = (st.id, st.meta) else {
+        let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
             if !st.entries.is_empty() {
-                let mut record = Record::new(Id::random().record_id(), now, policy.expires_at(now, now));
+                // The id is a placeholder: `create_with_fresh_id` draws the real one.
+                let mut record = Record::new(RecordId::from_bytes([0; 32]), now, policy.expires_at(now, now));
                 record.expiry = st.expiry;
                 record.entries = st.entries;
                 let id = create_with_fresh_id(store, &mut record).await?;
@@ -82,9 +84,8 @@ impl Session {
             return Ok(if st.ended && self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
         };
         if changed {
-            return self.save_with_merge(store, id, meta, st, now).await;
+            return self.save_with_merge(store, (id, rid), meta, st, now).await;
         }
-        let rid = id.record_id();
         let mut expires_at = meta.expires_at;
         if let Some(fresh) = policy.refresh_due(now, meta.created_at, meta.expires_at) {
             if !store.touch(&rid, fresh).await? {
@@ -109,16 +110,17 @@ impl Session {
     async fn save_with_merge(
         &self,
         store: &dyn SessionStore,
-        id: Id,
+        (id, rid): (Id, RecordId),
         meta: Meta,
         st: State,
         now: OffsetDateTime,
     ) -> Result<CookieUpdate, Error> {
-        let changes = st.changes();
         // The cookie only needs re-sending when what it says changed: a new expiry, a new id
         // or a new key (and, below, a rolling Max-Age).
         let resend = st.expiry_changed || st.cycled || st.reissue;
-        let rid = id.record_id();
+        let originals = st.originals;
+        // This request's own changes, needed only to merge after a conflict.
+        let mut changes: Option<Vec<(String, Option<Bytes>)>> = None;
         let mut record = Record::new(rid, meta.created_at, meta.expires_at);
         record.entries = st.entries;
         record.expiry = st.expiry;
@@ -145,10 +147,18 @@ impl Session {
             if self.policy(expiry).is_expired(now, fresh.created_at, fresh.expires_at) {
                 return Ok(CookieUpdate::None);
             }
+            let changes = changes.get_or_insert_with(|| {
+                originals
+                    .iter()
+                    .map(|(k, orig)| (k, orig, record.entries.get(k)))
+                    .filter(|(_, orig, value)| *value != orig.as_ref())
+                    .map(|(k, _, value)| (k.clone(), value.cloned()))
+                    .collect()
+            });
             expected = fresh.version;
             record = fresh;
             record.expiry = expiry;
-            for (key, value) in &changes {
+            for (key, value) in changes.iter() {
                 match value {
                     Some(v) => record.entries.insert(key.clone(), v.clone()),
                     None => record.entries.remove(key),
@@ -161,7 +171,7 @@ impl Session {
     fn finish_client(&self, st: State) -> Result<CookieUpdate, Error> {
         let Backend::Client(codec) = &self.config().backend else { unreachable!("checked by the caller") };
         let now = now();
-        let changed = !st.changes().is_empty() || st.expiry_changed || st.cycled || st.reissue;
+        let changed = st.is_dirty() || st.expiry_changed || st.cycled || st.reissue;
         let policy = self.policy(st.expiry);
         let created_at = st.meta.map_or(now, |m| m.created_at);
         let refresh = st.meta.and_then(|m| policy.refresh_due(now, m.created_at, m.expires_at));

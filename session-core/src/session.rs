@@ -35,7 +35,7 @@ use crate::expiry::Policy;
 use crate::layer::{Backend, Config};
 use crate::record::Entries;
 use crate::store::now;
-use crate::{Error, Expiry, Id, Record};
+use crate::{Error, Expiry, Id, Record, RecordId};
 
 /// A session: cheap to clone (clones share one state), lazily loaded on first use.
 ///
@@ -74,6 +74,8 @@ pub(crate) struct State {
     pub(crate) load_failed: bool,
     /// The id of the stored record (server-side), once loaded.
     pub(crate) id: Option<Id>,
+    /// Its digest, computed once per request.
+    pub(crate) rid: Option<RecordId>,
     /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
     pub(crate) meta: Option<Meta>,
     pub(crate) entries: Entries,
@@ -90,13 +92,9 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Keys whose bytes differ from what was loaded, with their new value (`None`: removed).
-    pub(crate) fn changes(&self) -> Vec<(String, Option<Bytes>)> {
-        self.originals
-            .iter()
-            .filter(|(k, orig)| self.entries.get(k.as_str()) != orig.as_ref())
-            .map(|(k, _)| (k.clone(), self.entries.get(k.as_str()).cloned()))
-            .collect()
+    /// Whether any key's bytes differ from what was loaded.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.originals.iter().any(|(k, orig)| self.entries.get(k.as_str()) != orig.as_ref())
     }
 
     fn write(&mut self, key: &str, value: Option<Bytes>) -> Option<Bytes> {
@@ -188,7 +186,8 @@ impl Session {
             Ok(found) => {
                 st.loaded = true;
                 if let Some(found) = found {
-                    st.id = found.id;
+                    st.id = found.id.map(|(id, _)| id);
+                    st.rid = found.id.map(|(_, rid)| rid);
                     st.meta = Some(found.meta);
                     st.entries = found.entries;
                     st.reissue = found.reissue;
@@ -224,7 +223,7 @@ impl Session {
                     version: record.version,
                 };
                 Ok(Some(Found {
-                    id: Some(id),
+                    id: Some((id, record.id)),
                     meta,
                     entries: record.entries,
                     expiry: record.expiry,
@@ -385,9 +384,9 @@ impl Session {
     /// [`Error::Store`] if loading or deleting failed.
     pub async fn flush(&self) -> Result<(), Error> {
         self.load().await?;
-        let id = self.state().id;
-        if let (Some(id), Backend::Store(store)) = (id, &self.0.config.backend) {
-            store.delete(&id.record_id()).await?;
+        let rid = self.state().rid;
+        if let (Some(rid), Backend::Store(store)) = (rid, &self.0.config.backend) {
+            store.delete(&rid).await?;
         }
         *self.state() = State { accessed: true, loaded: true, ended: true, ..State::default() };
         Ok(())
@@ -408,21 +407,22 @@ impl Session {
         };
         let (old, mut record) = {
             let st = self.state();
-            let (Some(old), Some(meta)) = (st.id, st.meta) else {
+            let (Some(old), Some(meta)) = (st.rid, st.meta) else {
                 // Not stored yet: it will get a fresh id when first saved anyway.
                 return Ok(());
             };
             let now = now();
             let expires_at = self.policy(st.expiry).expires_at(now, meta.created_at);
-            let mut record = Record::new(old.record_id(), meta.created_at, expires_at);
+            let mut record = Record::new(old, meta.created_at, expires_at);
             record.entries = st.entries.clone();
             record.expiry = st.expiry;
             (old, record)
         };
         let new = crate::save::create_with_fresh_id(&**store, &mut record).await?;
-        store.delete(&old.record_id()).await?;
+        store.delete(&old).await?;
         let mut st = self.state();
         st.id = Some(new);
+        st.rid = Some(record.id);
         st.meta = Some(Meta {
             created_at: record.created_at,
             expires_at: record.expires_at,
@@ -484,7 +484,7 @@ impl Session {
 }
 
 struct Found {
-    id: Option<Id>,
+    id: Option<(Id, RecordId)>,
     meta: Meta,
     entries: Entries,
     expiry: Option<Expiry>,
