@@ -19,14 +19,13 @@ fn record(entries: usize) -> Record {
 }
 
 /// load / save / create+delete against one store.
-fn store_ops<S: SessionStore>(c: &mut Criterion, name: &str, store: S) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn store_ops<S: SessionStore>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: S) {
     let store = Arc::new(store);
     let mut existing = record(20);
     rt.block_on(store.create(&existing)).unwrap();
     let mut g = c.benchmark_group(format!("store/{name}"));
     g.bench_function("load", |b| {
-        b.to_async(&rt).iter(|| async { store.load(&existing.id).await.unwrap().unwrap() })
+        b.to_async(rt).iter(|| async { store.load(&existing.id).await.unwrap().unwrap() })
     });
     g.bench_function("save", |b| {
         b.iter_custom(|iters| {
@@ -41,7 +40,7 @@ fn store_ops<S: SessionStore>(c: &mut Criterion, name: &str, store: S) {
         })
     });
     g.bench_function("create+delete", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(rt).iter(|| async {
             let r = record(20);
             store.create(&r).await.unwrap();
             store.delete(&r.id).await.unwrap();
@@ -87,8 +86,22 @@ fn memory_contention(c: &mut Criterion) {
 }
 
 fn stores(c: &mut Criterion) {
-    store_ops(c, "memory", MemoryStore::default());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    store_ops(c, &rt, "memory", MemoryStore::default());
     memory_contention(c);
+    let dir = tempfile::tempdir().unwrap();
+    store_ops(c, &rt, "file", session_store_file::FileStore::new(dir.path()).unwrap());
+    // Real servers, as `scripts/services start` provides them; without one the store is
+    // skipped with a note (a bench run is not a test run).
+    match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let store = rt.block_on(session_store_redis::RedisStore::connect(url.as_str())).unwrap();
+            store_ops(c, &rt, "redis", store.with_prefix(format!("bench:{}:", std::process::id())));
+        }
+        Err(_) => {
+            eprintln!("REDIS_URL not set: skipping the Redis store (eval \"$(scripts/services start)\")")
+        }
+    }
 }
 
 criterion_group! {

@@ -84,7 +84,7 @@ impl TryFrom<WireExpiry> for Expiry {
 
 /// The stored form of a [`Record`] (and, without the id, of a client-side session).
 #[derive(Serialize, Deserialize)]
-struct Wire<E> {
+struct Wire<E, S> {
     format: u8,
     #[serde(with = "serde_bytes")]
     id: Vec<u8>,
@@ -93,6 +93,9 @@ struct Wire<E> {
     expiry: Option<WireExpiry>,
     version: u64,
     entries: E,
+    user: Option<S>,
+    label: Option<S>,
+    last_seen: Instant,
 }
 
 impl Record {
@@ -107,6 +110,9 @@ impl Record {
             expiry: self.expiry.map(Into::into),
             version: self.version,
             entries: &self.entries,
+            user: self.user.as_deref(),
+            label: self.label.as_deref(),
+            last_seen: self.last_seen.into(),
         };
         rmp_serde::to_vec(&wire).expect("a record always encodes")
     }
@@ -123,7 +129,7 @@ impl Record {
 }
 
 fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
-    let wire: Wire<Entries> = decode_positional(bytes)?;
+    let wire: Wire<Entries, String> = decode_positional(bytes)?;
     if wire.format != RECORD_FORMAT {
         return Err(format!("unknown record format {}", wire.format).into());
     }
@@ -135,6 +141,9 @@ fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
         expires_at: wire.expires_at.try_into()?,
         expiry: wire.expiry.map(TryInto::try_into).transpose()?,
         version: wire.version,
+        user: wire.user,
+        label: wire.label,
+        last_seen: wire.last_seen.try_into()?,
     })
 }
 
@@ -166,12 +175,15 @@ pub(crate) fn encode_client(
         expiry: expiry.map(Into::into),
         version: 0,
         entries,
+        user: None::<&str>,
+        label: None,
+        last_seen: created_at.into(),
     };
     rmp_serde::to_vec(&wire).expect("a session always encodes")
 }
 
 pub(crate) fn decode_client(bytes: &[u8]) -> Result<ClientPayload, CodecError> {
-    let wire: Wire<Entries> = decode_positional(bytes)?;
+    let wire: Wire<Entries, String> = decode_positional(bytes)?;
     if wire.format != RECORD_FORMAT {
         return Err("unknown session format".into());
     }

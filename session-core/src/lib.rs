@@ -5,6 +5,7 @@
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+pub mod caching;
 pub mod client;
 mod codec;
 mod cookie;
@@ -21,6 +22,7 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use crate::caching::CachingStore;
 pub use crate::cookie::SameSite;
 pub use crate::crypto::{Key, KeyError, KeyRing};
 pub use crate::error::{BoxError, Error};

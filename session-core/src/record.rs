@@ -18,7 +18,8 @@ pub type Entries = BTreeMap<String, Bytes>;
 /// itself. Byte-oriented stores persist a record with [`Record::to_bytes`] and read it back
 /// with [`Record::from_bytes`].
 ///
-/// `Debug` shows the number of entries, never their values.
+/// `Debug` shows the number of entries, never their values, and whether a user is set, not
+/// which.
 ///
 /// ```
 /// use session_core::{Id, Record};
@@ -45,13 +46,31 @@ pub struct Record {
     pub expiry: Option<Expiry>,
     /// Incremented by every save; stores compare it to detect concurrent writes.
     pub version: u64,
+    /// The user this session belongs to, once the app set one; stores that keep a per-user
+    /// index key it by this.
+    pub user: Option<String>,
+    /// A label the app chose for this session, e.g. "Firefox on Linux".
+    pub label: Option<String>,
+    /// When the session was last used: set by every save and by the throttled expiry
+    /// refresh ([`SessionStore::touch`](crate::SessionStore::touch)), not by every request.
+    pub last_seen: OffsetDateTime,
 }
 
 impl Record {
-    /// An empty record at version 1.
+    /// An empty record at version 1, last seen at its creation, with no user.
     #[must_use]
     pub fn new(id: RecordId, created_at: OffsetDateTime, expires_at: OffsetDateTime) -> Self {
-        Self { id, entries: Entries::new(), created_at, expires_at, expiry: None, version: 1 }
+        Self {
+            id,
+            entries: Entries::new(),
+            created_at,
+            expires_at,
+            expiry: None,
+            version: 1,
+            user: None,
+            label: None,
+            last_seen: created_at,
+        }
     }
 
     /// Whether the record has expired at `now`.
@@ -70,6 +89,8 @@ impl fmt::Debug for Record {
             .field("expires_at", &self.expires_at)
             .field("expiry", &self.expiry)
             .field("version", &self.version)
-            .finish()
+            .field("user", &self.user.is_some())
+            .field("last_seen", &self.last_seen)
+            .finish_non_exhaustive()
     }
 }

@@ -95,7 +95,12 @@ impl StoreError {
 /// A session storage backend.
 ///
 /// Every method must honour expiry: an expired record is never returned by `load` and
-/// counts as absent for `create`, `save` and `touch`. The conformance suite in
+/// counts as absent for `create`, `save` and `touch`.
+///
+/// A stored record that does not decode (torn write, disk corruption, a foreign value
+/// under the key) is no session: `load` logs it without its content or id, may delete it,
+/// and returns `None`. Returning [`StoreError::Corrupt`] instead would turn one bad record
+/// into a 500 on every request of that browser until the record expires. The conformance suite in
 /// `session_core::testing` (feature `testing`) checks a store against this contract.
 #[async_trait]
 pub trait SessionStore: Debug + Send + Sync + 'static {
@@ -137,7 +142,12 @@ pub trait ExpiredDeletion: SessionStore + Sized {
     /// Calls [`ExpiredDeletion::delete_expired`] every `period`, forever. A failed sweep is
     /// logged and retried at the next tick rather than ending the task.
     async fn continuously_delete_expired(self, period: time::Duration) {
-        let period = period.try_into().unwrap_or(std::time::Duration::from_secs(60));
+        // A zero or negative period would spin (tokio refuses a zero interval): sweep once a
+        // minute instead.
+        let period = std::time::Duration::try_from(period)
+            .ok()
+            .filter(|p| !p.is_zero())
+            .unwrap_or(std::time::Duration::from_secs(60));
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

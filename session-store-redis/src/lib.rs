@@ -156,7 +156,20 @@ where
             .await
             .map_err(StoreError::backend)?;
         let Some(stored) = stored else { return Ok(None) };
-        let record = value::decode(&stored)?;
+        let record = match value::decode(&stored) {
+            Ok(record) if record.id == *id => record,
+            // Corrupt, or another session's value under this key: no session, and the value
+            // goes, so one bad key cannot fail every request of a browser until it expires.
+            Ok(_) | Err(_) => {
+                tracing::warn!("removing an undecodable session record from Redis");
+                redis::cmd("DEL")
+                    .arg(self.key(id))
+                    .query_async::<()>(&mut self.connection())
+                    .await
+                    .map_err(StoreError::backend)?;
+                return Ok(None);
+            }
+        };
         // Redis expires keys by its own clock, in whole milliseconds; the contract is kept
         // by ours.
         Ok((!record.is_expired_at(OffsetDateTime::now_utc())).then_some(record))

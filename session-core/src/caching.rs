@@ -1,0 +1,122 @@
+//! A read-through cache in front of a durable store.
+//!
+//! [`CachingStore`] answers loads from a fast cache (typically the memory store) and falls
+//! back to the backing store (SQL, Redis, files) on a miss. Writes go to the backing store
+//! first, then to the cache, so the backing store is always the truth; deletes remove both.
+//!
+//! Versions keep the two consistent: a save is checked against the backing store's version,
+//! so a stale cache entry can never overwrite newer data. When the backing store reports a
+//! conflict, the cache entry is dropped, the layer reloads (now from the backing store),
+//! merges its own changes and saves again.
+//!
+//! With several app instances, each has its own cache: a read on instance B can see data
+//! that instance A has since changed, until B writes (the conflict refreshes it) or the
+//! entry expires. Writes never lose updates either way.
+//!
+//! ```
+//! use session_core::{CachingStore, SessionLayer};
+//! use session_store_memory::MemoryStore;
+//!
+//! // In production the backing store would be durable (session-store-sql, -redis, -file).
+//! let store = CachingStore::new(MemoryStore::default(), MemoryStore::default());
+//! let layer = SessionLayer::new(store);
+//! # let _ = layer;
+//! ```
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::{Record, RecordId, SessionStore, StoreError};
+
+/// A cache store in front of a backing store. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct CachingStore<C, B> {
+    cache: C,
+    backing: B,
+}
+
+impl<C: SessionStore, B: SessionStore> CachingStore<C, B> {
+    /// Loads through `cache`, keeps `backing` as the source of truth.
+    pub fn new(cache: C, backing: B) -> Self {
+        Self { cache, backing }
+    }
+
+    /// Puts a record the backing store just accepted into the cache. The cache is only an
+    /// optimisation: when it fails, the entry is dropped so no stale copy stays behind.
+    async fn refresh_cache(&self, record: &Record) {
+        let cached = match self.cache.create(record).await {
+            Err(StoreError::Collision) => {
+                // Replace whatever version the cache holds.
+                match self.cache.delete(&record.id).await {
+                    Ok(()) => self.cache.create(record).await,
+                    Err(err) => Err(err),
+                }
+            }
+            other => other,
+        };
+        if let Err(err) = cached {
+            tracing::warn!(error = %err, "session cache update failed; dropping the entry");
+            self.forget(&record.id).await;
+        }
+    }
+
+    async fn forget(&self, id: &RecordId) {
+        if let Err(err) = self.cache.delete(id).await {
+            tracing::warn!(error = %err, "session cache delete failed");
+        }
+    }
+}
+
+#[async_trait]
+impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
+    async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        self.backing.create(record).await?;
+        self.refresh_cache(record).await;
+        Ok(())
+    }
+
+    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        match self.cache.load(id).await {
+            Ok(Some(record)) => return Ok(Some(record)),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "session cache load failed; using the backing store"),
+        }
+        let found = self.backing.load(id).await?;
+        if let Some(record) = &found {
+            self.refresh_cache(record).await;
+        }
+        Ok(found)
+    }
+
+    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+        match self.backing.save(record, expected).await {
+            Ok(()) => {
+                self.refresh_cache(record).await;
+                Ok(())
+            }
+            Err(err) => {
+                // Conflict: the cached copy is older than the backing store's. NotFound: the
+                // record is gone. Either way the cached copy must not be served again.
+                if matches!(err, StoreError::Conflict | StoreError::NotFound) {
+                    self.forget(&record.id).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        let existed = self.backing.touch(id, expires_at).await?;
+        let cached = if existed { self.cache.touch(id, expires_at).await } else { Ok(false) };
+        if !existed || cached.is_err() {
+            self.forget(id).await;
+        }
+        Ok(existed)
+    }
+
+    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+        self.backing.delete(id).await?;
+        self.forget(id).await;
+        Ok(())
+    }
+}

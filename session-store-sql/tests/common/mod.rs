@@ -1,0 +1,201 @@
+//! Shared test plumbing: the PostgreSQL server `scripts/services` started, scratch stores
+//! that remove their database or table when dropped, and an axum app driven through
+//! `oneshot`.
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{Method, Request, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::BodyExt;
+use session_core::{ExpiredDeletion, Id, Record, RecordId, Session, SessionLayer, SessionStore, StoreError};
+use session_store_sql::sqlx::postgres::PgPoolOptions;
+use session_store_sql::sqlx::{Connection, PgConnection};
+use session_store_sql::{PostgresStore, SqliteStore};
+use tempfile::TempDir;
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+
+/// A variable `scripts/services` exports; missing means the server is not running, which
+/// must fail the test, never skip it.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} not set: run scripts/test, which starts PostgreSQL (or `eval \"$(scripts/services start)\"`)"
+        )
+    })
+}
+
+/// A fresh table name, so parallel test processes and reruns never see each other's rows.
+pub fn unique_table() -> String {
+    format!("test_{}", &Id::random().record_id().to_string()[..16])
+}
+
+/// A store that takes its database (SQLite: the temp folder) or table (PostgreSQL) with it
+/// when dropped. It forwards the store traits, so the conformance suite can own it.
+#[derive(Debug)]
+pub struct Scratch<S> {
+    pub store: S,
+    // Dropped after the store, so the pool is gone before its database is.
+    guard: Guard,
+}
+
+#[derive(Debug)]
+enum Guard {
+    Dir(TempDir),
+    Table { url: String, table: String },
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Guard::Table { url, table } = self else { return };
+        let (url, sql) = (url.clone(), format!("DROP TABLE IF EXISTS \"{table}\""));
+        // Drop cannot await, and the test's runtime may be the one dropping us: a
+        // thread with its own runtime does the async work. Failures only leave a table.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&url).await.ok()?;
+                session_store_sql::sqlx::query(&sql).execute(&mut conn).await.ok()?;
+                conn.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+impl<S> std::ops::Deref for Scratch<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.store
+    }
+}
+
+impl Scratch<SqliteStore> {
+    /// The database file, to open it again.
+    pub fn path(&self) -> PathBuf {
+        match &self.guard {
+            Guard::Dir(dir) => dir.path().join("sessions.db"),
+            Guard::Table { .. } => unreachable!("an SQLite scratch keeps a folder"),
+        }
+    }
+}
+
+/// An SQLite store on a new file in a temp folder, migrated.
+pub async fn sqlite() -> Scratch<SqliteStore> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("sessions.db")).await.expect("open SQLite file");
+    store.migrate().await.expect("migrate");
+    Scratch { store, guard: Guard::Dir(dir) }
+}
+
+/// A PostgreSQL store on the test database, with a table of its own, migrated.
+pub async fn postgres() -> Scratch<PostgresStore> {
+    let scratch = postgres_unmigrated().await;
+    scratch.migrate().await.expect("migrate");
+    scratch
+}
+
+/// A PostgreSQL store whose table does not exist yet (and is dropped with the store).
+pub async fn postgres_unmigrated() -> Scratch<PostgresStore> {
+    let url = env("DATABASE_URL");
+    let table = unique_table();
+    Scratch { store: postgres_store(&url, &table).await, guard: Guard::Table { url, table } }
+}
+
+/// A new pool on the test database, using `table` (not migrated, not dropped).
+pub async fn postgres_store(url: &str, table: &str) -> PostgresStore {
+    // Small pools: every test process opens its own against one server.
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to PostgreSQL at {url}: {e}"));
+    PostgresStore::new(pool).with_table_name(table).expect("valid table name")
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for Scratch<S> {
+    async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        self.store.create(record).await
+    }
+    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        self.store.load(id).await
+    }
+    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+        self.store.save(record, expected).await
+    }
+    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.store.touch(id, expires_at).await
+    }
+    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+        self.store.delete(id).await
+    }
+}
+
+#[async_trait]
+impl<S: ExpiredDeletion> ExpiredDeletion for Scratch<S> {
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        self.store.delete_expired().await
+    }
+}
+
+/// A fresh record with one entry, expiring after `ttl` (negative: already expired).
+pub fn record(ttl: Duration) -> Record {
+    let now = OffsetDateTime::now_utc();
+    let mut record = Record::new(Id::random().record_id(), now, now + ttl);
+    record.entries.insert("init".into(), vec![1].into());
+    record
+}
+
+/// `GET /get/{key}` answers the value or `none`; `POST /set/{key}/{value}` stores it.
+/// Session errors become the layer's 500.
+pub fn app(store: impl SessionStore) -> Router {
+    Router::new()
+        .route(
+            "/get/{key}",
+            get(|s: Session, Path(key): Path<String>| async move {
+                s.get::<String>(&key).await.map(|v| v.unwrap_or_else(|| "none".to_owned()))
+            }),
+        )
+        .route(
+            "/set/{key}/{value}",
+            post(|s: Session, Path((key, value)): Path<(String, String)>| async move {
+                s.insert(&key, value).await.map(|()| "ok")
+            }),
+        )
+        .layer(SessionLayer::new(store).with_secure(false))
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+    /// The `name=value` pair of a `Set-Cookie`, ready for a `Cookie` header.
+    pub cookie: Option<String>,
+}
+
+/// One request through `app`; a request that hangs fails the test rather than the run.
+pub async fn send(app: &Router, method: Method, path: &str, cookie: Option<&str>) -> Reply {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(cookie) = cookie {
+        req = req.header(COOKIE, cookie);
+    }
+    let call = app.clone().oneshot(req.body(Body::empty()).unwrap());
+    let res = tokio::time::timeout(StdDuration::from_secs(10), call)
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no response within 10 s"))
+        .unwrap();
+    let cookie =
+        res.headers().get(SET_COOKIE).map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, body: String::from_utf8(body.to_vec()).unwrap(), cookie }
+}

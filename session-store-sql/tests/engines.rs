@@ -1,0 +1,170 @@
+//! What the shared suite does not cover, on both engines: stale versions, sweeps of more
+//! than one batch, corrupt rows, and restarts.
+
+mod common;
+
+use async_trait::async_trait;
+use common::{record, Scratch};
+use session_core::{ExpiredDeletion, RecordId, SessionStore, StoreError};
+use session_store_sql::sqlx;
+use session_store_sql::{PostgresStore, SqliteStore};
+use time::Duration;
+
+/// Looks under the store, at the rows themselves.
+#[async_trait]
+trait Rows: ExpiredDeletion {
+    async fn count(&self) -> i64;
+    async fn overwrite_data(&self, id: &RecordId, data: &[u8]);
+}
+
+#[async_trait]
+impl Rows for Scratch<SqliteStore> {
+    async fn count(&self) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM \"{}\"", self.table_name());
+        sqlx::query_scalar(&sql).fetch_one(self.pool()).await.unwrap()
+    }
+    async fn overwrite_data(&self, id: &RecordId, data: &[u8]) {
+        let sql = format!("UPDATE \"{}\" SET data = $2 WHERE id = $1", self.table_name());
+        sqlx::query(&sql).bind(&id.as_bytes()[..]).bind(data).execute(self.pool()).await.unwrap();
+    }
+}
+
+#[async_trait]
+impl Rows for Scratch<PostgresStore> {
+    async fn count(&self) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM \"{}\"", self.table_name());
+        sqlx::query_scalar(&sql).fetch_one(self.pool()).await.unwrap()
+    }
+    async fn overwrite_data(&self, id: &RecordId, data: &[u8]) {
+        let sql = format!("UPDATE \"{}\" SET data = $2 WHERE id = $1", self.table_name());
+        sqlx::query(&sql).bind(&id.as_bytes()[..]).bind(data).execute(self.pool()).await.unwrap();
+    }
+}
+
+async fn rejects_a_stale_version(store: impl Rows) {
+    let r = record(Duration::hours(1));
+    store.create(&r).await.unwrap();
+    let mut mine = store.load(&r.id).await.unwrap().unwrap();
+    let mut theirs = mine.clone();
+    theirs.entries.insert("who".into(), b"theirs".to_vec().into());
+    theirs.version = 2;
+    store.save(&theirs, 1).await.unwrap();
+
+    // Saved on top of version 1, which is gone: refused, and nothing of it is written.
+    mine.entries.insert("who".into(), b"mine".to_vec().into());
+    mine.version = 2;
+    assert!(matches!(store.save(&mine, 1).await, Err(StoreError::Conflict)));
+    // A version from the future is no better than one from the past.
+    mine.version = 10;
+    assert!(matches!(store.save(&mine, 9).await, Err(StoreError::Conflict)));
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().entries, theirs.entries);
+
+    mine.version = 3;
+    store.save(&mine, 2).await.unwrap();
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 3);
+    store.delete(&r.id).await.unwrap();
+    mine.version = 4;
+    assert!(matches!(store.save(&mine, 3).await, Err(StoreError::NotFound)));
+    assert_eq!(store.count().await, 0, "a refused save wrote a row");
+}
+
+async fn sweeps_more_than_one_batch(store: impl Rows) {
+    const EXPIRED: usize = 2_500;
+    let live: Vec<_> = (0..3).map(|_| record(Duration::hours(1))).collect();
+    for r in &live {
+        store.create(r).await.unwrap();
+    }
+    for _ in 0..EXPIRED {
+        store.create(&record(-Duration::seconds(1))).await.unwrap();
+    }
+    assert_eq!(store.count().await, 2_503);
+
+    assert_eq!(store.delete_expired().await.unwrap(), 2_500);
+    assert_eq!(store.count().await, 3);
+    for r in &live {
+        assert_eq!(store.load(&r.id).await.unwrap().as_ref(), Some(r));
+    }
+    assert_eq!(store.delete_expired().await.unwrap(), 0);
+}
+
+async fn a_corrupt_row_is_no_session(store: impl Rows) {
+    let r = record(Duration::hours(1));
+    store.create(&r).await.unwrap();
+    store.overwrite_data(&r.id, b"\xc1 not a record").await;
+    assert!(store.load(&r.id).await.unwrap().is_none());
+    assert_eq!(store.count().await, 0, "the corrupt row stayed");
+
+    // A row holding another session's (valid) record is just as corrupt.
+    let a = record(Duration::hours(1));
+    let b = record(Duration::hours(1));
+    store.create(&a).await.unwrap();
+    store.overwrite_data(&a.id, &b.to_bytes()).await;
+    assert!(store.load(&a.id).await.unwrap().is_none());
+    store.create(&a).await.unwrap();
+    assert_eq!(store.load(&a.id).await.unwrap(), Some(a));
+}
+
+#[tokio::test]
+async fn sqlite_rejects_a_stale_version() {
+    rejects_a_stale_version(common::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_rejects_a_stale_version() {
+    rejects_a_stale_version(common::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_sweeps_more_than_one_batch() {
+    sweeps_more_than_one_batch(common::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_sweeps_more_than_one_batch() {
+    sweeps_more_than_one_batch(common::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_corrupt_rows_are_no_session() {
+    a_corrupt_row_is_no_session(common::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_corrupt_rows_are_no_session() {
+    a_corrupt_row_is_no_session(common::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_sessions_survive_a_restart() {
+    let first = common::sqlite().await;
+    let r = record(Duration::hours(1));
+    first.create(&r).await.unwrap();
+    let mut next = r.clone();
+    next.version = 2;
+    next.entries.insert("after".into(), b"save".to_vec().into());
+    first.save(&next, 1).await.unwrap();
+    let later = next.expires_at + Duration::hours(1);
+    assert!(first.touch(&r.id, later).await.unwrap());
+    first.pool().close().await;
+
+    let reopened = SqliteStore::open(first.path()).await.unwrap();
+    let got = reopened.load(&r.id).await.unwrap().expect("session kept across a restart");
+    assert_eq!((got.entries, got.version), (next.entries, 2));
+    assert!((got.expires_at - later).abs() < Duration::milliseconds(1));
+}
+
+#[tokio::test]
+async fn postgres_sessions_survive_a_restart() {
+    let first = common::postgres().await;
+    let r = record(Duration::hours(1));
+    first.create(&r).await.unwrap();
+    let mut next = r.clone();
+    next.version = 2;
+    first.save(&next, 1).await.unwrap();
+    first.pool().close().await;
+
+    let url = common::env("DATABASE_URL");
+    let reopened = common::postgres_store(&url, first.table_name()).await;
+    reopened.migrate().await.expect("migrating an existing table is a no-op");
+    assert_eq!(reopened.load(&r.id).await.unwrap(), Some(next));
+}
