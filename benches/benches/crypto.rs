@@ -38,11 +38,34 @@ fn crypto(c: &mut Criterion) {
     g.finish();
 }
 
+/// The client-side save path for a 1 KB session: encode the record, seal it, base64 it
+/// (what `SessionLayer::client_side_private` does at the end of a request that changed it).
+fn client_side_cookie(c: &mut Criterion) {
+    use base64::Engine as _;
+    let ring = KeyRing::new(Key::generate());
+    let now = time::OffsetDateTime::now_utc();
+    let mut record = session_core::Record::new(session_core::Id::random().record_id(), now, now);
+    for i in 0..10 {
+        record.entries.insert(format!("key{i}"), vec![0x5a; 90].into());
+    }
+    let size = record.to_bytes().len();
+    println!("client-side payload: {size} B");
+    let mut g = c.benchmark_group("crypto/client-side-cookie");
+    g.throughput(Throughput::Bytes(size as u64));
+    g.bench_function(BenchmarkId::new("encode+seal+base64", size), |b| {
+        b.iter(|| {
+            let payload = black_box(&record).to_bytes();
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring.seal("session", &payload))
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = crypto
+    targets = crypto, client_side_cookie
 }
 criterion_main!(benches);

@@ -11,7 +11,11 @@
 //!
 //! With several app instances, each has its own cache: a read on instance B can see data
 //! that instance A has since changed, until B writes (the conflict refreshes it) or the
-//! entry expires. Writes never lose updates either way.
+//! entry expires. Writes never lose updates either way. Sessions that end on another
+//! instance (revoked, destroyed, cycled) are dropped from this cache through the store's
+//! events, which flow once the app has called
+//! [`SessionManager::subscribe`](crate::SessionManager::subscribe); a backing store without
+//! cross-instance events (files, SQL) suits one instance per cache.
 //!
 //! ```
 //! use session_core::{CachingStore, SessionLayer};
@@ -26,7 +30,9 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::{Record, RecordId, SessionStore, StoreError};
+use tokio::sync::broadcast;
+
+use crate::{Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore, StoreError};
 
 /// A cache store in front of a backing store. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -105,9 +111,14 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
         }
     }
 
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
-        let existed = self.backing.touch(id, expires_at).await?;
-        let cached = if existed { self.cache.touch(id, expires_at).await } else { Ok(false) };
+    async fn touch(
+        &self,
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+        last_seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let existed = self.backing.touch(id, expires_at, last_seen).await?;
+        let cached = if existed { self.cache.touch(id, expires_at, last_seen).await } else { Ok(false) };
         if !existed || cached.is_err() {
             self.forget(id).await;
         }
@@ -118,5 +129,58 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
         self.backing.delete(id).await?;
         self.forget(id).await;
         Ok(())
+    }
+
+    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        // The backing store's index is the complete one.
+        self.backing.sessions_of(user).await
+    }
+
+    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let existed = self.backing.revoke(handle).await?;
+        self.forget(&handle.record_id()).await;
+        Ok(existed)
+    }
+
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        let ended = self.backing.revoke_user(user, except).await?;
+        for handle in &ended {
+            self.forget(&handle.record_id()).await;
+        }
+        Ok(ended)
+    }
+
+    async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError> {
+        self.backing.publish(event).await
+    }
+
+    async fn listen(&self, sink: broadcast::Sender<SessionEvent>) -> Result<(), StoreError> {
+        // Sessions that end on another instance must leave this instance's cache too, or
+        // the cache would keep accepting a revoked cookie.
+        let (tx, mut rx) = broadcast::channel(1024);
+        let forward = async {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        let gone = match event {
+                            SessionEvent::Cycled { old, .. } => Some(old),
+                            other => other.ended(),
+                        };
+                        if let Some(handle) = gone {
+                            self.forget(&handle.record_id()).await;
+                        }
+                        let _ = sink.send(event);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        };
+        let (listened, ()) = tokio::join!(self.backing.listen(tx), forward);
+        listened
     }
 }

@@ -21,6 +21,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+pub mod users;
 
 pub use crate::caching::CachingStore;
 pub use crate::cookie::SameSite;
@@ -32,3 +33,4 @@ pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::record::{Entries, Record};
 pub use crate::session::Session;
 pub use crate::store::{ExpiredDeletion, SessionStore, StoreError};
+pub use crate::users::{SessionEvent, SessionHandle, SessionInfo, SessionManager};

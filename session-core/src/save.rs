@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use crate::layer::Backend;
 use crate::session::{Meta, State};
 use crate::store::now;
-use crate::{Error, Expiry, Id, Record, RecordId, Session, SessionStore, StoreError};
+use crate::{
+    Error, Expiry, Id, Record, RecordId, Session, SessionEvent, SessionHandle, SessionStore, StoreError,
+};
 
 /// Attempts at a conflicting save before giving up with
 /// [`Error::ConflictRetriesExhausted`].
@@ -51,7 +53,7 @@ impl Session {
     /// Writes back what this request changed; called by the layer after the inner service
     /// answered with a non-5xx status.
     pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
-        if self.expiry_changed_unloaded() {
+        if self.metadata_changed_unloaded() {
             // `set_expiry` alone was called: load so there is something to save.
             self.load().await?;
         }
@@ -69,7 +71,7 @@ impl Session {
 
     async fn finish_store(&self, store: &dyn SessionStore, st: State) -> Result<CookieUpdate, Error> {
         let now = now();
-        let changed = st.expiry_changed || st.is_dirty();
+        let changed = st.expiry_changed || st.owner_changed || st.is_dirty();
         let policy = self.policy(st.expiry);
         let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
@@ -78,6 +80,8 @@ impl Session {
                 let mut record = Record::new(RecordId::from_bytes([0; 32]), now, policy.expires_at(now, now));
                 record.expiry = st.expiry;
                 record.entries = st.entries;
+                record.user = st.user;
+                record.label = st.label;
                 let id = create_with_fresh_id(store, &mut record).await?;
                 return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
             }
@@ -88,7 +92,7 @@ impl Session {
         }
         let mut expires_at = meta.expires_at;
         if let Some(fresh) = policy.refresh_due(now, meta.created_at, meta.expires_at) {
-            if !store.touch(&rid, fresh).await? {
+            if !store.touch(&rid, fresh, now).await? {
                 return Ok(CookieUpdate::None);
             }
             expires_at = fresh;
@@ -118,20 +122,28 @@ impl Session {
         // The cookie only needs re-sending when what it says changed: a new expiry, a new id
         // or a new key (and, below, a rolling Max-Age).
         let resend = st.expiry_changed || st.cycled || st.reissue;
+        let (owner_changed, user, label) = (st.owner_changed, st.user, st.label);
         let originals = st.originals;
         // This request's own changes, needed only to merge after a conflict.
         let mut changes: Option<Vec<(String, Option<Bytes>)>> = None;
         let mut record = Record::new(rid, meta.created_at, meta.expires_at);
         record.entries = st.entries;
         record.expiry = st.expiry;
+        record.user.clone_from(&user);
+        record.label.clone_from(&label);
         let mut expected = meta.version;
         for _ in 0..MAX_SAVE_ATTEMPTS {
             let policy = self.policy(record.expiry);
             let ending = record.entries.is_empty();
             record.version = expected + 1;
             record.expires_at = if ending { now } else { policy.expires_at(now, record.created_at) };
+            record.last_seen = now;
             match store.save(&record, expected).await {
-                Ok(()) if ending => return Ok(CookieUpdate::Remove),
+                Ok(()) if ending => {
+                    let handle = SessionHandle::from_record_id(rid);
+                    self.config().manager.emit(SessionEvent::Destroyed { handle }).await;
+                    return Ok(CookieUpdate::Remove);
+                }
                 Ok(()) if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) => {
                     return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
                 }
@@ -158,6 +170,10 @@ impl Session {
             expected = fresh.version;
             record = fresh;
             record.expiry = expiry;
+            if owner_changed {
+                record.user.clone_from(&user);
+                record.label.clone_from(&label);
+            }
             for (key, value) in changes.iter() {
                 match value {
                     Some(v) => record.entries.insert(key.clone(), v.clone()),

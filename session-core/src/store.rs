@@ -42,10 +42,10 @@
 //!             Some(r) => { *r = record.clone(); Ok(()) }
 //!         }
 //!     }
-//!     async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+//!     async fn touch(&self, id: &RecordId, at: OffsetDateTime, seen: OffsetDateTime) -> Result<bool, StoreError> {
 //!         let now = OffsetDateTime::now_utc();
 //!         match self.0.lock().unwrap().get_mut(id).filter(|r| !r.is_expired_at(now)) {
-//!             Some(r) => { r.expires_at = expires_at; Ok(true) }
+//!             Some(r) => { r.expires_at = at; r.last_seen = seen; Ok(true) }
 //!             None => Ok(false),
 //!         }
 //!     }
@@ -61,7 +61,9 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::{BoxError, Record, RecordId};
+use tokio::sync::broadcast;
+
+use crate::{BoxError, Record, RecordId, SessionEvent, SessionHandle, SessionInfo};
 
 /// What a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,9 @@ pub enum StoreError {
     /// The backend failed (I/O, network, driver); the cause is the source.
     #[error("session store backend failed")]
     Backend(#[source] BoxError),
+    /// The store cannot do this (e.g. list sessions per user); the text says what.
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -117,12 +122,67 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// record is gone; it never re-creates a deleted record.
     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError>;
 
-    /// Moves the expiry of a live record without changing its data or version. Returns
+    /// The session was used: moves the expiry of a live record and records `last_seen`,
+    /// without changing its data or version (so it never conflicts with a save). Returns
     /// whether the record existed.
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn touch(
+        &self,
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+        last_seen: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the record; deleting a missing record is not an error.
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError>;
+
+    /// The live sessions whose [`Record::user`] is `user`, in any order. Expired sessions
+    /// never appear.
+    ///
+    /// The default says the store keeps no user index: [`StoreError::Unsupported`], never a
+    /// silently empty list.
+    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let _ = user;
+        Err(StoreError::Unsupported("this session store keeps no per-user index"))
+    }
+
+    /// Deletes one session; returns whether it was live. The default loads, then deletes.
+    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let id = handle.record_id();
+        let existed = self.load(&id).await?.is_some();
+        self.delete(&id).await?;
+        Ok(existed)
+    }
+
+    /// Deletes every live session of `user` but `except`; returns the handles deleted. The
+    /// default lists with [`SessionStore::sessions_of`] and revokes one by one.
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        let mut ended = Vec::new();
+        for info in self.sessions_of(user).await? {
+            if Some(&info.handle) != except && self.revoke(&info.handle).await? {
+                ended.push(info.handle);
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Sends `event` to the other app instances sharing this store. The default does
+    /// nothing: an in-process store has no other instances.
+    async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError> {
+        let _ = event;
+        Ok(())
+    }
+
+    /// Delivers events that other instances [`publish`](SessionStore::publish) into
+    /// `sink` until no receiver is left. The default returns at once: nothing comes from
+    /// elsewhere. [`SessionManager`](crate::SessionManager) runs it in a task.
+    async fn listen(&self, sink: broadcast::Sender<SessionEvent>) -> Result<(), StoreError> {
+        let _ = sink;
+        Ok(())
+    }
 }
 
 /// Stores that can remove expired records in bulk.

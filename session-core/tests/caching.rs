@@ -28,8 +28,13 @@ impl SessionStore for Counted {
     async fn save(&self, r: &Record, v: u64) -> Result<(), StoreError> {
         self.0.save(r, v).await
     }
-    async fn touch(&self, id: &RecordId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.0.touch(id, at).await
+    async fn touch(
+        &self,
+        id: &RecordId,
+        at: OffsetDateTime,
+        seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.0.touch(id, at, seen).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         self.0.delete(id).await
@@ -91,7 +96,7 @@ async fn deletes_and_touches_reach_both() {
     let r = record();
     store.create(&r).await.unwrap();
     let later = r.expires_at + Duration::hours(1);
-    assert!(store.touch(&r.id, later).await.unwrap());
+    assert!(store.touch(&r.id, later, r.created_at).await.unwrap());
     assert_eq!(cache.load(&r.id).await.unwrap().unwrap().expires_at, later);
     assert_eq!(backing.load(&r.id).await.unwrap().unwrap().expires_at, later);
     store.delete(&r.id).await.unwrap();

@@ -285,7 +285,7 @@ async fn idle_refresh_is_throttled() {
     let id = record_id(c.cookie.as_deref().unwrap());
     let mut rec = store.inner.load(&id).await.unwrap().unwrap();
     let version = rec.version;
-    assert!(store.inner.touch(&id, rec.expires_at - Duration::minutes(20)).await.unwrap());
+    assert!(store.inner.touch(&id, rec.expires_at - Duration::minutes(20), rec.last_seen).await.unwrap());
     let r = c.get("/get/a").await;
     assert!(r.set_cookie().unwrap().contains("Max-Age=3600"));
     assert_eq!(Counts::get(&store.counts.touch), 3 - 2, "one refresh");
@@ -293,6 +293,10 @@ async fn idle_refresh_is_throttled() {
     rec = store.inner.load(&id).await.unwrap().unwrap();
     assert_eq!(rec.version, version);
     assert!(rec.expires_at > OffsetDateTime::now_utc() + Duration::minutes(59));
+    assert!(
+        rec.last_seen > OffsetDateTime::now_utc() - Duration::minutes(1),
+        "the refresh records last_seen"
+    );
 }
 
 #[tokio::test]

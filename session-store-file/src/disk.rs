@@ -37,22 +37,28 @@ pub(crate) fn read(layout: &Layout, id: &RecordId) -> io::Result<Stored> {
 /// the folder is synced so the rename itself survives. The caller holds the session lock,
 /// which makes the temp name (one per session) ours alone.
 pub(crate) fn write(layout: &Layout, record: &Record) -> io::Result<()> {
-    let temp = layout.path(&record.id, Kind::Temp);
-    remove(&temp)?;
-    let written = new_file(&temp).and_then(|mut file| {
-        file.write_all(&record.to_bytes())?;
-        // Only a hint for the sweep (a record whose mtime is still ahead is live), so a
-        // file system that cannot set it costs the sweep a read, not the write.
-        if let Some(expires_at) = system_time(record.expires_at) {
-            let _ = file.set_modified(expires_at);
+    let (temp, path) = (layout.path(&record.id, Kind::Temp), layout.path(&record.id, Kind::Record));
+    // The mtime is only a hint for the sweep (a record whose mtime is still ahead is live).
+    replace(&temp, &path, &record.to_bytes(), system_time(record.expires_at))
+}
+
+/// Replaces `path` with `bytes` through `temp` (in the same folder, and the caller's alone
+/// under its lock): written, flushed, renamed, then the folder flushed.
+pub(crate) fn replace(temp: &Path, path: &Path, bytes: &[u8], mtime: Option<SystemTime>) -> io::Result<()> {
+    remove(temp)?;
+    let written = new_file(temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        // A file system that cannot set the mtime costs the sweep a read, not the write.
+        if let Some(mtime) = mtime {
+            let _ = file.set_modified(mtime);
         }
         file.sync_all()
     });
-    if let Err(err) = written.and_then(|()| fs::rename(&temp, layout.path(&record.id, Kind::Record))) {
-        let _ = fs::remove_file(&temp);
+    if let Err(err) = written.and_then(|()| fs::rename(temp, path)) {
+        let _ = fs::remove_file(temp);
         return Err(err);
     }
-    sync_dir(layout.dir())
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Removes a file; returns whether it was there.

@@ -4,20 +4,27 @@
 //! fixed suffix, so no name can hold a separator, `..` or anything a caller chose: a path
 //! outside the folder cannot be formed. Folder entries are read back with the strict
 //! `RecordId` parser, so the sweep never touches a file this store did not name.
+//!
+//! User names never become paths: a user's index is named by the SHA-256 of the name
+//! ([`UserKey`]), written the same way, in the `users` subfolder.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use session_core::RecordId;
+use sha2::{Digest, Sha256};
+
+/// The name of the subfolder holding the per-user indexes.
+const USERS: &str = "users";
 
 /// What a file in the folder holds for its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// `<id>`: the record, replaced as a whole by rename.
+    /// `<id>`: the record (or, under `users`, the index), replaced as a whole by rename.
     Record,
     /// `<id>.lock`: empty, only ever locked; never renamed.
     Lock,
-    /// `<id>.tmp`: the next record while it is written, or the leftover of a crash.
+    /// `<id>.tmp`: the next version while it is written, or the leftover of a crash.
     Temp,
 }
 
@@ -31,26 +38,52 @@ impl Kind {
     }
 }
 
+/// Names a user's index file: the SHA-256 of the user name, so any name (with `/`, `..`,
+/// NUL or thousands of characters) maps to 64 hex characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UserKey(RecordId);
+
+impl UserKey {
+    pub(crate) fn of(user: &str) -> Self {
+        Self(RecordId::from_bytes(Sha256::digest(user.as_bytes()).into()))
+    }
+}
+
 /// The store's folder.
 #[derive(Debug)]
 pub(crate) struct Layout {
     dir: PathBuf,
+    users: PathBuf,
 }
 
 impl Layout {
     pub(crate) fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        let users = dir.join(USERS);
+        Self { dir, users }
     }
 
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
-    pub(crate) fn path(&self, id: &RecordId, kind: Kind) -> PathBuf {
-        let mut name = id.to_string();
-        name.push_str(kind.suffix());
-        self.dir.join(name)
+    /// The subfolder of the user indexes; made by the first index written.
+    pub(crate) fn users_dir(&self) -> &Path {
+        &self.users
     }
+
+    pub(crate) fn path(&self, id: &RecordId, kind: Kind) -> PathBuf {
+        name_in(&self.dir, id, kind)
+    }
+
+    pub(crate) fn user_path(&self, key: &UserKey, kind: Kind) -> PathBuf {
+        name_in(&self.users, &key.0, kind)
+    }
+}
+
+fn name_in(dir: &Path, id: &RecordId, kind: Kind) -> PathBuf {
+    let mut name = id.to_string();
+    name.push_str(kind.suffix());
+    dir.join(name)
 }
 
 /// The session and kind of a folder entry, or `None` for a name this store never makes.
@@ -61,6 +94,11 @@ pub(crate) fn classify(name: &OsStr) -> Option<(RecordId, Kind)> {
         .find_map(|kind| name.strip_suffix(kind.suffix()).map(|stem| (stem, kind)))
         .unwrap_or((name, Kind::Record));
     Some((stem.parse().ok()?, kind))
+}
+
+/// As [`classify`], for an entry of the `users` subfolder.
+pub(crate) fn classify_user(name: &OsStr) -> Option<(UserKey, Kind)> {
+    classify(name).map(|(id, kind)| (UserKey(id), kind))
 }
 
 #[cfg(test)]
@@ -85,6 +123,21 @@ mod tests {
             assert!(matches!(path.components().next_back(), Some(Component::Normal(_))));
             assert_eq!(classify(path.file_name().unwrap()), Some((id, kind)));
         }
+    }
+
+    #[test]
+    fn user_names_become_hex_digests_inside_the_users_folder() {
+        let layout = Layout::new(PathBuf::from("/srv/sessions"));
+        for user in ["alice", "../../etc/passwd", "a/b", "..", "", "nul\0byte", &"x".repeat(5000)] {
+            let key = UserKey::of(user);
+            for kind in [Kind::Record, Kind::Lock, Kind::Temp] {
+                let path = layout.user_path(&key, kind);
+                assert_eq!(path.parent(), Some(layout.users_dir()), "{user:?}");
+                assert_eq!(layout.users_dir().parent(), Some(layout.dir()));
+                assert_eq!(classify_user(path.file_name().unwrap()), Some((key, kind)));
+            }
+        }
+        assert_ne!(UserKey::of("alice"), UserKey::of("Alice"));
     }
 
     #[test]

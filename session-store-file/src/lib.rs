@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod disk;
+mod index;
 mod layout;
 mod lock;
 mod ops;

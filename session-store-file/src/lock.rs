@@ -1,33 +1,29 @@
-//! The per-session advisory lock that orders writers across processes.
+//! The advisory lock that orders writers of one file across processes.
 //!
-//! The lock is taken on `<id>.lock`, not on the record: the record is replaced by rename,
-//! and a lock held on the replaced inode would not exclude a writer that opened the new
-//! one. The lock file is never renamed. It is removed only by a holder of its lock, and
-//! every taker checks after locking that the path still names the inode it locked;
-//! otherwise it locked a file that has just been removed, and it tries again.
+//! A session's lock is taken on `<id>.lock`, a user index's on `users/<key>.lock`, never on
+//! the data file: that is replaced by rename, and a lock held on the replaced inode would not
+//! exclude a writer that opened the new one. The lock file is never renamed. It is removed
+//! only by a holder of its lock, and every taker checks after locking that the path still
+//! names the inode it locked; otherwise it locked a file that has just been removed, and it
+//! tries again.
 //!
 //! `File::lock` is `flock` on unix and `LockFileEx` on Windows: both belong to the open
 //! file, not the process, so two `FileStore`s in one process exclude each other too.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use session_core::RecordId;
-
-use crate::layout::{Kind, Layout};
-
-/// An exclusive lock on one session, released on drop.
+/// An exclusive lock on one session or one user index, released on drop.
 #[derive(Debug)]
-pub(crate) struct SessionLock {
+pub(crate) struct FileLock {
     file: File,
     path: PathBuf,
 }
 
-impl SessionLock {
-    /// Waits for the session's lock. Blocking: call it off the async runtime.
-    pub(crate) fn acquire(layout: &Layout, id: &RecordId) -> io::Result<Self> {
-        let path = layout.path(id, Kind::Lock);
+impl FileLock {
+    /// Waits for the lock on the lock file `path`. Blocking: call it off the async runtime.
+    pub(crate) fn acquire(path: PathBuf) -> io::Result<Self> {
         loop {
             let file = open(&path)?;
             file.lock()?;
@@ -37,9 +33,8 @@ impl SessionLock {
         }
     }
 
-    /// The session's lock if nobody holds it, without waiting.
-    pub(crate) fn try_acquire(layout: &Layout, id: &RecordId) -> io::Result<Option<Self>> {
-        let path = layout.path(id, Kind::Lock);
+    /// The lock on `path` if nobody holds it, without waiting.
+    pub(crate) fn try_acquire(path: PathBuf) -> io::Result<Option<Self>> {
         loop {
             let file = open(&path)?;
             match file.try_lock() {
@@ -53,8 +48,8 @@ impl SessionLock {
         }
     }
 
-    /// Removes the lock file of a session that has no record any more, then unlocks.
-    /// Anyone waiting on the removed file sees it unlinked and retries on a fresh one.
+    /// Removes the lock file of a session (or index) that has no data file any more, then
+    /// unlocks. Anyone waiting on the removed file sees it unlinked and retries on a fresh one.
     pub(crate) fn remove_file(self) -> io::Result<()> {
         if cfg!(unix) {
             match fs::remove_file(&self.path) {
@@ -68,14 +63,14 @@ impl SessionLock {
     }
 }
 
-impl Drop for SessionLock {
+impl Drop for FileLock {
     fn drop(&mut self) {
         // Closing the file releases the lock anyway; unlocking first just says so.
         let _ = self.file.unlock();
     }
 }
 
-fn open(path: &std::path::Path) -> io::Result<File> {
+fn open(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true);
     crate::disk::private_mode(&mut options);
@@ -85,7 +80,7 @@ fn open(path: &std::path::Path) -> io::Result<File> {
 /// Whether `path` still names the file we hold open (it may have been removed while we
 /// waited for its lock).
 #[cfg(unix)]
-fn still_linked(file: &File, path: &std::path::Path) -> io::Result<bool> {
+fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
 
     let held = file.metadata()?;
@@ -97,7 +92,7 @@ fn still_linked(file: &File, path: &std::path::Path) -> io::Result<bool> {
 }
 
 #[cfg(not(unix))]
-fn still_linked(_: &File, _: &std::path::Path) -> io::Result<bool> {
+fn still_linked(_: &File, _: &Path) -> io::Result<bool> {
     // Lock files are never removed off unix, so the path always names the held file.
     Ok(true)
 }
@@ -107,16 +102,17 @@ mod tests {
     use session_core::Id;
 
     use super::*;
+    use crate::layout::{Kind, Layout};
 
     #[test]
     fn the_lock_excludes_a_second_handle_in_the_same_process() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path().to_owned());
         let id = Id::random().record_id();
-        let held = SessionLock::acquire(&layout, &id).unwrap();
-        assert!(SessionLock::try_acquire(&layout, &id).unwrap().is_none());
+        let held = FileLock::acquire(layout.path(&id, Kind::Lock)).unwrap();
+        assert!(FileLock::try_acquire(layout.path(&id, Kind::Lock)).unwrap().is_none());
         drop(held);
-        assert!(SessionLock::try_acquire(&layout, &id).unwrap().is_some());
+        assert!(FileLock::try_acquire(layout.path(&id, Kind::Lock)).unwrap().is_some());
     }
 
     #[cfg(unix)]
@@ -128,12 +124,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = std::sync::Arc::new(Layout::new(dir.path().to_owned()));
         let id = Id::random().record_id();
-        let held = SessionLock::acquire(&layout, &id).unwrap();
+        let held = FileLock::acquire(layout.path(&id, Kind::Lock)).unwrap();
         let (tx, rx) = mpsc::channel();
         let waiter = {
             let layout = layout.clone();
             std::thread::spawn(move || {
-                let lock = SessionLock::acquire(&layout, &id).unwrap();
+                let lock = FileLock::acquire(layout.path(&id, Kind::Lock)).unwrap();
                 tx.send(()).unwrap();
                 // Hold it until the main thread has checked that it excludes others.
                 std::thread::sleep(Duration::from_millis(200));
@@ -145,8 +141,8 @@ mod tests {
         held.remove_file().unwrap();
         rx.recv().unwrap();
         // Had the waiter kept the removed inode, this fresh file would be free.
-        assert!(SessionLock::try_acquire(&layout, &id).unwrap().is_none());
+        assert!(FileLock::try_acquire(layout.path(&id, Kind::Lock)).unwrap().is_none());
         waiter.join().unwrap();
-        assert!(SessionLock::try_acquire(&layout, &id).unwrap().is_some());
+        assert!(FileLock::try_acquire(layout.path(&id, Kind::Lock)).unwrap().is_some());
     }
 }

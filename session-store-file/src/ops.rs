@@ -3,7 +3,8 @@
 //! Every change reads the record and writes its replacement under the session's file lock,
 //! so the version check and the write are one step for every process sharing the folder.
 //! Reads take no lock: a rename swaps the whole file, so a reader sees the old record or
-//! the new one.
+//! the new one. Every change releases the session's lock before it returns, so the caller
+//! can update a user index without holding a session lock (see `index` for the order).
 
 use std::io;
 
@@ -12,10 +13,10 @@ use time::OffsetDateTime;
 
 use crate::disk::{self, Stored};
 use crate::layout::{Kind, Layout};
-use crate::lock::SessionLock;
+use crate::lock::FileLock;
 
 pub(crate) fn create(layout: &Layout, record: &Record) -> Result<(), StoreError> {
-    let lock = SessionLock::acquire(layout, &record.id).map_err(StoreError::backend)?;
+    let lock = session_lock(layout, &record.id)?;
     match disk::read(layout, &record.id).map_err(StoreError::backend)? {
         Stored::Found(current) if !current.is_expired_at(now()) => return Err(StoreError::Collision),
         Stored::Corrupt => report_corrupt(),
@@ -32,7 +33,7 @@ pub(crate) fn load(layout: &Layout, id: &RecordId) -> Result<Option<Record>, Sto
         Stored::Found(record) => Ok(live(record)),
         Stored::Corrupt => {
             // A writer may have swapped a good record in since; decide under the lock.
-            let lock = SessionLock::acquire(layout, id).map_err(StoreError::backend)?;
+            let lock = session_lock(layout, id)?;
             match disk::read(layout, id).map_err(StoreError::backend)? {
                 Stored::Found(record) => Ok(live(record)),
                 Stored::Absent => lock.remove_file().map(|()| None).map_err(StoreError::backend),
@@ -42,7 +43,8 @@ pub(crate) fn load(layout: &Layout, id: &RecordId) -> Result<Option<Record>, Sto
     }
 }
 
-pub(crate) fn save(layout: &Layout, record: &Record, expected: u64) -> Result<(), StoreError> {
+/// Returns whether the record's user changed (so the caller knows how to update the index).
+pub(crate) fn save(layout: &Layout, record: &Record, expected: u64) -> Result<bool, StoreError> {
     let lock = match lock_if_present(layout, &record.id)? {
         Some(lock) => lock,
         None => return Err(StoreError::NotFound),
@@ -54,7 +56,7 @@ pub(crate) fn save(layout: &Layout, record: &Record, expected: u64) -> Result<()
             }
             disk::write(layout, record).map_err(StoreError::backend)?;
             drop(lock);
-            Ok(())
+            Ok(current.user != record.user)
         }
         stored => {
             forget(layout, &record.id, stored, lock).map_err(StoreError::backend)?;
@@ -63,13 +65,19 @@ pub(crate) fn save(layout: &Layout, record: &Record, expected: u64) -> Result<()
     }
 }
 
-pub(crate) fn touch(layout: &Layout, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+pub(crate) fn touch(
+    layout: &Layout,
+    id: &RecordId,
+    expires_at: OffsetDateTime,
+    last_seen: OffsetDateTime,
+) -> Result<bool, StoreError> {
     let Some(lock) = lock_if_present(layout, id)? else {
         return Ok(false);
     };
     match disk::read(layout, id).map_err(StoreError::backend)? {
         Stored::Found(mut record) if !record.is_expired_at(now()) => {
             record.expires_at = expires_at;
+            record.last_seen = last_seen;
             disk::write(layout, &record).map_err(StoreError::backend)?;
             drop(lock);
             Ok(true)
@@ -91,16 +99,20 @@ pub(crate) fn delete(layout: &Layout, id: &RecordId) -> Result<(), StoreError> {
 /// The session's lock, or `None` without taking it when there is no record file. A
 /// missing file is a valid answer on its own (the operation happened before any later
 /// create), and skipping the lock spares a lock file for every unknown id a client sends.
-fn lock_if_present(layout: &Layout, id: &RecordId) -> Result<Option<SessionLock>, StoreError> {
+fn lock_if_present(layout: &Layout, id: &RecordId) -> Result<Option<FileLock>, StoreError> {
     if !layout.path(id, Kind::Record).try_exists().map_err(StoreError::backend)? {
         return Ok(None);
     }
-    SessionLock::acquire(layout, id).map(Some).map_err(StoreError::backend)
+    session_lock(layout, id).map(Some)
+}
+
+fn session_lock(layout: &Layout, id: &RecordId) -> Result<FileLock, StoreError> {
+    FileLock::acquire(layout.path(id, Kind::Lock)).map_err(StoreError::backend)
 }
 
 /// Cleans up after finding no live record under the lock. An expired record stays for
 /// the sweep (it may still count there); a corrupt one goes now.
-fn forget(layout: &Layout, id: &RecordId, stored: Stored, lock: SessionLock) -> io::Result<()> {
+fn forget(layout: &Layout, id: &RecordId, stored: Stored, lock: FileLock) -> io::Result<()> {
     match stored {
         Stored::Absent => lock.remove_file(),
         Stored::Corrupt => discard(layout, id, lock),
@@ -109,7 +121,7 @@ fn forget(layout: &Layout, id: &RecordId, stored: Stored, lock: SessionLock) -> 
 }
 
 /// Removes a corrupt record file: it holds no session anyone can use.
-pub(crate) fn discard(layout: &Layout, id: &RecordId, lock: SessionLock) -> io::Result<()> {
+pub(crate) fn discard(layout: &Layout, id: &RecordId, lock: FileLock) -> io::Result<()> {
     report_corrupt();
     disk::remove(&layout.path(id, Kind::Record))?;
     disk::sync_dir(layout.dir())?;

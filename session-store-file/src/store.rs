@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use session_core::{ExpiredDeletion, Record, RecordId, SessionStore, StoreError};
+use session_core::{ExpiredDeletion, Record, RecordId, SessionInfo, SessionStore, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::layout::Layout;
-use crate::{disk, ops, sweep};
+use crate::{disk, index, ops, sweep};
 
 /// In-process lock stripes, picked by the first byte of the (uniform) record id.
 const STRIPES: usize = 256;
@@ -63,7 +63,8 @@ impl FileStore {
         self.inner.layout.dir()
     }
 
-    /// Runs blocking work that takes file locks only as it needs them (reads, the sweep).
+    /// Runs blocking work that takes file locks only as it needs them (reads, listings, the
+    /// sweep).
     async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Layout) -> Result<T, StoreError> + Send + 'static,
@@ -116,7 +117,13 @@ fn warn_if_shared(_: &Path) {}
 impl SessionStore for FileStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
         let (id, record) = (record.id, record.clone());
-        self.run_locked(&id, move |layout| ops::create(layout, &record)).await
+        self.run_locked(&id, move |layout| {
+            ops::create(layout, &record)?;
+            // A failed index update fails the call even though the record is stored: a
+            // session its user's listing misses would survive "log out everywhere".
+            index::note(layout, &record, true)
+        })
+        .await
     }
 
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
@@ -126,17 +133,33 @@ impl SessionStore for FileStore {
 
     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
         let (id, record) = (record.id, record.clone());
-        self.run_locked(&id, move |layout| ops::save(layout, &record, expected)).await
+        self.run_locked(&id, move |layout| {
+            let user_changed = ops::save(layout, &record, expected)?;
+            index::note(layout, &record, user_changed)
+        })
+        .await
     }
 
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+        last_seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let id = *id;
-        self.run_locked(&id, move |layout| ops::touch(layout, &id, expires_at)).await
+        self.run_locked(&id, move |layout| ops::touch(layout, &id, expires_at, last_seen)).await
     }
 
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         let id = *id;
+        // The user index keeps the id until the next listing or sweep drops it: finding
+        // the user would cost a read of the record here.
         self.run_locked(&id, move |layout| ops::delete(layout, &id)).await
+    }
+
+    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let user = user.to_owned();
+        self.run(move |layout| index::sessions_of(layout, &user)).await
     }
 }
 

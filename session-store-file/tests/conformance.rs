@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use session_core::{ExpiredDeletion, Record, RecordId, SessionStore, StoreError};
+use session_core::{ExpiredDeletion, Record, RecordId, SessionInfo, SessionStore, StoreError};
 use session_store_file::FileStore;
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -31,11 +31,19 @@ impl SessionStore for TempStore {
     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
         self.store.save(record, expected).await
     }
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.store.touch(id, expires_at).await
+    async fn touch(
+        &self,
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+        last_seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.store.touch(id, expires_at, last_seen).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         self.store.delete(id).await
+    }
+    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        self.store.sessions_of(user).await
     }
 }
 
@@ -51,4 +59,10 @@ mod conformance {
 
     session_core::store_conformance_tests!(fresh());
     session_core::expired_deletion_tests!(fresh());
+}
+
+mod user_index {
+    use super::fresh;
+
+    session_core::user_index_tests!(fresh());
 }

@@ -79,7 +79,7 @@ async fn save_and_touch_on_a_corrupt_file_find_no_session_and_create_replaces_it
     assert!(matches!(store.save(&next, 1).await, Err(session_core::StoreError::NotFound)));
     assert!(!path.exists());
     std::fs::write(&path, b"torn").unwrap();
-    assert!(!store.touch(&r.id, r.expires_at).await.unwrap());
+    assert!(!store.touch(&r.id, r.expires_at, r.last_seen).await.unwrap());
     std::fs::write(&path, b"torn").unwrap();
     store.create(&r).await.unwrap();
     assert_eq!(store.load(&r.id).await.unwrap(), Some(r));

@@ -1,5 +1,6 @@
 //! Real processes sharing one folder: this test binary starts copies of itself, each
-//! running `child_writer`, so the file locks are tested across process boundaries.
+//! running `child_writer` or `child_indexer`, so the file locks are tested across process
+//! boundaries.
 
 mod common;
 
@@ -12,6 +13,10 @@ use time::Duration;
 
 /// Set in a child: `<folder>\n<record id>\n<child number>`.
 const CHILD_ENV: &str = "SESSION_STORE_FILE_TEST_CHILD";
+/// Set in an indexing child: the folder.
+const INDEXER_ENV: &str = "SESSION_STORE_FILE_TEST_INDEXER";
+/// The user whose sessions the indexing children create.
+const USER: &str = "shared-user";
 const CHILDREN: usize = 3;
 const TASKS_PER_CHILD: usize = 12;
 
@@ -22,25 +27,7 @@ async fn processes_writing_different_keys_of_one_session_lose_nothing() {
     let session = record(Duration::hours(1));
     store.create(&session).await.unwrap();
 
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..CHILDREN)
-        .map(|n| {
-            Command::new(&exe)
-                .args(["child_writer", "--exact", "--nocapture", "--test-threads=1"])
-                .env(CHILD_ENV, format!("{}\n{}\n{n}", dir.path().display(), session.id))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-        // A filter that matched nothing would also exit 0.
-        assert!(stdout.contains("1 passed"), "the child test did not run: {stdout}");
-    }
+    run_children("child_writer", |n| (CHILD_ENV, format!("{}\n{}\n{n}", dir.path().display(), session.id)));
 
     let stored = store.load(&session.id).await.unwrap().expect("session kept");
     for n in 0..CHILDREN {
@@ -71,5 +58,61 @@ async fn child_writer() {
         .collect();
     for task in tasks {
         task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_adding_sessions_of_one_user_lose_no_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    run_children("child_indexer", |_| (INDEXER_ENV, dir.path().display().to_string()));
+    let store = FileStore::new(dir.path()).unwrap();
+    let listed = store.sessions_of(USER).await.unwrap();
+    assert_eq!(listed.len(), CHILDREN * TASKS_PER_CHILD, "an index entry was lost");
+}
+
+/// The body of an indexing child: creates sessions of one user, all at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn child_indexer() {
+    let Ok(dir) = std::env::var(INDEXER_ENV) else {
+        return;
+    };
+    let store = FileStore::new(dir).unwrap();
+    let tasks: Vec<_> = (0..TASKS_PER_CHILD)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut r = record(Duration::hours(1));
+                r.user = Some(USER.into());
+                store.create(&r).await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Runs `CHILDREN` copies of this binary, each running only the test `name` with the
+/// environment variable `env(n)`, and waits for all of them to pass.
+fn run_children(name: &str, env: impl Fn(usize) -> (&'static str, String)) {
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..CHILDREN)
+        .map(|n| {
+            let (key, value) = env(n);
+            Command::new(&exe)
+                .args([name, "--exact", "--nocapture", "--test-threads=1"])
+                .env(key, value)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        // A filter that matched nothing would also exit 0.
+        assert!(stdout.contains("1 passed"), "the child test did not run: {stdout}");
     }
 }

@@ -102,13 +102,16 @@ async fn a_new_store_on_the_same_folder_sees_every_session_after_a_restart() {
         changed.entries.insert("cart".into(), vec![3].into());
         changed.version = 2;
         before.save(&changed, 1).await.unwrap();
-        assert!(before.touch(&sessions[1].id, sessions[1].expires_at + Duration::hours(1)).await.unwrap());
+        let (later, seen) =
+            (sessions[1].expires_at + Duration::hours(1), sessions[1].created_at + Duration::minutes(1));
+        assert!(before.touch(&sessions[1].id, later, seen).await.unwrap());
     }
     let after = FileStore::new(dir.path()).unwrap();
     let first = after.load(&sessions[0].id).await.unwrap().unwrap();
     assert_eq!((first.version, first.entries.len()), (2, 2));
     let second = after.load(&sessions[1].id).await.unwrap().unwrap();
     assert_eq!(second.expires_at, sessions[1].expires_at + Duration::hours(1));
+    assert_eq!(second.last_seen, sessions[1].created_at + Duration::minutes(1), "touch persists last_seen");
     for r in &sessions[2..] {
         assert_eq!(after.load(&r.id).await.unwrap().as_ref(), Some(r));
     }

@@ -1,11 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use session_core::{ExpiredDeletion, Record, RecordId, SessionStore, StoreError};
+use session_core::{ExpiredDeletion, Record, RecordId, SessionInfo, SessionStore, StoreError};
 use time::OffsetDateTime;
 
 /// Number of independently locked shards; a power of two so the shard is a mask away.
@@ -20,13 +20,20 @@ pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
     /// Most records per shard, if bounded.
     shard_capacity: Option<usize>,
+    /// User -> ids of records that had that user when written. A hint: listings check
+    /// each record, and drop ids whose record is gone or moved to another user.
+    users: Arc<Mutex<HashMap<String, HashSet<RecordId>>>>,
 }
 
 type Shard = HashMap<RecordId, Record>;
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), shard_capacity: None }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shard_capacity: None,
+            users: Arc::default(),
+        }
     }
 }
 
@@ -52,15 +59,21 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    fn index(&self, record: &Record) {
+        if let Some(user) = &record.user {
+            lock(&self.users).entry(user.clone()).or_default().insert(record.id);
+        }
+    }
+
     fn shard(&self, id: &RecordId) -> MutexGuard<'_, Shard> {
         lock(&self.shards[usize::from(id.as_bytes()[0]) & (SHARDS - 1)])
     }
 }
 
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section is a single map operation, so a panic elsewhere cannot leave
-    // a shard half-updated.
-    shard.lock().unwrap_or_else(PoisonError::into_inner)
+    // a map half-updated.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn live<'a>(shard: &'a mut Shard, id: &RecordId, now: OffsetDateTime) -> Option<&'a mut Record> {
@@ -87,6 +100,8 @@ impl SessionStore for MemoryStore {
             }
         }
         shard.insert(record.id, record.clone());
+        drop(shard);
+        self.index(record);
         Ok(())
     }
 
@@ -102,20 +117,66 @@ impl SessionStore for MemoryStore {
             None => Err(StoreError::NotFound),
             Some(current) if current.version != expected => Err(StoreError::Conflict),
             Some(current) => {
+                let user_changed = current.user != record.user;
                 current.clone_from(record);
+                drop(shard);
+                if user_changed {
+                    self.index(record);
+                }
                 Ok(())
             }
         }
     }
 
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+        last_seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc();
-        Ok(live(&mut self.shard(id), id, now).map(|r| r.expires_at = expires_at).is_some())
+        let mut shard = self.shard(id);
+        let Some(record) = live(&mut shard, id, now) else { return Ok(false) };
+        record.expires_at = expires_at;
+        record.last_seen = last_seen;
+        Ok(true)
     }
 
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+        // The user index keeps the id until the next listing or sweep drops it.
         self.shard(id).remove(id);
         Ok(())
+    }
+
+    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let candidates: Vec<RecordId> = match lock(&self.users).get(user) {
+            Some(ids) => ids.iter().copied().collect(),
+            None => return Ok(Vec::new()),
+        };
+        let mut found = Vec::with_capacity(candidates.len());
+        let mut stale = Vec::new();
+        for id in candidates {
+            let info = live(&mut self.shard(&id), &id, now)
+                .filter(|r| r.user.as_deref() == Some(user))
+                .and_then(|r| SessionInfo::from_record(r));
+            match info {
+                Some(info) => found.push(info),
+                None => stale.push(id),
+            }
+        }
+        if !stale.is_empty() {
+            let mut users = lock(&self.users);
+            if let Some(ids) = users.get_mut(user) {
+                for id in &stale {
+                    ids.remove(id);
+                }
+                if ids.is_empty() {
+                    users.remove(user);
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -130,6 +191,12 @@ impl ExpiredDeletion for MemoryStore {
             shard.retain(|_, r| !r.is_expired_at(now));
             removed += before - shard.len();
         }
+        // Drop index entries whose record is gone (expired, deleted or evicted).
+        let mut users = lock(&self.users);
+        users.retain(|_, ids| {
+            ids.retain(|id| self.shard(id).contains_key(id));
+            !ids.is_empty()
+        });
         Ok(removed as u64)
     }
 }
@@ -142,6 +209,10 @@ mod tests {
 
     session_core::store_conformance_tests!(async { MemoryStore::default() });
     session_core::expired_deletion_tests!(async { MemoryStore::default() });
+    mod users {
+        use super::*;
+        session_core::user_index_tests!(async { MemoryStore::default() });
+    }
 
     fn record(ttl: Duration) -> Record {
         let now = OffsetDateTime::now_utc();

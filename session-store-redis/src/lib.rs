@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod events;
+mod join;
 mod scripts;
 mod value;
 
@@ -12,9 +14,14 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{IntoConnectionInfo, RedisError, Value};
-use session_core::{Record, RecordId, SessionStore, StoreError};
+use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisError, Value};
+use session_core::{
+    Id, Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore, StoreError,
+};
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use crate::join::{join_all, BATCH};
 
 /// The `redis` crate this store is built on, so connections can be made with the matching
 /// version.
@@ -35,12 +42,42 @@ const RECONNECT_RETRIES: usize = 2;
 /// cheap to clone and shares its underlying connection across clones works too.
 ///
 /// Each record is one string key, `<prefix><record id in hex>`, with a native expiry, so
-/// every operation is a single-key command or script: one round trip, valid on a Cluster.
-/// Clones share the connection.
-#[derive(Clone)]
+/// every session operation is a single-key command or script: one round trip, valid on a
+/// Cluster. Sessions with a user are also listed in a per-user set (one more round trip
+/// when such a session is written), and session events travel between app instances over
+/// pub/sub; see the crate documentation.
+///
+/// Clones share the connection. Each clone counts as an app instance of its own for
+/// [`SessionStore::listen`]: it skips only the events it published itself.
 pub struct RedisStore<C = ConnectionManager> {
     connection: C,
     prefix: Arc<str>,
+    /// Where `listen` subscribes: the server, or the Cluster's seed nodes (RESP3).
+    pubsub: Arc<[ConnectionInfo]>,
+    instance: events::Instance,
+}
+
+impl<C: Clone> Clone for RedisStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            connection: self.connection.clone(),
+            prefix: Arc::clone(&self.prefix),
+            pubsub: Arc::clone(&self.pubsub),
+            instance: new_instance(),
+        }
+    }
+}
+
+fn new_instance() -> events::Instance {
+    let mut instance = [0; 16];
+    instance.copy_from_slice(&Id::random().record_id().as_bytes()[..16]);
+    instance
+}
+
+/// The same server with RESP3, which delivers pub/sub messages as pushes.
+fn resp3(info: ConnectionInfo) -> ConnectionInfo {
+    let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    info.set_redis_settings(settings)
 }
 
 impl<C> RedisStore<C>
@@ -51,11 +88,14 @@ where
     ///
     /// Pass a [`ConnectionManager`] or a [`ClusterConnection`] so the store survives
     /// restarts of Redis; a plain multiplexed connection stays broken once its socket dies.
+    /// To receive other instances' session events, also call [`RedisStore::with_pubsub`].
     pub fn new(connection: C) -> Self {
-        Self { connection, prefix: DEFAULT_PREFIX.into() }
+        Self { connection, prefix: DEFAULT_PREFIX.into(), pubsub: Arc::new([]), instance: new_instance() }
     }
 
     /// Sets the key prefix (default `session:`), e.g. to run several apps on one Redis.
+    /// It also names the event channel, `<prefix>events`: instances share events exactly
+    /// when they share the prefix.
     ///
     /// On a Cluster the prefix must not contain a `{...}` hash tag: it would put every
     /// session into one slot, on one node.
@@ -65,14 +105,89 @@ where
         self
     }
 
+    /// The servers [`SessionStore::listen`] subscribes to for other instances' session
+    /// events: the Redis server, or some nodes of the Cluster (any one will do; the next is
+    /// tried when one fails). The store opens its own connection from each client's
+    /// settings, switched to RESP3 (Redis 6 or newer). [`RedisStore::connect`] and
+    /// [`RedisStore::connect_cluster`] set this already.
+    #[must_use]
+    pub fn with_pubsub(mut self, nodes: impl IntoIterator<Item = redis::Client>) -> Self {
+        self.pubsub = nodes.into_iter().map(|c| resp3(c.get_connection_info().clone())).collect();
+        self
+    }
+
     fn key(&self, id: &RecordId) -> String {
         format!("{}{id}", self.prefix)
+    }
+
+    /// The set of a user's record ids, named by the SHA-256 of the user name.
+    fn user_key(&self, digest: &[u8; 32]) -> String {
+        format!("{}user:{}", self.prefix, value::hex(digest))
+    }
+
+    fn channel(&self) -> String {
+        format!("{}events", self.prefix)
     }
 
     /// A handle for one operation. Clones of both connection types share one multiplexed
     /// socket and see its replacement after a reconnect, so nothing broken is kept here.
     fn connection(&self) -> C {
         self.connection.clone()
+    }
+
+    /// Lists `id` in the user's set and keeps the set alive at least until `expires_at`.
+    /// Nothing to do for a record that has ended.
+    async fn index(
+        &self,
+        digest: &[u8; 32],
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if expires_at <= OffsetDateTime::now_utc() {
+            return Ok(());
+        }
+        scripts::INDEX
+            .key(self.user_key(digest))
+            .arg(id.to_string())
+            .arg(value::expire_at_arg(value::unix_ms(expires_at)))
+            .invoke_async::<i64>(&mut self.connection())
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    /// Removes members from a user's set; a failure only leaves them for the next listing.
+    async fn unindex(&self, user_key: &str, members: &[Vec<u8>]) {
+        if members.is_empty() {
+            return;
+        }
+        let mut cmd = redis::cmd("SREM");
+        cmd.arg(user_key);
+        for member in members {
+            cmd.arg(member.as_slice());
+        }
+        if let Err(err) = cmd.exec_async(&mut self.connection()).await {
+            tracing::warn!(error = %err, "removing ended sessions from a user index failed");
+        }
+    }
+
+    /// The listing entry of the record a user-set member names, if it is a live session of
+    /// `user`; `None` means the member is stale.
+    async fn lookup(&self, member: &[u8], user: &str) -> Result<Option<SessionInfo>, StoreError> {
+        let Some(id) = std::str::from_utf8(member).ok().and_then(|s| s.parse::<RecordId>().ok()) else {
+            return Ok(None);
+        };
+        let stored: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.key(&id))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(StoreError::backend)?;
+        // An undecodable value is no session here; `load` removes it when its cookie comes.
+        let Some(record) = stored.and_then(|v| value::decode(&v).ok()) else { return Ok(None) };
+        let live = record.id == id
+            && record.user.as_deref() == Some(user)
+            && !record.is_expired_at(OffsetDateTime::now_utc());
+        Ok(live.then(|| SessionInfo::from_record(&record)).flatten())
     }
 }
 
@@ -93,7 +208,8 @@ impl RedisStore<ConnectionManager> {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(RECONNECT_RETRIES);
-        Ok(Self::new(ConnectionManager::new_with_config(client, config).await?))
+        let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Self::new(manager).with_pubsub([client]))
     }
 }
 
@@ -103,7 +219,7 @@ impl RedisStore<ClusterConnection> {
     ///
     /// A request gives up after 2 s, redirects and retries included, and a connection
     /// attempt after 1 s. Build your own connection and use [`RedisStore::new`] for other
-    /// settings.
+    /// settings. Session events are received through these nodes, one at a time.
     ///
     /// # Errors
     ///
@@ -112,17 +228,21 @@ impl RedisStore<ClusterConnection> {
     where
         I: IntoConnectionInfo,
     {
-        let client = ClusterClient::builder(nodes)
+        let nodes =
+            nodes.into_iter().map(IntoConnectionInfo::into_connection_info).collect::<Result<Vec<_>, _>>()?;
+        let client = ClusterClient::builder(nodes.clone())
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
             .build()?;
-        Ok(Self::new(client.get_async_connection().await?))
+        let mut store = Self::new(client.get_async_connection().await?);
+        store.pubsub = nodes.into_iter().map(resp3).collect();
+        Ok(store)
     }
 }
 
 impl<C> fmt::Debug for RedisStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The connection stays out: its settings may carry the password.
+        // The connection and the pub/sub nodes stay out: their settings may carry the password.
         f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
@@ -133,9 +253,10 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        let digest = record.user.as_deref().map(value::user_digest);
         let reply: Value = redis::cmd("SET")
             .arg(self.key(&record.id))
-            .arg(value::encode(record))
+            .arg(value::encode(record, digest.as_ref()))
             .arg("NX")
             .arg("PXAT")
             .arg(value::expire_at_arg(value::unix_ms(record.expires_at)))
@@ -143,10 +264,20 @@ where
             .await
             .map_err(StoreError::backend)?;
         // NX answers nil when a live key exists; Redis treats an expired one as absent.
-        match reply {
-            Value::Nil => Err(StoreError::Collision),
-            _ => Ok(()),
+        if reply == Value::Nil {
+            return Err(StoreError::Collision);
         }
+        // The record first, then its index entry: a listing in between misses a session
+        // being created, but never drops the entry of one that exists.
+        if let Some(digest) = &digest {
+            if let Err(err) = self.index(digest, &record.id, record.expires_at).await {
+                // Unlisted, the session could not be revoked by user: take it back (the
+                // caller sends no cookie for it anyway).
+                let _ = redis::cmd("DEL").arg(self.key(&record.id)).exec_async(&mut self.connection()).await;
+                return Err(err);
+            }
+        }
+        Ok(())
     }
 
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
@@ -176,40 +307,143 @@ where
     }
 
     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+        let digest = record.user.as_deref().map(value::user_digest);
         let outcome: i64 = scripts::SAVE
             .key(self.key(&record.id))
             .arg(&expected.to_be_bytes()[..])
-            .arg(value::encode(record))
+            .arg(value::encode(record, digest.as_ref()))
             .arg(value::expire_at_arg(value::unix_ms(record.expires_at)))
             .invoke_async(&mut self.connection())
             .await
             .map_err(StoreError::backend)?;
         match outcome {
-            1 => Ok(()),
-            0 => Err(StoreError::Conflict),
-            -1 => Err(StoreError::NotFound),
-            other => Err(StoreError::backend(format!("save script answered {other}"))),
+            1 => {}
+            0 => return Err(StoreError::Conflict),
+            -1 => return Err(StoreError::NotFound),
+            other => return Err(StoreError::backend(format!("save script answered {other}"))),
+        }
+        // Every save of a user's session re-lists it (the user may be new) and moves the
+        // set's expiry along with the session's. A failure here fails the save, though the
+        // record is written; the next save or touch lists it again.
+        match &digest {
+            Some(digest) => self.index(digest, &record.id, record.expires_at).await,
+            None => Ok(()),
         }
     }
 
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+        last_seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let ms = value::unix_ms(expires_at);
-        let existed: i64 = scripts::TOUCH
+        let user: Option<Vec<u8>> = scripts::TOUCH
             .key(self.key(id))
             .arg(value::expire_at_arg(ms))
-            .arg(&ms.to_be_bytes()[..])
+            .arg(&value::touch_header(expires_at, last_seen)[..])
+            .arg(value::USER_DIGEST_FIRST)
+            .arg(value::USER_DIGEST_LAST)
             .invoke_async(&mut self.connection())
             .await
             .map_err(StoreError::backend)?;
-        Ok(existed == 1)
+        let Some(user) = user else { return Ok(false) };
+        // The session lives longer now, so must the user's set.
+        if let Ok(digest) = <[u8; 32]>::try_from(user.as_slice()) {
+            if digest != value::NO_USER {
+                self.index(&digest, id, expires_at).await?;
+            }
+        }
+        Ok(true)
     }
 
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
+        // The user index keeps the id until the next listing of that user drops it.
         redis::cmd("DEL")
             .arg(self.key(id))
             .exec_async(&mut self.connection())
             .await
             .map_err(StoreError::backend)
+    }
+
+    /// `SMEMBERS` of the user's set, then a `GET` of every member (concurrently, at most
+    /// 128 in flight); members whose record is gone, expired or moved to another user are
+    /// removed from the set (`SREM`).
+    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let user_key = self.user_key(&value::user_digest(user));
+        let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+            .arg(&user_key)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(StoreError::backend)?;
+        let mut found = Vec::with_capacity(members.len());
+        let mut stale = Vec::new();
+        for batch in members.chunks(BATCH) {
+            let infos = join_all(batch.iter().map(|member| self.lookup(member, user))).await;
+            for (member, info) in batch.iter().zip(infos) {
+                match info? {
+                    Some(info) => found.push(info),
+                    None => stale.push(member.clone()),
+                }
+            }
+        }
+        self.unindex(&user_key, &stale).await;
+        Ok(found)
+    }
+
+    /// One `DEL`: whether Redis still held the session.
+    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(self.key(&handle.record_id()))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(deleted > 0)
+    }
+
+    /// Lists the user's sessions, deletes all but `except` concurrently, and drops them
+    /// from the user's set.
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        let targets: Vec<SessionHandle> = self
+            .sessions_of(user)
+            .await?
+            .into_iter()
+            .map(|info| info.handle)
+            .filter(|handle| Some(handle) != except)
+            .collect();
+        let mut ended = Vec::with_capacity(targets.len());
+        for batch in targets.chunks(BATCH) {
+            let deleted = join_all(batch.iter().map(|handle| self.revoke(handle))).await;
+            for (handle, deleted) in batch.iter().zip(deleted) {
+                if deleted? {
+                    ended.push(*handle);
+                }
+            }
+        }
+        let members: Vec<Vec<u8>> = ended.iter().map(|h| h.to_string().into_bytes()).collect();
+        self.unindex(&self.user_key(&value::user_digest(user)), &members).await;
+        Ok(ended)
+    }
+
+    /// `PUBLISH` on `<prefix>events`: the event and this store's instance id.
+    async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError> {
+        let Some(message) = events::encode(&self.instance, event) else { return Ok(()) };
+        redis::cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(message)
+            .exec_async(&mut self.connection())
+            .await
+            .map_err(StoreError::backend)
+    }
+
+    /// Subscribes to `<prefix>events` on a connection of its own and forwards other
+    /// instances' events until `sink` has no receivers, reconnecting after failures.
+    async fn listen(&self, sink: broadcast::Sender<SessionEvent>) -> Result<(), StoreError> {
+        events::listen(&self.pubsub, &self.channel(), self.instance, &sink).await
     }
 }
 

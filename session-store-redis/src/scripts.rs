@@ -23,19 +23,39 @@ pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Moves the expiry of an existing key, and its copy in the value's header, so a later load
-/// reports the new expiry without the record bytes being rewritten.
+/// Moves the expiry of an existing key, and writes the header's copies of the expiry and
+/// `last_seen`, so a later load reports both without the record bytes being rewritten.
 ///
-/// `KEYS[1]` the record; `ARGV[1]` the expiry in Unix ms; `ARGV[2]` the header's copy
-/// (8 bytes, big-endian). Returns 1 if the key existed, else 0 (and creates nothing).
+/// `KEYS[1]` the record; `ARGV[1]` the expiry in Unix ms; `ARGV[2]` header bytes 8..24
+/// (expiry and `last_seen`, Unix ms, big-endian); `ARGV[3]` and `ARGV[4]` the first and last
+/// byte of the user digest. Returns the 32-byte user digest (zeros: no user) if the key
+/// existed, else nil (and creates nothing).
 pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        local user = redis.call('GETRANGE', KEYS[1], ARGV[3], ARGV[4])
+        if string.len(user) ~= 32 then return false end
         -- Header first: a PEXPIREAT in the past deletes the key, and a SETRANGE after it
         -- would re-create a bare header.
         redis.call('SETRANGE', KEYS[1], 8, ARGV[2])
         redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+        return user
+        ",
+    )
+});
+
+/// Adds a record id to a user's index set and keeps the set alive at least as long as the
+/// record: the expiry only ever moves later (Redis 7: `NX` for a fresh set, else `GT`).
+///
+/// `KEYS[1]` the user's set; `ARGV[1]` the record id in hex; `ARGV[2]` the record's expiry
+/// in Unix ms. Returns 1.
+pub(crate) static INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('SADD', KEYS[1], ARGV[1])
+        if redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX') == 0 then
+            redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+        end
         return 1
         ",
     )

@@ -9,3 +9,12 @@ mod single_node {
 mod cluster {
     session_core::store_conformance_tests!(super::common::cluster_store());
 }
+
+/// The per-user index: each case gets a fresh store with its own prefix.
+mod single_node_users {
+    session_core::user_index_tests!(super::common::single_store());
+}
+
+mod cluster_users {
+    session_core::user_index_tests!(super::common::cluster_store());
+}

@@ -1,4 +1,5 @@
-//! Redis dies and comes back: the app answers 500 meanwhile and recovers by itself.
+//! Redis dies and comes back: the app answers 500 meanwhile and recovers by itself, and the
+//! session event listener subscribes again.
 
 mod common;
 
@@ -8,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use common::{app, env, send};
+use session_core::{Id, SessionEvent, SessionHandle, SessionStore};
 use session_store_redis::{redis, RedisStore};
 use tempfile::TempDir;
+use tokio::sync::broadcast;
+use tokio::time::timeout;
 
 /// A redis-server of this test's own, killed when dropped so a failing test leaves no
 /// process behind.
@@ -115,4 +119,39 @@ async fn an_outage_is_a_500_and_the_store_recovers_by_itself() {
     // Without persistence the old session died with the server: logged out, not an error.
     let old = send(&app, Method::GET, "/get/k", Some(&old_cookie)).await;
     assert_eq!((old.status, old.body.as_str()), (StatusCode::OK, "none"));
+}
+
+#[tokio::test]
+async fn the_event_listener_resubscribes_after_a_restart() {
+    let mut server = OwnRedis::start().await;
+    let nodes = [server.url()];
+    let listening = RedisStore::connect(server.url()).await.unwrap();
+    let publishing = RedisStore::connect(server.url()).await.unwrap();
+    let (tx, mut rx) = broadcast::channel(8);
+    let listener = tokio::spawn(async move { listening.listen(tx).await });
+    common::wait_for_subscribers(&nodes, "session:events", 1).await;
+    let before = SessionEvent::Revoked { handle: SessionHandle::from_record_id(Id::random().record_id()) };
+    publishing.publish(&before).await.unwrap();
+    assert_eq!(timeout(Duration::from_secs(1), rx.recv()).await.unwrap(), Ok(before));
+
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().await;
+    // Back-off is at most 5 s between attempts.
+    common::wait_for_subscribers(&nodes, "session:events", 1).await;
+    let after = SessionEvent::Destroyed { handle: SessionHandle::from_record_id(Id::random().record_id()) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The publisher's own connection may still be reconnecting.
+    while let Err(err) = publishing.publish(&after).await {
+        assert!(Instant::now() < deadline, "publishing after the restart: {err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(timeout(Duration::from_secs(1), rx.recv()).await.unwrap(), Ok(after));
+    assert!(!listener.is_finished());
+    drop(rx);
+    assert!(timeout(Duration::from_secs(3), listener)
+        .await
+        .expect("the listener kept running")
+        .unwrap()
+        .is_ok());
 }

@@ -58,8 +58,8 @@ impl PostgresStore {
         Ok(Self::new(PgPoolOptions::new().connect(url).await?))
     }
 
-    /// Creates the table and its expiry index if they do not exist, in one transaction;
-    /// safe to call on every startup, from several instances at once.
+    /// Creates the table and its indexes (expiry, user) if they do not exist, in one
+    /// transaction; safe to call on every startup, from several instances at once.
     ///
     /// # Errors
     ///

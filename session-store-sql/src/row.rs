@@ -2,9 +2,10 @@
 //!
 //! `data` holds [`Record::to_bytes`], which carries every field at full precision. The
 //! other columns repeat what SQL must see: `expires_at` for the expiry checks and the
-//! sweep, `version` for the compare-and-set of `save`, `created_at` for people querying the
-//! table. Instants are integer Unix milliseconds rather than timestamp types so SQLite and
-//! PostgreSQL compare them the same way, against the app's clock passed as a parameter.
+//! sweep, `version` for the compare-and-set of `save`, `user_id` for the per-user index,
+//! `last_seen` for `touch` (which must not rewrite `data`), `created_at` for people querying
+//! the table. Instants are integer Unix milliseconds rather than timestamp types so SQLite
+//! and PostgreSQL compare them the same way, against the app's clock passed as a parameter.
 
 use session_core::{Record, RecordId, StoreError};
 use time::OffsetDateTime;
@@ -18,7 +19,9 @@ pub(crate) const DELETE_BATCH: i64 = 1000;
 pub(crate) struct Columns {
     pub(crate) id: [u8; 32],
     pub(crate) data: Vec<u8>,
+    pub(crate) user_id: Option<String>,
     pub(crate) created_at: i64,
+    pub(crate) last_seen: i64,
     pub(crate) expires_at: i64,
     pub(crate) version: i64,
 }
@@ -28,7 +31,9 @@ impl Columns {
         Ok(Self {
             id: *record.id.as_bytes(),
             data: record.to_bytes(),
+            user_id: record.user.clone(),
             created_at: unix_ms(record.created_at),
+            last_seen: unix_ms(record.last_seen),
             expires_at: unix_ms(record.expires_at),
             version: version_column(record.version)?,
         })
@@ -54,26 +59,41 @@ pub(crate) fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
 }
 
-/// The record in a loaded row. `touch` moves only the `expires_at` column, so it wins over
-/// the copy inside `data` whenever the two differ.
+/// The columns a loaded row is decoded from (`SELECT data, expires_at, last_seen, version`).
+pub(crate) type Loaded = (Vec<u8>, i64, i64, i64);
+
+/// The record in a loaded row. `touch` moves only the `expires_at` and `last_seen` columns,
+/// so they win over the copies inside `data` whenever the two differ.
 pub(crate) fn decode(
     id: &RecordId,
-    data: &[u8],
-    expires_at: i64,
-    version: i64,
+    (data, expires_at, last_seen, version): &Loaded,
 ) -> Result<Record, StoreError> {
     let mut record = Record::from_bytes(data)?;
     if record.id != *id {
         return Err(corrupt("the row holds another session's record"));
     }
-    if version_column(record.version).ok() != Some(version) {
+    if version_column(record.version).ok() != Some(*version) {
         return Err(corrupt("the version column differs from the record's"));
     }
-    if unix_ms(record.expires_at) != expires_at {
-        record.expires_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires_at) * 1_000_000)
+    merge(&mut record.expires_at, *expires_at)?;
+    merge(&mut record.last_seen, *last_seen)?;
+    Ok(record)
+}
+
+/// Takes the column's instant unless it is `field` rounded down, which keeps the record's
+/// full precision for untouched rows.
+fn merge(field: &mut OffsetDateTime, column: i64) -> Result<(), StoreError> {
+    if unix_ms(*field) != column {
+        *field = OffsetDateTime::from_unix_timestamp_nanos(i128::from(column) * 1_000_000)
             .map_err(|e| StoreError::Corrupt(e.into()))?;
     }
-    Ok(record)
+    Ok(())
+}
+
+/// A row's id column as a [`RecordId`]; anything but 32 bytes is corrupt.
+pub(crate) fn record_id(bytes: &[u8]) -> Result<RecordId, StoreError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| corrupt("the id column is not 32 bytes"))?;
+    Ok(RecordId::from_bytes(bytes))
 }
 
 /// A row that does not decode is no session: the caller removes it and answers `None`, so
@@ -98,7 +118,14 @@ mod tests {
         let mut r = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
         r.entries.insert("k".into(), vec![1, 2, 3].into());
         r.version = 7;
+        r.user = Some("alice".into());
+        r.label = Some("phone".into());
+        r.last_seen = now + Duration::seconds(5);
         r
+    }
+
+    fn loaded(c: &Columns) -> Loaded {
+        (c.data.clone(), c.expires_at, c.last_seen, c.version)
     }
 
     #[test]
@@ -106,17 +133,29 @@ mod tests {
         let r = record();
         let c = Columns::of(&r).unwrap();
         assert_eq!(c.id, *r.id.as_bytes());
-        assert_eq!(decode(&r.id, &c.data, c.expires_at, c.version).unwrap(), r);
+        assert_eq!(c.user_id.as_deref(), Some("alice"));
+        assert_eq!(c.last_seen, unix_ms(r.last_seen));
+        assert_eq!(decode(&r.id, &loaded(&c)).unwrap(), r);
+        assert_eq!(record_id(&c.id).unwrap(), r.id);
     }
 
     #[test]
-    fn a_touched_expiry_column_wins() {
+    fn anonymous_records_have_no_user_id() {
+        let mut r = record();
+        r.user = None;
+        assert_eq!(Columns::of(&r).unwrap().user_id, None);
+    }
+
+    #[test]
+    fn touched_expiry_and_last_seen_columns_win() {
         let r = record();
         let c = Columns::of(&r).unwrap();
         let later = c.expires_at + 60_000;
-        let got = decode(&r.id, &c.data, later, c.version).unwrap();
+        let seen = c.last_seen + 30_000;
+        let got = decode(&r.id, &(c.data.clone(), later, seen, c.version)).unwrap();
         assert_eq!(unix_ms(got.expires_at), later);
-        assert_eq!(got.entries, r.entries);
+        assert_eq!(unix_ms(got.last_seen), seen);
+        assert_eq!((got.entries, got.user, got.label), (r.entries, r.user, r.label));
     }
 
     #[test]
@@ -124,11 +163,13 @@ mod tests {
         let r = record();
         let c = Columns::of(&r).unwrap();
         let other = Id::random().record_id();
-        for (id, data, version) in
-            [(&other, &c.data[..], c.version), (&r.id, &c.data[..], 6), (&r.id, b"garbage", c.version)]
-        {
-            assert!(matches!(decode(id, data, c.expires_at, version), Err(StoreError::Corrupt(_))));
+        let cases: [(&RecordId, &[u8], i64); 3] =
+            [(&other, &c.data[..], c.version), (&r.id, &c.data[..], 6), (&r.id, b"garbage", c.version)];
+        for (id, data, version) in cases {
+            let row = (data.to_vec(), c.expires_at, c.last_seen, version);
+            assert!(matches!(decode(id, &row), Err(StoreError::Corrupt(_))));
         }
+        assert!(matches!(record_id(&[0; 31]), Err(StoreError::Corrupt(_))));
     }
 
     #[test]

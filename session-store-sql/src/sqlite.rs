@@ -102,8 +102,8 @@ impl SqliteStore {
         Ok(Self::new(pool))
     }
 
-    /// Creates the table and its expiry index if they do not exist; safe to call on every
-    /// startup.
+    /// Creates the table and its indexes (expiry, user) if they do not exist; safe to call
+    /// on every startup.
     ///
     /// # Errors
     ///

@@ -16,12 +16,12 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-/// The statements of one table. Parameters: `$1` the record id, and the app's clock as
-/// Unix ms wherever an expiry is compared.
+/// The statements of one table. Parameters: `$1` the record id (or the user), and the app's
+/// clock as Unix ms wherever an expiry is compared.
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) table: Table,
-    pub(crate) schema: [String; 2],
+    pub(crate) schema: [String; 3],
     pub(crate) create: String,
     pub(crate) load: String,
     pub(crate) save: String,
@@ -30,12 +30,16 @@ pub(crate) struct Statements {
     pub(crate) delete: String,
     pub(crate) delete_corrupt: String,
     pub(crate) delete_expired: String,
+    pub(crate) sessions_of: String,
+    pub(crate) revoke: String,
+    pub(crate) revoke_user: String,
 }
 
 impl Statements {
     pub(crate) fn new(table: Table, dialect: Dialect) -> Self {
         let t = table.sql();
         let index = table.index_sql();
+        let user_index = table.user_index_sql();
         let (bytes, int) = match dialect {
             #[cfg(feature = "sqlite")]
             Dialect::Sqlite => ("BLOB", "INTEGER"),
@@ -61,28 +65,72 @@ impl Statements {
             schema: [
                 format!(
                     "CREATE TABLE IF NOT EXISTS {t} (id {bytes} NOT NULL PRIMARY KEY, data {bytes} NOT NULL, \
-                     created_at {int} NOT NULL, expires_at {int} NOT NULL, version {int} NOT NULL)"
+                     user_id TEXT, created_at {int} NOT NULL, last_seen {int} NOT NULL, \
+                     expires_at {int} NOT NULL, version {int} NOT NULL)"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)"),
+                // Partial: anonymous sessions, often most of them, stay out of it. Both
+                // engines use it for `user_id = $1`, which implies `IS NOT NULL`.
+                format!("CREATE INDEX IF NOT EXISTS {user_index} ON {t} (user_id) WHERE user_id IS NOT NULL"),
             ],
             // One atomic statement: an expired row counts as absent and is replaced, a live
             // one is left alone and no row changes (`Collision`).
             create: format!(
-                "INSERT INTO {t} (id, data, created_at, expires_at, version) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO UPDATE SET data = excluded.data, created_at = excluded.created_at, \
-                 expires_at = excluded.expires_at, version = excluded.version WHERE {t}.expires_at <= $6"
+                "INSERT INTO {t} (id, data, user_id, created_at, last_seen, expires_at, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id, \
+                 created_at = excluded.created_at, last_seen = excluded.last_seen, \
+                 expires_at = excluded.expires_at, version = excluded.version WHERE {t}.expires_at <= $8"
             ),
-            load: format!("SELECT data, expires_at, version FROM {t} WHERE id = $1 AND expires_at > $2"),
+            load: format!(
+                "SELECT data, expires_at, last_seen, version FROM {t} WHERE id = $1 AND expires_at > $2"
+            ),
             save: format!(
-                "UPDATE {t} SET data = $3, created_at = $4, expires_at = $5, version = $6 \
-                 WHERE id = $1 AND version = $2 AND expires_at > $7"
+                "UPDATE {t} SET data = $3, user_id = $4, created_at = $5, last_seen = $6, expires_at = $7, \
+                 version = $8 WHERE id = $1 AND version = $2 AND expires_at > $9"
             ),
             is_live: format!("SELECT 1 FROM {t} WHERE id = $1 AND expires_at > $2"),
-            touch: format!("UPDATE {t} SET expires_at = $2 WHERE id = $1 AND expires_at > $3"),
+            touch: format!("UPDATE {t} SET expires_at = $2, last_seen = $3 WHERE id = $1 AND expires_at > $4"),
             delete: format!("DELETE FROM {t} WHERE id = $1"),
             delete_corrupt: format!("DELETE FROM {t} WHERE id = $1 AND data = $2"),
             delete_expired,
+            sessions_of: format!(
+                "SELECT id, data, expires_at, last_seen, version FROM {t} WHERE user_id = $1 AND expires_at > $2"
+            ),
+            // The row goes even if expired; its expiry tells whether it was a live session.
+            revoke: format!("DELETE FROM {t} WHERE id = $1 RETURNING expires_at"),
+            // `$2` is the id to keep, or an empty string of bytes, which no id equals. Expired
+            // rows are left to the sweep: they are no session to report as ended.
+            revoke_user: format!(
+                "DELETE FROM {t} WHERE user_id = $1 AND id <> $2 AND expires_at > $3 RETURNING id"
+            ),
             table,
+        }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    /// SQLite's plan for the per-user statements searches the partial user index, not the
+    /// table or the expiry index.
+    #[tokio::test]
+    async fn per_user_statements_use_the_user_index_on_sqlite() {
+        let sql = Statements::new(Table::new("sessions").unwrap(), Dialect::Sqlite);
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        for statement in &sql.schema {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        for statement in [&sql.sessions_of, &sql.revoke_user] {
+            // Unbound parameters are NULL, which does not change the plan.
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&explain).fetch_all(&pool).await.unwrap();
+            let detail: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+            assert!(
+                detail.iter().any(|d| d.contains("USING INDEX sessions_user_id_idx (user_id=?)")),
+                "{statement}: {detail:?}"
+            );
         }
     }
 }

@@ -17,7 +17,9 @@ macro_rules! impl_session_store {
                 let written = sqlx::query(&self.sql.create)
                     .bind(&c.id[..])
                     .bind(c.data)
+                    .bind(c.user_id)
                     .bind(c.created_at)
+                    .bind(c.last_seen)
                     .bind(c.expires_at)
                     .bind(c.version)
                     .bind($crate::row::now_ms())
@@ -37,27 +39,14 @@ macro_rules! impl_session_store {
                 id: &session_core::RecordId,
             ) -> Result<Option<session_core::Record>, session_core::StoreError> {
                 use session_core::StoreError;
-                let found: Option<(Vec<u8>, i64, i64)> = sqlx::query_as(&self.sql.load)
+                let found: Option<$crate::row::Loaded> = sqlx::query_as(&self.sql.load)
                     .bind(&id.as_bytes()[..])
                     .bind($crate::row::now_ms())
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(StoreError::backend)?;
-                let Some((data, expires_at, version)) = found else { return Ok(None) };
-                match $crate::row::decode(id, &data, expires_at, version) {
-                    Ok(record) => Ok(Some(record)),
-                    Err(err) => {
-                        $crate::row::warn_discarding(&err);
-                        // Only the bytes that failed: a record written meanwhile stays.
-                        sqlx::query(&self.sql.delete_corrupt)
-                            .bind(&id.as_bytes()[..])
-                            .bind(data)
-                            .execute(&self.pool)
-                            .await
-                            .map_err(StoreError::backend)?;
-                        Ok(None)
-                    }
-                }
+                let Some(row) = found else { return Ok(None) };
+                self.decode_or_discard(id, row).await
             }
 
             async fn save(
@@ -72,7 +61,9 @@ macro_rules! impl_session_store {
                     .bind(&c.id[..])
                     .bind($crate::row::version_column(expected)?)
                     .bind(c.data)
+                    .bind(c.user_id)
                     .bind(c.created_at)
+                    .bind(c.last_seen)
                     .bind(c.expires_at)
                     .bind(c.version)
                     .bind(now)
@@ -98,10 +89,12 @@ macro_rules! impl_session_store {
                 &self,
                 id: &session_core::RecordId,
                 expires_at: time::OffsetDateTime,
+                last_seen: time::OffsetDateTime,
             ) -> Result<bool, session_core::StoreError> {
                 let written = sqlx::query(&self.sql.touch)
                     .bind(&id.as_bytes()[..])
                     .bind($crate::row::unix_ms(expires_at))
+                    .bind($crate::row::unix_ms(last_seen))
                     .bind($crate::row::now_ms())
                     .execute(&self.pool)
                     .await
@@ -117,6 +110,101 @@ macro_rules! impl_session_store {
                     .await
                     .map_err(session_core::StoreError::backend)?;
                 Ok(())
+            }
+
+            async fn sessions_of(
+                &self,
+                user: &str,
+            ) -> Result<Vec<session_core::SessionInfo>, session_core::StoreError> {
+                use session_core::StoreError;
+                let rows: Vec<(Vec<u8>, Vec<u8>, i64, i64, i64)> = sqlx::query_as(&self.sql.sessions_of)
+                    .bind(user)
+                    .bind($crate::row::now_ms())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::backend)?;
+                let mut found = Vec::with_capacity(rows.len());
+                for (id, data, expires_at, last_seen, version) in rows {
+                    // A malformed id names no session (and no handle): skip the row.
+                    let id = match $crate::row::record_id(&id) {
+                        Ok(id) => id,
+                        Err(err) => {
+                            $crate::row::warn_discarding(&err);
+                            continue;
+                        }
+                    };
+                    let record = self.decode_or_discard(&id, (data, expires_at, last_seen, version)).await?;
+                    // `user_id` and `data` are written together, so they agree; a row where
+                    // they do not is not listed under a user it does not belong to.
+                    found.extend(
+                        record
+                            .as_ref()
+                            .and_then(session_core::SessionInfo::from_record)
+                            .filter(|i| i.user == user),
+                    );
+                }
+                Ok(found)
+            }
+
+            async fn revoke(
+                &self,
+                handle: &session_core::SessionHandle,
+            ) -> Result<bool, session_core::StoreError> {
+                // One statement: of two concurrent revokes, only one reports the session ended.
+                let now = $crate::row::now_ms();
+                let expires_at: Option<i64> = sqlx::query_scalar(&self.sql.revoke)
+                    .bind(&handle.record_id().as_bytes()[..])
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(session_core::StoreError::backend)?;
+                Ok(expires_at.is_some_and(|at| at > now))
+            }
+
+            async fn revoke_user(
+                &self,
+                user: &str,
+                except: Option<&session_core::SessionHandle>,
+            ) -> Result<Vec<session_core::SessionHandle>, session_core::StoreError> {
+                use session_core::StoreError;
+                let keep = except.map(|h| *h.record_id().as_bytes());
+                let ids: Vec<Vec<u8>> = sqlx::query_scalar(&self.sql.revoke_user)
+                    .bind(user)
+                    .bind(keep.as_ref().map_or(&[][..], |id| &id[..]))
+                    .bind($crate::row::now_ms())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::backend)?;
+                // The rows are gone already: a malformed id (no session's) is skipped, not an error.
+                Ok(ids
+                    .iter()
+                    .filter_map(|id| $crate::row::record_id(id).ok())
+                    .map(session_core::SessionHandle::from_record_id)
+                    .collect())
+            }
+        }
+
+        impl $store {
+            /// The record in a loaded row; a row that does not decode is deleted (only if it
+            /// still holds the bytes that failed, so a record written meanwhile stays) and is
+            /// no session.
+            async fn decode_or_discard(
+                &self,
+                id: &session_core::RecordId,
+                row: $crate::row::Loaded,
+            ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+                match $crate::row::decode(id, &row) {
+                    Ok(record) => Ok(Some(record)),
+                    Err(err) => {
+                        $crate::row::warn_discarding(&err);
+                        sqlx::query(&self.sql.delete_corrupt)
+                            .bind(&id.as_bytes()[..])
+                            .bind(row.0)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(session_core::StoreError::backend)?;
+                        Ok(None)
+                    }
+                }
             }
         }
 

@@ -13,12 +13,14 @@ pub(crate) const DEFAULT_TABLE: &str = "sessions";
 /// naming one table.
 const MAX_LEN: usize = 63;
 const INDEX_SUFFIX: &str = "_expires_at_idx";
+const USER_INDEX_SUFFIX: &str = "_user_id_idx";
 
-/// A checked table name and the name of its expiry index.
+/// A checked table name and the names of its indexes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Table {
     name: String,
     index: String,
+    user_index: String,
 }
 
 impl Table {
@@ -30,7 +32,11 @@ impl Table {
         if !first_ok || !rest_ok || name.len() > MAX_LEN {
             return Err(Error::InvalidTableName(name.to_owned()));
         }
-        Ok(Self { name: name.to_owned(), index: index_name(name) })
+        Ok(Self {
+            name: name.to_owned(),
+            index: index_name(name, INDEX_SUFFIX, "exp"),
+            user_index: index_name(name, USER_INDEX_SUFFIX, "usr"),
+        })
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -46,18 +52,24 @@ impl Table {
     pub(crate) fn index_sql(&self) -> String {
         format!("\"{}\"", self.index)
     }
+
+    /// The index of the `user_id` column as SQL text.
+    pub(crate) fn user_index_sql(&self) -> String {
+        format!("\"{}\"", self.user_index)
+    }
 }
 
-/// `<table>_expires_at_idx` while that fits in 63 bytes. Longer names keep a prefix and add
-/// a hash of the whole name: on PostgreSQL indexes share one namespace with tables, and a
-/// truncated name could be an existing table (or another table's index), which
-/// `CREATE INDEX IF NOT EXISTS` would take as "done" and leave the table unindexed.
-fn index_name(table: &str) -> String {
-    if table.len() + INDEX_SUFFIX.len() <= MAX_LEN {
-        return format!("{table}{INDEX_SUFFIX}");
+/// `<table><suffix>` (e.g. `sessions_expires_at_idx`) while that fits in 63 bytes. Longer
+/// names keep a prefix and add a hash of the whole name and the 3-letter `short` suffix: on
+/// PostgreSQL indexes share one namespace with tables, and a truncated name could be an
+/// existing table (or another table's index), which `CREATE INDEX IF NOT EXISTS` would take
+/// as "done" and leave the table unindexed.
+fn index_name(table: &str, suffix: &str, short: &str) -> String {
+    if table.len() + suffix.len() <= MAX_LEN {
+        return format!("{table}{suffix}");
     }
-    // 38 + 1 + 16 + 8 = 63. The name is ASCII, so any byte index is a char boundary.
-    format!("{}_{:016x}_exp_idx", &table[..38], fnv1a(table.as_bytes()))
+    // 38 + 1 + 16 + 1 + 3 + 4 = 63. The name is ASCII, so any byte index is a char boundary.
+    format!("{}_{:016x}_{short}_idx", &table[..38], fnv1a(table.as_bytes()))
 }
 
 /// FNV-1a: tiny and, unlike std's hashers, specified, so the index name stays the same
@@ -98,6 +110,20 @@ mod tests {
         assert_ne!(a.index, a.name);
         assert_eq!(Table::new(&a.name).unwrap().index, a.index, "stable across calls");
         assert!(Table::new(&a.index).is_ok(), "index names are valid identifiers");
+    }
+
+    #[test]
+    fn user_index_names_fit_and_stay_apart() {
+        assert_eq!(Table::new("sessions").unwrap().user_index, "sessions_user_id_idx");
+        for len in [50, 51, 52, 63] {
+            let a = Table::new(&format!("{}a", "x".repeat(len - 1))).unwrap();
+            let b = Table::new(&format!("{}b", "x".repeat(len - 1))).unwrap();
+            assert!(a.user_index.len() <= MAX_LEN, "{}", a.user_index);
+            assert_ne!(a.user_index, b.user_index);
+            assert_ne!(a.user_index, a.index);
+            assert_ne!(a.user_index, a.name);
+            assert!(Table::new(&a.user_index).is_ok(), "index names are valid identifiers");
+        }
     }
 
     #[test]

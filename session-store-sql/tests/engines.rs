@@ -1,11 +1,11 @@
 //! What the shared suite does not cover, on both engines: stale versions, sweeps of more
-//! than one batch, corrupt rows, and restarts.
+//! than one batch, corrupt rows, restarts, and the per-user index's edge cases.
 
 mod common;
 
 use async_trait::async_trait;
 use common::{record, Scratch};
-use session_core::{ExpiredDeletion, RecordId, SessionStore, StoreError};
+use session_core::{ExpiredDeletion, Record, RecordId, SessionHandle, SessionStore, StoreError};
 use session_store_sql::sqlx;
 use session_store_sql::{PostgresStore, SqliteStore};
 use time::Duration;
@@ -104,6 +104,64 @@ async fn a_corrupt_row_is_no_session(store: impl Rows) {
     assert_eq!(store.load(&a.id).await.unwrap(), Some(a));
 }
 
+fn owned(user: &str, ttl: Duration) -> Record {
+    let mut r = record(ttl);
+    r.user = Some(user.to_owned());
+    r
+}
+
+fn handle(r: &Record) -> SessionHandle {
+    SessionHandle::from_record_id(r.id)
+}
+
+/// `revoke_user` without an exception ends every live session of the user and reports
+/// only those; `revoke` reports an expired session as not ended; a touch shows in the list.
+async fn users_edge_cases(store: impl Rows) {
+    let user = common::unique_table();
+    let (a, b) = (owned(&user, Duration::hours(1)), owned(&user, Duration::hours(1)));
+    let expired = owned(&user, -Duration::seconds(1));
+    for r in [&a, &b, &expired] {
+        store.create(r).await.unwrap();
+    }
+    let later = a.expires_at + Duration::hours(1);
+    let seen = a.created_at + Duration::minutes(2);
+    assert!(store.touch(&a.id, later, seen).await.unwrap());
+    let list = store.sessions_of(&user).await.unwrap();
+    let info = list.iter().find(|i| i.handle == handle(&a)).expect("a listed");
+    assert!((info.last_seen - seen).abs() < Duration::milliseconds(1));
+    assert!((info.expires_at - later).abs() < Duration::milliseconds(1));
+
+    let mut ended = store.revoke_user(&user, None).await.unwrap();
+    ended.sort();
+    let mut want = vec![handle(&a), handle(&b)];
+    want.sort();
+    assert_eq!(ended, want, "the expired session is not reported as ended");
+    assert!(store.sessions_of(&user).await.unwrap().is_empty());
+    assert!(store.revoke_user(&user, None).await.unwrap().is_empty());
+    assert_eq!(store.count().await, 1, "the expired row is left for the sweep");
+    // `revoke` removes it, but it was no session.
+    assert!(!store.revoke(&handle(&expired)).await.unwrap());
+    assert_eq!(store.count().await, 0);
+    assert!(!store.revoke(&handle(&a)).await.unwrap());
+
+    // A row that does not decode is neither listed nor kept.
+    let bad = owned(&user, Duration::hours(1));
+    store.create(&bad).await.unwrap();
+    store.overwrite_data(&bad.id, b"\xc1 not a record").await;
+    assert!(store.sessions_of(&user).await.unwrap().is_empty());
+    assert_eq!(store.count().await, 0, "the corrupt row stayed");
+}
+
+#[tokio::test]
+async fn sqlite_users_edge_cases() {
+    users_edge_cases(common::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_users_edge_cases() {
+    users_edge_cases(common::postgres().await).await;
+}
+
 #[tokio::test]
 async fn sqlite_rejects_a_stale_version() {
     rejects_a_stale_version(common::sqlite().await).await;
@@ -144,13 +202,15 @@ async fn sqlite_sessions_survive_a_restart() {
     next.entries.insert("after".into(), b"save".to_vec().into());
     first.save(&next, 1).await.unwrap();
     let later = next.expires_at + Duration::hours(1);
-    assert!(first.touch(&r.id, later).await.unwrap());
+    let seen = next.created_at + Duration::minutes(1);
+    assert!(first.touch(&r.id, later, seen).await.unwrap());
     first.pool().close().await;
 
     let reopened = SqliteStore::open(first.path()).await.unwrap();
     let got = reopened.load(&r.id).await.unwrap().expect("session kept across a restart");
     assert_eq!((got.entries, got.version), (next.entries, 2));
     assert!((got.expires_at - later).abs() < Duration::milliseconds(1));
+    assert!((got.last_seen - seen).abs() < Duration::milliseconds(1));
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use tower_layer::Layer;
 use super::SessionService;
 use crate::client::ClientCodec;
 use crate::cookie::{CookieConfig, IdCodec, MAX_COOKIE_BYTES};
-use crate::{Expiry, KeyRing, SameSite, SessionStore};
+use crate::{Expiry, KeyRing, SameSite, SessionManager, SessionStore};
 
 /// Where sessions live.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) expiry: Expiry,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) error_status: StatusCode,
+    /// Shared by every clone of the layer, so sessions and the app see one event stream.
+    pub(crate) manager: SessionManager,
 }
 
 impl Config {
@@ -108,8 +110,13 @@ impl SessionLayer {
     }
 
     fn with_backend(backend: Backend) -> Self {
+        let store = match &backend {
+            Backend::Store(store) => Some(Arc::clone(store)),
+            Backend::Client(_) => None,
+        };
         Self {
             config: Config {
+                manager: SessionManager::new(store),
                 backend,
                 cookie: CookieConfig::default(),
                 id_codec: IdCodec::Plain,
@@ -218,6 +225,13 @@ impl SessionLayer {
     pub fn with_private(mut self, keys: KeyRing) -> Self {
         self.config.id_codec = IdCodec::Private(keys);
         self
+    }
+
+    /// Lists and revokes users' sessions, and broadcasts the [`SessionEvent`](crate::SessionEvent)s
+    /// of this layer's sessions. See the [`users`](crate::users) module.
+    #[must_use]
+    pub fn manager(&self) -> SessionManager {
+        self.config.manager.clone()
     }
 
     /// The status of the response when the store fails (default 500).

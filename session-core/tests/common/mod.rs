@@ -248,9 +248,14 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         self.counts.save.fetch_add(1, Ordering::SeqCst);
         self.inner.save(record, expected).await
     }
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &RecordId,
+        at: OffsetDateTime,
+        seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         self.counts.touch.fetch_add(1, Ordering::SeqCst);
-        self.inner.touch(id, expires_at).await
+        self.inner.touch(id, at, seen).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         self.counts.delete.fetch_add(1, Ordering::SeqCst);
@@ -295,11 +300,16 @@ impl<S: SessionStore> SessionStore for Failing<S> {
         }
         self.inner.save(record, expected).await
     }
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &RecordId,
+        at: OffsetDateTime,
+        seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(outage());
         }
-        self.inner.touch(id, expires_at).await
+        self.inner.touch(id, at, seen).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         if self.fail_writes.load(Ordering::SeqCst) {

@@ -50,9 +50,37 @@ pub async fn cluster_store() -> RedisStore<ClusterConnection> {
     store.with_prefix(unique_prefix())
 }
 
+/// Waits until `want` clients listen on `channel`, summed over `nodes` (on a Cluster,
+/// `PUBSUB NUMSUB` counts only the node asked). A listener subscribes in a background task,
+/// and an event published before that is lost, so tests wait for it.
+pub async fn wait_for_subscribers(nodes: &[String], channel: &str, want: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut total = 0;
+        for node in nodes {
+            let mut con =
+                redis::Client::open(node.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+            let (_, count): (String, i64) =
+                redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).query_async(&mut con).await.unwrap();
+            total += count;
+        }
+        if total == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{total} subscribers on {channel}, expected {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `GET /get/{key}` answers the value or `none`; `POST /set/{key}/{value}` stores it.
 /// Session errors become the layer's 500.
 pub fn app(store: impl SessionStore) -> Router {
+    routes().layer(SessionLayer::new(store).with_secure(false))
+}
+
+/// The routes of [`app`] without the session layer, plus `POST /login/{user}`, which logs
+/// in as an app would: stores the name, gives the session a new id and ties it to the user.
+pub fn routes() -> Router {
     Router::new()
         .route(
             "/get/{key}",
@@ -66,8 +94,16 @@ pub fn app(store: impl SessionStore) -> Router {
                 s.insert(&key, value).await.map(|()| "ok")
             }),
         )
+        .route(
+            "/login/{user}",
+            post(|s: Session, Path(user): Path<String>| async move {
+                s.insert("name", user.clone()).await?;
+                s.cycle_id().await?;
+                s.set_user(user);
+                Ok::<_, session_core::Error>("ok")
+            }),
+        )
         .route("/untouched", get(|| async { "ok" }))
-        .layer(SessionLayer::new(store).with_secure(false))
 }
 
 #[derive(Debug)]

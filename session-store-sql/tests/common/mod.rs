@@ -15,7 +15,10 @@ use axum::http::{Method, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use session_core::{ExpiredDeletion, Id, Record, RecordId, Session, SessionLayer, SessionStore, StoreError};
+use session_core::{
+    ExpiredDeletion, Id, Record, RecordId, Session, SessionHandle, SessionInfo, SessionLayer, SessionStore,
+    StoreError,
+};
 use session_store_sql::sqlx::postgres::PgPoolOptions;
 use session_store_sql::sqlx::{Connection, PgConnection};
 use session_store_sql::{PostgresStore, SqliteStore};
@@ -132,11 +135,30 @@ impl<S: SessionStore> SessionStore for Scratch<S> {
     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
         self.store.save(record, expected).await
     }
-    async fn touch(&self, id: &RecordId, expires_at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.store.touch(id, expires_at).await
+    async fn touch(
+        &self,
+        id: &RecordId,
+        expires_at: OffsetDateTime,
+        last_seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.store.touch(id, expires_at, last_seen).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         self.store.delete(id).await
+    }
+    // Forwarded, not left to the trait's defaults, so the suite tests the store's own.
+    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        self.store.sessions_of(user).await
+    }
+    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
+        self.store.revoke(handle).await
+    }
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&SessionHandle>,
+    ) -> Result<Vec<SessionHandle>, StoreError> {
+        self.store.revoke_user(user, except).await
     }
 }
 

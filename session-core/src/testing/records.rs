@@ -1,20 +1,7 @@
-//! The store conformance suite (feature `testing`).
-//!
-//! Every store crate runs the same cases against its real engine. The quickest way is the
-//! macro, which expands to one `#[tokio::test]` per case (the calling crate needs `tokio`
-//! with `macros` and `rt` as a dev-dependency):
-//!
-//! ```ignore
-//! session_core::store_conformance_tests!(async { my_store::MyStore::connect().await });
-//! ```
-//!
-//! Each case takes a fresh store; stores that share one engine across cases are fine, since
-//! every case uses its own random ids.
+//! The record cases every store runs.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{COOKIE, SET_COOKIE};
@@ -23,50 +10,10 @@ use time::{Duration, OffsetDateTime};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::FnService;
 use crate::{ExpiredDeletion, Expiry, Id, Record, Session, SessionLayer, SessionStore, StoreError};
 
-/// Expands to one `#[tokio::test]` per conformance case; `$make` is an expression whose
-/// value is a future resolving to a fresh store.
-#[macro_export]
-macro_rules! store_conformance_tests {
-    ($make:expr) => {
-        $crate::store_conformance_tests!(@cases $make;
-            create_then_load_round_trips,
-            loading_a_missing_record_gives_none,
-            create_never_overwrites,
-            create_replaces_an_expired_record,
-            expired_records_are_never_loaded,
-            save_with_the_loaded_version_succeeds,
-            save_with_a_stale_version_conflicts,
-            save_never_resurrects_a_deleted_record,
-            touch_moves_only_the_expiry,
-            delete_is_idempotent,
-            many_records_stay_apart,
-            concurrent_requests_changing_different_keys_both_survive,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                $crate::testing::$case($make.await).await;
-            }
-        )*
-    };
-}
-
-/// Expands to the [`ExpiredDeletion`] case for stores that implement it.
-#[macro_export]
-macro_rules! expired_deletion_tests {
-    ($make:expr) => {
-        #[tokio::test]
-        async fn delete_expired_removes_only_expired_records() {
-            $crate::testing::delete_expired_removes_only_expired_records($make.await).await;
-        }
-    };
-}
-
-fn record(entries: &[(&str, &[u8])], ttl: Duration) -> Record {
+pub(super) fn record(entries: &[(&str, &[u8])], ttl: Duration) -> Record {
     let now = OffsetDateTime::now_utc();
     let mut r = Record::new(Id::random().record_id(), now, now + ttl);
     for (k, v) in entries {
@@ -79,7 +26,7 @@ async fn must_load(store: &impl SessionStore, r: &Record) -> Record {
     store.load(&r.id).await.expect("load failed").expect("record missing")
 }
 
-fn assert_same(got: &Record, want: &Record) {
+pub(super) fn assert_same(got: &Record, want: &Record) {
     assert_eq!(got.id, want.id);
     assert_eq!(got.entries, want.entries);
     assert_eq!(got.version, want.version);
@@ -87,12 +34,18 @@ fn assert_same(got: &Record, want: &Record) {
     // Stores may keep instants at millisecond precision.
     assert!((got.created_at - want.created_at).abs() < Duration::milliseconds(1), "created_at changed");
     assert!((got.expires_at - want.expires_at).abs() < Duration::milliseconds(1), "expires_at changed");
+    assert!((got.last_seen - want.last_seen).abs() < Duration::milliseconds(1), "last_seen changed");
+    assert_eq!(got.user, want.user);
+    assert_eq!(got.label, want.label);
 }
 
 /// A created record loads back unchanged.
 pub async fn create_then_load_round_trips(store: impl SessionStore) {
     let mut r = record(&[("user", b"\x2a"), ("cart", b"\x93\x01\x02\x03")], Duration::hours(1));
     r.expiry = Some(Expiry::OnInactivity(Duration::minutes(20)));
+    r.user = Some("alice".into());
+    r.label = Some("Firefox on Linux".into());
+    r.last_seen = r.created_at + Duration::seconds(7);
     store.create(&r).await.unwrap();
     assert_same(&must_load(&store, &r).await, &r);
 }
@@ -140,7 +93,8 @@ pub async fn expired_records_are_never_loaded(store: impl SessionStore) {
     late.version = 3;
     assert!(matches!(store.save(&late, 2).await, Err(StoreError::NotFound)));
     assert!(store.load(&live.id).await.unwrap().is_none());
-    assert!(!store.touch(&live.id, OffsetDateTime::now_utc() + Duration::hours(1)).await.unwrap());
+    let now = OffsetDateTime::now_utc();
+    assert!(!store.touch(&live.id, now + Duration::hours(1), now).await.unwrap());
 }
 
 /// `save` with the loaded version replaces the record.
@@ -190,12 +144,14 @@ pub async fn touch_moves_only_the_expiry(store: impl SessionStore) {
     let r = record(&[("a", b"1")], Duration::minutes(10));
     store.create(&r).await.unwrap();
     let later = r.expires_at + Duration::hours(2);
-    assert!(store.touch(&r.id, later).await.unwrap());
+    let seen = r.created_at + Duration::minutes(3);
+    assert!(store.touch(&r.id, later, seen).await.unwrap());
     let got = must_load(&store, &r).await;
     let mut want = r.clone();
     want.expires_at = later;
+    want.last_seen = seen;
     assert_same(&got, &want);
-    assert!(!store.touch(&Id::random().record_id(), later).await.unwrap());
+    assert!(!store.touch(&Id::random().record_id(), later, seen).await.unwrap());
     assert!(store.load(&Id::random().record_id()).await.unwrap().is_none());
 }
 
@@ -270,26 +226,4 @@ pub async fn delete_expired_removes_only_expired_records(store: impl ExpiredDele
     // A second sweep finds nothing of ours to remove, and the live record stays.
     store.delete_expired().await.unwrap();
     assert!(store.load(&live.id).await.unwrap().is_some());
-}
-
-/// A `Service` from an async closure, so the suite needs no `tower` dependency.
-#[derive(Clone)]
-struct FnService<F>(F);
-
-impl<F, Fut> Service<Request<()>> for FnService<F>
-where
-    F: Fn(Request<()>) -> Fut,
-    Fut: Future<Output = Result<Response<()>, Infallible>>,
-{
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Fut;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<()>) -> Fut {
-        (self.0)(req)
-    }
 }

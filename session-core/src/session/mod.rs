@@ -20,22 +20,23 @@
 //!     .layer(SessionLayer::new(MemoryStore::default()));
 //! ```
 
-use std::collections::HashMap;
+mod load;
+mod state;
+
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use time::OffsetDateTime;
 
-use crate::codec::{self, decode_client, decode_value, encode_client, encode_value};
+pub(crate) use self::state::{Meta, State};
+use crate::codec::{self, decode_value, encode_client, encode_value};
 use crate::cookie::MAX_COOKIE_BYTES;
 use crate::expiry::Policy;
 use crate::layer::{Backend, Config};
-use crate::record::Entries;
 use crate::store::now;
-use crate::{Error, Expiry, Id, Record, RecordId};
+use crate::{Error, Expiry, Id, Record, SessionEvent, SessionHandle};
 
 /// A session: cheap to clone (clones share one state), lazily loaded on first use.
 ///
@@ -56,58 +57,6 @@ struct Inner {
     state: Mutex<State>,
     /// Makes the lazy load happen once even when clones race.
     load_lock: tokio::sync::Mutex<()>,
-}
-
-/// Timestamps and version of the record this request loaded.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Meta {
-    pub(crate) created_at: OffsetDateTime,
-    pub(crate) expires_at: OffsetDateTime,
-    pub(crate) version: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct State {
-    /// Any method was called.
-    pub(crate) accessed: bool,
-    pub(crate) loaded: bool,
-    pub(crate) load_failed: bool,
-    /// The id of the stored record (server-side), once loaded.
-    pub(crate) id: Option<Id>,
-    /// Its digest, computed once per request.
-    pub(crate) rid: Option<RecordId>,
-    /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
-    pub(crate) meta: Option<Meta>,
-    pub(crate) entries: Entries,
-    /// The value each written key had when loaded (first write wins): the dirty log.
-    pub(crate) originals: HashMap<String, Option<Bytes>>,
-    pub(crate) expiry: Option<Expiry>,
-    pub(crate) expiry_changed: bool,
-    /// The cookie was made with a fallback key: re-issue it under the primary.
-    pub(crate) reissue: bool,
-    /// `flush` destroyed the session this request started with.
-    pub(crate) ended: bool,
-    /// The cookie must be sent again (new id, or fresh seal).
-    pub(crate) cycled: bool,
-}
-
-impl State {
-    /// Whether any key's bytes differ from what was loaded.
-    pub(crate) fn is_dirty(&self) -> bool {
-        self.originals.iter().any(|(k, orig)| self.entries.get(k.as_str()) != orig.as_ref())
-    }
-
-    fn write(&mut self, key: &str, value: Option<Bytes>) -> Option<Bytes> {
-        let old = match &value {
-            Some(v) if self.entries.get(key) == Some(v) => return Some(v.clone()),
-            Some(v) => self.entries.insert(key.to_owned(), v.clone()),
-            None => self.entries.remove(key),
-        };
-        if !self.originals.contains_key(key) {
-            self.originals.insert(key.to_owned(), old.clone());
-        }
-        old
-    }
 }
 
 impl Session {
@@ -146,6 +95,7 @@ impl Session {
         }
         if st.load_failed
             || st.expiry_changed
+            || st.owner_changed
             || st.cycled
             || st.reissue
             || st.ended
@@ -157,10 +107,10 @@ impl Session {
             .is_some_and(|m| self.policy(st.expiry).refresh_due(now(), m.created_at, m.expires_at).is_some())
     }
 
-    /// `set_expiry` was called on a session nothing has loaded yet.
-    pub(crate) fn expiry_changed_unloaded(&self) -> bool {
+    /// `set_expiry`, `set_user` or `set_label` was called on a session nothing has loaded.
+    pub(crate) fn metadata_changed_unloaded(&self) -> bool {
         let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.expiry_changed && !st.loaded
+        (st.expiry_changed || st.owner_changed) && !st.loaded
     }
 
     pub(crate) fn take_state(&self) -> State {
@@ -169,77 +119,6 @@ impl Session {
 
     pub(crate) fn policy(&self, expiry: Option<Expiry>) -> Policy {
         Policy { expiry: expiry.unwrap_or(self.0.config.expiry), max_lifetime: self.0.config.max_lifetime }
-    }
-
-    /// Loads the session on first use.
-    pub(crate) async fn load(&self) -> Result<(), Error> {
-        if self.state().loaded {
-            return Ok(());
-        }
-        let _once = self.0.load_lock.lock().await;
-        if self.state().loaded {
-            return Ok(());
-        }
-        let fetched = self.fetch().await;
-        let mut st = self.state();
-        match fetched {
-            Ok(found) => {
-                st.loaded = true;
-                if let Some(found) = found {
-                    st.id = found.id.map(|(id, _)| id);
-                    st.rid = found.id.map(|(_, rid)| rid);
-                    st.meta = Some(found.meta);
-                    st.entries = found.entries;
-                    st.reissue = found.reissue;
-                    if !st.expiry_changed {
-                        st.expiry = found.expiry;
-                    }
-                }
-                Ok(())
-            }
-            Err(err) => {
-                st.load_failed = true;
-                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "loading the session failed");
-                Err(err)
-            }
-        }
-    }
-
-    async fn fetch(&self) -> Result<Option<Found>, Error> {
-        let Some(value) = self.0.cookie.as_deref() else { return Ok(None) };
-        let config = &*self.0.config;
-        let name = &config.cookie.name;
-        let now = now();
-        match &config.backend {
-            Backend::Store(store) => {
-                let Some((id, reissue)) = config.id_codec.decode(name, value) else { return Ok(None) };
-                let Some(record) = store.load(&id.record_id()).await? else { return Ok(None) };
-                if self.policy(record.expiry).is_expired(now, record.created_at, record.expires_at) {
-                    return Ok(None);
-                }
-                let meta = Meta {
-                    created_at: record.created_at,
-                    expires_at: record.expires_at,
-                    version: record.version,
-                };
-                Ok(Some(Found {
-                    id: Some((id, record.id)),
-                    meta,
-                    entries: record.entries,
-                    expiry: record.expiry,
-                    reissue,
-                }))
-            }
-            Backend::Client(codec) => {
-                let Some((payload, reissue)) = codec.decode(name, value) else { return Ok(None) };
-                let Ok(p) = decode_client(&payload) else { return Ok(None) };
-                if self.policy(p.expiry).is_expired(now, p.created_at, p.expires_at) {
-                    return Ok(None);
-                }
-                let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, version: 0 };
-                Ok(Some(Found { id: None, meta, entries: p.entries, expiry: p.expiry, reissue }))
-            }
-        }
     }
 
     /// The value under `key`, decoded as `T`; `None` if there is none.
@@ -387,6 +266,11 @@ impl Session {
         let rid = self.state().rid;
         if let (Some(rid), Backend::Store(store)) = (rid, &self.0.config.backend) {
             store.delete(&rid).await?;
+            self.0
+                .config
+                .manager
+                .emit(SessionEvent::Destroyed { handle: SessionHandle::from_record_id(rid) })
+                .await;
         }
         *self.state() = State { accessed: true, loaded: true, ended: true, ..State::default() };
         Ok(())
@@ -416,10 +300,16 @@ impl Session {
             let mut record = Record::new(old, meta.created_at, expires_at);
             record.entries = st.entries.clone();
             record.expiry = st.expiry;
+            record.user = st.user.clone();
+            record.label = st.label.clone();
+            record.last_seen = now;
             (old, record)
         };
         let new = crate::save::create_with_fresh_id(&**store, &mut record).await?;
         store.delete(&old).await?;
+        let (old_handle, new_handle) =
+            (SessionHandle::from_record_id(old), SessionHandle::from_record_id(record.id));
+        self.0.config.manager.emit(SessionEvent::Cycled { old: old_handle, new: new_handle }).await;
         let mut st = self.state();
         st.id = Some(new);
         st.rid = Some(record.id);
@@ -430,6 +320,7 @@ impl Session {
         });
         st.originals.clear();
         st.expiry_changed = false;
+        st.owner_changed = false;
         st.cycled = true;
         Ok(())
     }
@@ -461,6 +352,41 @@ impl Session {
         self.state().id
     }
 
+    /// Ties the session to `user` (call it at login, after [`cycle_id`](Session::cycle_id)),
+    /// so [`SessionManager`](crate::SessionManager) can list and revoke the user's sessions.
+    /// Counts as a change: the session is saved.
+    pub fn set_user(&self, user: impl Into<String>) {
+        let mut st = self.state();
+        st.user = Some(user.into());
+        st.owner_changed = true;
+    }
+
+    /// Names this session for the user's device list, e.g. "Firefox on Linux". Counts as a
+    /// change.
+    pub fn set_label(&self, label: impl Into<String>) {
+        let mut st = self.state();
+        st.label = Some(label.into());
+        st.owner_changed = true;
+    }
+
+    /// The user set with [`set_user`](Session::set_user), in this or an earlier request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading failed.
+    pub async fn user(&self) -> Result<Option<String>, Error> {
+        self.load().await?;
+        Ok(self.state().user.clone())
+    }
+
+    /// This session's handle, as [`SessionManager`](crate::SessionManager) lists it: known
+    /// once the session is loaded and stored (server-side mode). Unlike [`id`](Session::id)
+    /// it is not a secret.
+    #[must_use]
+    pub fn handle(&self) -> Option<SessionHandle> {
+        self.state().rid.map(SessionHandle::from_record_id)
+    }
+
     fn write(&self, key: &str, value: Option<Bytes>) -> Result<(), Error> {
         let mut st = self.state();
         let old = st.write(key, value);
@@ -481,14 +407,6 @@ impl Session {
         }
         Ok(())
     }
-}
-
-struct Found {
-    id: Option<(Id, RecordId)>,
-    meta: Meta,
-    entries: Entries,
-    expiry: Option<Expiry>,
-    reissue: bool,
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Error> {

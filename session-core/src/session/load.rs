@@ -1,0 +1,105 @@
+//! The lazy load: verify the cookie, fetch the record, check its expiry.
+
+use super::{Meta, Session};
+use crate::codec::decode_client;
+use crate::layer::Backend;
+use crate::record::Entries;
+use crate::store::now;
+use crate::{Error, Expiry, Id, RecordId};
+
+impl Session {
+    /// Loads the session on first use.
+    pub(crate) async fn load(&self) -> Result<(), Error> {
+        if self.state().loaded {
+            return Ok(());
+        }
+        let _once = self.0.load_lock.lock().await;
+        if self.state().loaded {
+            return Ok(());
+        }
+        let fetched = self.fetch().await;
+        let mut st = self.state();
+        match fetched {
+            Ok(found) => {
+                st.loaded = true;
+                if let Some(found) = found {
+                    st.id = found.id.map(|(id, _)| id);
+                    st.rid = found.id.map(|(_, rid)| rid);
+                    st.meta = Some(found.meta);
+                    st.entries = found.entries;
+                    st.reissue = found.reissue;
+                    if !st.expiry_changed {
+                        st.expiry = found.expiry;
+                    }
+                    if !st.owner_changed {
+                        st.user = found.user;
+                        st.label = found.label;
+                    }
+                }
+                Ok(())
+            }
+            Err(err) => {
+                st.load_failed = true;
+                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "loading the session failed");
+                Err(err)
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Option<Found>, Error> {
+        let Some(value) = self.0.cookie.as_deref() else { return Ok(None) };
+        let config = &*self.0.config;
+        let name = &config.cookie.name;
+        let now = now();
+        match &config.backend {
+            Backend::Store(store) => {
+                let Some((id, reissue)) = config.id_codec.decode(name, value) else { return Ok(None) };
+                let Some(record) = store.load(&id.record_id()).await? else { return Ok(None) };
+                if self.policy(record.expiry).is_expired(now, record.created_at, record.expires_at) {
+                    return Ok(None);
+                }
+                let meta = Meta {
+                    created_at: record.created_at,
+                    expires_at: record.expires_at,
+                    version: record.version,
+                };
+                Ok(Some(Found {
+                    id: Some((id, record.id)),
+                    meta,
+                    entries: record.entries,
+                    expiry: record.expiry,
+                    reissue,
+                    user: record.user,
+                    label: record.label,
+                }))
+            }
+            Backend::Client(codec) => {
+                let Some((payload, reissue)) = codec.decode(name, value) else { return Ok(None) };
+                let Ok(p) = decode_client(&payload) else { return Ok(None) };
+                if self.policy(p.expiry).is_expired(now, p.created_at, p.expires_at) {
+                    return Ok(None);
+                }
+                let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, version: 0 };
+                Ok(Some(Found {
+                    id: None,
+                    meta,
+                    entries: p.entries,
+                    expiry: p.expiry,
+                    reissue,
+                    user: None,
+                    label: None,
+                }))
+            }
+        }
+    }
+}
+
+struct Found {
+    id: Option<(Id, RecordId)>,
+    meta: Meta,
+    entries: Entries,
+    expiry: Option<Expiry>,
+    reissue: bool,
+    user: Option<String>,
+    label: Option<String>,
+}

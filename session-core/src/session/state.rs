@@ -1,0 +1,66 @@
+//! What one request knows about its session, and the dirty log.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::record::Entries;
+use crate::{Expiry, Id, RecordId};
+
+/// Timestamps and version of the record this request loaded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) expires_at: OffsetDateTime,
+    pub(crate) version: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// Any method was called.
+    pub(crate) accessed: bool,
+    pub(crate) loaded: bool,
+    pub(crate) load_failed: bool,
+    /// The id of the stored record (server-side), once loaded.
+    pub(crate) id: Option<Id>,
+    /// Its digest, computed once per request.
+    pub(crate) rid: Option<RecordId>,
+    /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
+    pub(crate) meta: Option<Meta>,
+    pub(crate) entries: Entries,
+    /// The value each written key had when loaded (first write wins): the dirty log.
+    pub(crate) originals: HashMap<String, Option<Bytes>>,
+    pub(crate) expiry: Option<Expiry>,
+    pub(crate) expiry_changed: bool,
+    /// The cookie was made with a fallback key: re-issue it under the primary.
+    pub(crate) reissue: bool,
+    /// `flush` destroyed the session this request started with.
+    pub(crate) ended: bool,
+    /// The cookie must be sent again (new id, or fresh seal).
+    pub(crate) cycled: bool,
+    /// Who the session belongs to, and the device label (see `set_user`).
+    pub(crate) user: Option<String>,
+    pub(crate) label: Option<String>,
+    /// `set_user` or `set_label` was called: a change to save.
+    pub(crate) owner_changed: bool,
+}
+
+impl State {
+    /// Whether any key's bytes differ from what was loaded.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.originals.iter().any(|(k, orig)| self.entries.get(k.as_str()) != orig.as_ref())
+    }
+
+    pub(super) fn write(&mut self, key: &str, value: Option<Bytes>) -> Option<Bytes> {
+        let old = match &value {
+            Some(v) if self.entries.get(key) == Some(v) => return Some(v.clone()),
+            Some(v) => self.entries.insert(key.to_owned(), v.clone()),
+            None => self.entries.remove(key),
+        };
+        if !self.originals.contains_key(key) {
+            self.originals.insert(key.to_owned(), old.clone());
+        }
+        old
+    }
+}
