@@ -48,6 +48,18 @@ impl CookieConfig {
         {
             return Some(format!("session cookie name {name:?} is not a valid cookie token"));
         }
+        let attribute_ok = |v: &str| v.bytes().all(|b| b.is_ascii_graphic() && b != b';' || b == b' ');
+        if !attribute_ok(&self.path) || !self.path.starts_with('/') {
+            return Some(format!(
+                "cookie {name:?}: Path {:?} must start with / and hold no ';' or control characters",
+                self.path
+            ));
+        }
+        if let Some(domain) = &self.domain {
+            if domain.is_empty() || !attribute_ok(domain) || domain.contains(' ') {
+                return Some(format!("cookie {name:?}: Domain {domain:?} is not a host name"));
+            }
+        }
         if name.starts_with("__Host-") {
             if self.domain.is_some() {
                 return Some(format!("cookie {name:?}: the __Host- prefix forbids a Domain attribute"));
@@ -72,32 +84,51 @@ impl CookieConfig {
 
     /// The `Set-Cookie` value for `value`; `max_age` `None` makes a browser-session cookie.
     pub(crate) fn set_cookie(&self, value: String, max_age: Option<Duration>) -> HeaderValue {
-        let mut c = self.base(value);
+        let mut out = String::with_capacity(self.name.len() + value.len() + 96);
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(&value);
+        self.push_attributes(&mut out);
         if let Some(age) = max_age {
-            c.set_max_age(age);
+            out.push_str("; Max-Age=");
+            out.push_str(&age.whole_seconds().max(0).to_string());
         }
-        to_header(&c)
+        to_header(out)
     }
 
     /// A `Set-Cookie` that removes the cookie, repeating its attributes.
     pub(crate) fn removal(&self) -> HeaderValue {
-        let mut c = self.base(String::new());
-        c.set_max_age(Duration::ZERO);
-        c.set_expires(time::OffsetDateTime::UNIX_EPOCH);
-        to_header(&c)
+        let mut out = String::with_capacity(self.name.len() + 128);
+        out.push_str(&self.name);
+        out.push('=');
+        self.push_attributes(&mut out);
+        out.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+        to_header(out)
     }
 
-    fn base(&self, value: String) -> cookie::Cookie<'static> {
-        let mut c = cookie::Cookie::new(self.name.clone(), value);
-        c.set_path(self.path.clone());
-        if let Some(domain) = &self.domain {
-            c.set_domain(domain.clone());
+    /// Written by hand rather than through `cookie::Cookie`: session values are base64url,
+    /// which needs no escaping, and this runs on every response that sets the cookie.
+    fn push_attributes(&self, out: &mut String) {
+        if self.http_only {
+            out.push_str("; HttpOnly");
         }
-        c.set_secure(self.secure);
-        c.set_http_only(self.http_only);
-        c.set_same_site(self.same_site);
-        c.set_partitioned(self.partitioned);
-        c
+        out.push_str(match self.same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        if self.partitioned {
+            out.push_str("; Partitioned");
+        }
+        out.push_str("; Path=");
+        out.push_str(&self.path);
+        if let Some(domain) = &self.domain {
+            out.push_str("; Domain=");
+            out.push_str(domain);
+        }
     }
 
     /// The raw value of our cookie in the request, if it is there exactly once, is valid
@@ -123,9 +154,8 @@ impl CookieConfig {
     }
 }
 
-fn to_header(c: &cookie::Cookie<'_>) -> HeaderValue {
-    HeaderValue::try_from(c.encoded().to_string())
-        .expect("cookie attributes are validated when the layer is built")
+fn to_header(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).expect("cookie attributes are validated when the layer is built")
 }
 
 /// How a server-side session's id travels in its cookie.
@@ -228,6 +258,10 @@ mod tests {
         assert!(host(|c| c.path = "/app".into()).unwrap().contains("__Host-"));
         let bad = CookieConfig { name: "a b".into(), ..CookieConfig::default() };
         assert!(bad.prefix_violation().is_some());
+        let bad_path = CookieConfig { path: "/a;b=c".into(), ..CookieConfig::default() };
+        assert!(bad_path.prefix_violation().unwrap().contains("Path"));
+        let bad_domain = CookieConfig { domain: Some("a.com; x".into()), ..CookieConfig::default() };
+        assert!(bad_domain.prefix_violation().unwrap().contains("Domain"));
     }
 
     #[test]
