@@ -91,7 +91,10 @@ impl CookieConfig {
         self.push_attributes(&mut out);
         if let Some(age) = max_age {
             out.push_str("; Max-Age=");
-            out.push_str(&age.whole_seconds().max(0).to_string());
+            // Rounded, not truncated: an expiry computed a moment earlier in the request
+            // still says the whole window.
+            let secs = (age + Duration::milliseconds(500)).whole_seconds().max(0);
+            out.push_str(&secs.to_string());
         }
         to_header(out)
     }
@@ -131,26 +134,33 @@ impl CookieConfig {
         }
     }
 
-    /// The raw value of our cookie in the request, if it is there exactly once, is valid
-    /// UTF-8 and no longer than `max_len`. Anything else is treated as no cookie.
+    /// The raw value of our cookie in the request, if it is there exactly once, is
+    /// printable ASCII and no longer than `max_len`. Anything else is treated as no cookie.
+    ///
+    /// Works on bytes: every request with a cookie comes through here, and other
+    /// applications' cookies in the same header may hold any bytes.
     pub(crate) fn find(&self, headers: &HeaderMap, max_len: usize) -> Option<String> {
-        let mut found: Option<&str> = None;
+        let name = self.name.as_bytes();
+        let mut found: Option<&[u8]> = None;
         for header in headers.get_all(COOKIE) {
-            let Ok(text) = header.to_str() else { continue };
-            for pair in text.split(';') {
-                let Some((name, value)) = pair.trim().split_once('=') else { continue };
-                if name.trim() != self.name {
-                    continue;
-                }
+            for pair in header.as_bytes().split(|&b| b == b';') {
+                let pair = pair.trim_ascii();
+                let Some(rest) = pair.strip_prefix(name) else { continue };
+                let Some(value) = rest.trim_ascii_start().strip_prefix(b"=") else { continue };
                 if found.is_some() {
                     // Two cookies of one name: one may have been planted by a sibling
                     // domain. Trust neither.
                     return None;
                 }
-                found = Some(value.trim());
+                found = Some(value.trim_ascii());
             }
         }
-        found.filter(|v| !v.is_empty() && v.len() <= max_len).map(str::to_owned)
+        let value = found?;
+        if value.is_empty() || value.len() > max_len || !value.iter().all(u8::is_ascii_graphic) {
+            return None;
+        }
+        // Printable ASCII is UTF-8.
+        String::from_utf8(value.to_vec()).ok()
     }
 }
 
@@ -243,6 +253,13 @@ mod tests {
         assert_eq!(c.find(&headers(&[b"id="]), 100), None);
         assert_eq!(c.find(&headers(&[b"ids=abc"]), 100), None);
         assert_eq!(c.find(&headers(&[b"id=\xff\xfe"]), 100), None, "non-UTF-8");
+        assert_eq!(c.find(&headers(&[b"id=a b"]), 100), None, "not a token");
+        assert_eq!(
+            c.find(&headers(&[b"other=\xff\xfe; id=abc"]), 100).as_deref(),
+            Some("abc"),
+            "another app's odd cookie does not hide ours"
+        );
+        assert_eq!(c.find(&headers(&[b"  id = abc ;x=1"]), 100).as_deref(), Some("abc"));
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Session {
             return self.save_with_merge(store, (id, rid), meta, st, now).await;
         }
         let mut expires_at = meta.expires_at;
-        if let Some(fresh) = policy.refresh_due(now, meta.created_at, meta.expires_at) {
+        if let Some(fresh) = meta.refresh {
             if !store.touch(&rid, fresh, now).await? {
                 return Ok(CookieUpdate::None);
             }
@@ -190,7 +190,7 @@ impl Session {
         let changed = st.is_dirty() || st.expiry_changed || st.cycled || st.reissue;
         let policy = self.policy(st.expiry);
         let created_at = st.meta.map_or(now, |m| m.created_at);
-        let refresh = st.meta.and_then(|m| policy.refresh_due(now, m.created_at, m.expires_at));
+        let refresh = st.meta.and_then(|m| m.refresh);
         if !changed && refresh.is_none() {
             return Ok(if st.ended && self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
         }

@@ -58,10 +58,12 @@ impl Session {
                 if self.policy(record.expiry).is_expired(now, record.created_at, record.expires_at) {
                     return Ok(None);
                 }
+                let policy = self.policy(record.expiry);
                 let meta = Meta {
                     created_at: record.created_at,
                     expires_at: record.expires_at,
                     version: record.version,
+                    refresh: policy.refresh_due(now, record.created_at, record.expires_at),
                 };
                 Ok(Some(Found {
                     id: Some((id, record.id)),
@@ -79,7 +81,8 @@ impl Session {
                 if self.policy(p.expiry).is_expired(now, p.created_at, p.expires_at) {
                     return Ok(None);
                 }
-                let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, version: 0 };
+                let refresh = self.policy(p.expiry).refresh_due(now, p.created_at, p.expires_at);
+                let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, version: 0, refresh };
                 Ok(Some(Found {
                     id: None,
                     meta,

@@ -103,8 +103,7 @@ impl Session {
         {
             return true;
         }
-        st.meta
-            .is_some_and(|m| self.policy(st.expiry).refresh_due(now(), m.created_at, m.expires_at).is_some())
+        st.meta.is_some_and(|m| m.refresh.is_some())
     }
 
     /// `set_expiry`, `set_user` or `set_label` was called on a session nothing has loaded.
@@ -317,6 +316,7 @@ impl Session {
             created_at: record.created_at,
             expires_at: record.expires_at,
             version: record.version,
+            refresh: None,
         });
         st.originals.clear();
         st.expiry_changed = false;

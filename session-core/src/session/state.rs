@@ -14,6 +14,9 @@ pub(crate) struct Meta {
     pub(crate) created_at: OffsetDateTime,
     pub(crate) expires_at: OffsetDateTime,
     pub(crate) version: u64,
+    /// The new expiry instant when a throttled refresh was due at load time, so the end
+    /// of a read-only request decides without any time arithmetic.
+    pub(crate) refresh: Option<OffsetDateTime>,
 }
 
 #[derive(Default)]
