@@ -96,21 +96,45 @@ fn racing_app(layer: SessionLayer, gate: Arc<tokio::sync::Barrier>) -> Router {
         .layer(layer)
 }
 
+/// A slow request that has loaded the session and waits, and a fast client on the same
+/// cookie that acts meanwhile.
+struct Race {
+    mem: MemoryStore,
+    fast: Client,
+    cookie: String,
+    gate: Arc<tokio::sync::Barrier>,
+    slow: tokio::task::JoinHandle<common::Reply>,
+}
+
+impl Race {
+    /// Creates a session holding `a`, then starts `POST slow_path` and returns once it has
+    /// loaded the session.
+    async fn start(slow_path: &'static str) -> Self {
+        let mem = MemoryStore::default();
+        let gate = Arc::new(tokio::sync::Barrier::new(2));
+        let mut fast = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
+        fast.post("/insert/a/1").await;
+        let cookie = fast.cookie.clone().unwrap();
+        let mut slow = Client::new(fast.app.clone());
+        slow.cookie = Some(cookie.clone());
+        let slow = tokio::spawn(async move { slow.post(slow_path).await });
+        gate.wait().await;
+        Self { mem, fast, cookie, gate, slow }
+    }
+
+    /// Lets the slow request write; returns its response and the store.
+    async fn finish(self) -> (common::Reply, MemoryStore, String) {
+        self.gate.wait().await;
+        (self.slow.await.unwrap(), self.mem, self.cookie)
+    }
+}
+
 #[tokio::test]
 async fn a_slow_request_finishing_after_logout_does_not_resurrect_the_session() {
-    let mem = MemoryStore::default();
-    let gate = Arc::new(tokio::sync::Barrier::new(2));
-    let mut c = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
-    c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
-    let mut slow = Client::new(c.app.clone());
-    slow.cookie = Some(cookie.clone());
-    let slow_req = tokio::spawn(async move { slow.post("/slow/late").await });
-    gate.wait().await; // the slow request has loaded the session
-    let r = c.post("/flush").await;
+    let mut race = Race::start("/slow/late").await;
+    let r = race.fast.post("/flush").await;
     assert!(r.set_cookie().unwrap().contains("Max-Age=0"));
-    gate.wait().await; // let it write
-    let late = slow_req.await.unwrap();
+    let (late, mem, cookie) = race.finish().await;
     assert_eq!(late.status, 200);
     assert!(late.set_cookie().is_none(), "the late response leaves the cookie alone");
     assert!(mem.is_empty(), "no record was re-created, under any id");
@@ -119,21 +143,24 @@ async fn a_slow_request_finishing_after_logout_does_not_resurrect_the_session() 
 
 #[tokio::test]
 async fn concurrent_requests_changing_different_keys_both_survive() {
-    let mem = MemoryStore::default();
-    let gate = Arc::new(tokio::sync::Barrier::new(2));
-    let mut c = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
-    c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
-    let mut slow = Client::new(c.app.clone());
-    slow.cookie = Some(cookie.clone());
-    let slow_req = tokio::spawn(async move { slow.post("/slow/from_slow").await });
-    gate.wait().await; // the slow request has loaded version 1
-    c.post("/insert/fast/1").await; // saves version 2 first
-    gate.wait().await;
-    assert_eq!(slow_req.await.unwrap().status, 200);
+    let mut race = Race::start("/slow/from_slow").await;
+    race.fast.post("/insert/fast/1").await; // saves version 2 while the slow one holds 1
+    let (slow, mem, cookie) = race.finish().await;
+    assert_eq!(slow.status, 200);
     let rec = mem.load(&record_id(&cookie)).await.unwrap().unwrap();
     assert_eq!(rec.entries.keys().collect::<Vec<_>>(), ["a", "fast", "from_slow"]);
     assert_eq!(rec.version, 3);
+}
+
+#[tokio::test]
+async fn a_clear_racing_a_write_of_a_new_key_keeps_the_new_key() {
+    let mut race = Race::start("/slow/CLEAR").await; // the clearing request saw only `a`
+    race.fast.post("/insert/new/1").await;
+    let (cleared, mem, cookie) = race.finish().await;
+    assert_eq!(cleared.status, 200);
+    assert!(cleared.set_cookie().is_none(), "the session did not end: it still holds `new`");
+    let rec = mem.load(&record_id(&cookie)).await.unwrap().unwrap();
+    assert_eq!(rec.entries.keys().collect::<Vec<_>>(), ["new"], "`a` cleared, `new` kept");
 }
 
 /// Collects everything `tracing` prints.
@@ -177,24 +204,4 @@ async fn logs_name_no_id_cookie_or_data() {
         assert!(!log.contains(secret), "log leaks {secret}: {log}");
     }
     let _ = store.inner.load(&record_id(&cookie)).await;
-}
-
-#[tokio::test]
-async fn a_clear_racing_a_write_of_a_new_key_keeps_the_new_key() {
-    let mem = MemoryStore::default();
-    let gate = Arc::new(tokio::sync::Barrier::new(2));
-    let mut c = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
-    c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
-    let mut slow = Client::new(c.app.clone());
-    slow.cookie = Some(cookie.clone());
-    let clearing = tokio::spawn(async move { slow.post("/slow/CLEAR").await });
-    gate.wait().await; // the clearing request saw only `a`
-    c.post("/insert/new/1").await;
-    gate.wait().await;
-    let cleared = clearing.await.unwrap();
-    assert_eq!(cleared.status, 200);
-    assert!(cleared.set_cookie().is_none(), "the session did not end: it still holds `new`");
-    let rec = mem.load(&record_id(&cookie)).await.unwrap().unwrap();
-    assert_eq!(rec.entries.keys().collect::<Vec<_>>(), ["new"], "`a` cleared, `new` kept");
 }
