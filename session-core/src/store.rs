@@ -177,11 +177,13 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     }
 
     /// Delivers events that other instances [`publish`](SessionStore::publish) into
-    /// `sink` until no receiver is left. The default returns at once: nothing comes from
-    /// elsewhere. [`SessionManager`](crate::SessionManager) runs it in a task.
+    /// `sink` until no receiver is left, then returns `Ok`.
+    /// [`SessionManager`](crate::SessionManager) runs it in a task. The default returns
+    /// [`StoreError::Unsupported`] at once: nothing comes from elsewhere, and the manager
+    /// then stops asking.
     async fn listen(&self, sink: broadcast::Sender<SessionEvent>) -> Result<(), StoreError> {
         let _ = sink;
-        Ok(())
+        Err(StoreError::Unsupported("this session store carries no events between app instances"))
     }
 }
 

@@ -235,12 +235,17 @@ impl SessionManager {
                     (Arc::clone(store), self.events.clone(), Arc::clone(&self.listening));
                 tokio::spawn(async move {
                     loop {
-                        let ended = store.listen(sink.clone()).await;
-                        listening.store(false, Ordering::SeqCst);
-                        if let Err(err) = ended {
-                            // The next `subscribe` tries again.
-                            tracing::error!(error = %err, "session event listener stopped");
-                            return;
+                        match store.listen(sink.clone()).await {
+                            Ok(()) => listening.store(false, Ordering::SeqCst),
+                            // An in-process store: there is nothing to listen to, ever, so
+                            // `listening` stays set and no later `subscribe` asks again.
+                            Err(StoreError::Unsupported(_)) => return,
+                            Err(err) => {
+                                // The next `subscribe` tries again.
+                                listening.store(false, Ordering::SeqCst);
+                                tracing::error!(error = %err, "session event listener stopped");
+                                return;
+                            }
                         }
                         // It stopped for want of receivers; one that arrived meanwhile would
                         // otherwise wait for remote events forever.

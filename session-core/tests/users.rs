@@ -106,3 +106,56 @@ async fn stores_without_an_index_and_client_side_sessions_say_so() {
     assert!(matches!(err, Error::Store(StoreError::Unsupported(_))));
     assert!(err.to_string().contains("store"));
 }
+
+/// Forwards to a memory store and counts `listen` calls (which keep the default).
+#[derive(Debug, Default)]
+struct ListenCount(MemoryStore, std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl session_core::SessionStore for ListenCount {
+    async fn create(&self, r: &session_core::Record) -> Result<(), StoreError> {
+        self.0.create(r).await
+    }
+    async fn load(&self, id: &session_core::RecordId) -> Result<Option<session_core::Record>, StoreError> {
+        self.0.load(id).await
+    }
+    async fn save(&self, r: &session_core::Record, v: u64) -> Result<(), StoreError> {
+        self.0.save(r, v).await
+    }
+    async fn touch(
+        &self,
+        id: &session_core::RecordId,
+        at: time::OffsetDateTime,
+        seen: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.0.touch(id, at, seen).await
+    }
+    async fn delete(&self, id: &session_core::RecordId) -> Result<(), StoreError> {
+        self.0.delete(id).await
+    }
+    async fn listen(&self, _sink: tokio::sync::broadcast::Sender<SessionEvent>) -> Result<(), StoreError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(StoreError::Unsupported("in-process"))
+    }
+}
+
+#[tokio::test]
+async fn an_in_process_store_is_asked_to_listen_once_and_local_events_still_flow() {
+    let store = std::sync::Arc::new(ListenCount::default());
+    let layer = SessionLayer::from_arc(store.clone());
+    let manager = layer.manager();
+    let mut c = Client::new(app(layer));
+    let mut events = manager.subscribe();
+    c.post("/login/carol").await;
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    let _more = (manager.subscribe(), manager.subscribe());
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), 1, "no listener loop");
+    let handle = handle_of(&c);
+    c.post("/flush").await;
+    assert_eq!(next(&mut events).await, SessionEvent::Destroyed { handle });
+}

@@ -1,0 +1,185 @@
+//! The WebSocket hub: which sockets are open for which user and login, so a change made in
+//! one browser reaches the user's other browsers, and the sockets of a session that ended
+//! (logout, revoke, password change) are closed.
+//!
+//! A socket is known by the user, the login it was opened under (a random id kept in the
+//! session at login, which exists in every session mode) and, with a server-side store,
+//! the session's handle (which the session manager's events name).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use session_core::{SessionEvent, SessionHandle, SessionManager};
+use tokio::sync::mpsc;
+
+/// How many messages a socket may have queued; a client that falls further behind is
+/// disconnected (it reloads and catches up) rather than holding memory for it.
+const QUEUE: usize = 64;
+
+/// What the hub tells one socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Msg {
+    /// A JSON change event to forward.
+    Event(String),
+    /// The session ended: say so and close.
+    Close,
+}
+
+/// A change to one of a user's items, as the browser receives it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Change {
+    /// `bookmarks`, `notes` or `vault`.
+    pub(crate) kind: &'static str,
+    /// `created`, `updated` or `deleted`.
+    pub(crate) action: &'static str,
+    pub(crate) id: i64,
+}
+
+struct Conn {
+    user: i64,
+    login: String,
+    handle: Option<SessionHandle>,
+    tx: mpsc::Sender<Msg>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next: u64,
+    conns: HashMap<u64, Conn>,
+}
+
+/// Cheap to clone; clones share the registry.
+#[derive(Clone, Default)]
+pub(crate) struct Hub(Arc<Mutex<Inner>>);
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("sockets", &self.inner().conns.len()).finish()
+    }
+}
+
+/// Unregisters its socket when dropped, however the socket task ends.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    hub: Hub,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.inner().conns.remove(&self.id);
+    }
+}
+
+impl Hub {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every update is a single map operation: a panic elsewhere cannot leave it torn.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a socket; it receives messages until the registration is dropped.
+    pub(crate) fn register(
+        &self,
+        user: i64,
+        login: String,
+        handle: Option<SessionHandle>,
+    ) -> (Registration, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut inner = self.inner();
+        inner.next += 1;
+        let id = inner.next;
+        inner.conns.insert(id, Conn { user, login, handle, tx });
+        (Registration { hub: self.clone(), id }, rx)
+    }
+
+    /// Sends `msg` to every socket `pick` selects. Sockets told to close, and those whose
+    /// queue is full or whose task is gone, leave the registry (their task sees the channel
+    /// close and ends).
+    fn send(&self, msg: &Msg, pick: impl Fn(&Conn) -> bool) {
+        let closing = *msg == Msg::Close;
+        self.inner().conns.retain(|_, c| !pick(c) || (c.tx.try_send(msg.clone()).is_ok() && !closing));
+    }
+
+    /// Tells every socket of `user` about a change.
+    pub(crate) fn publish(&self, user: i64, change: &Change) {
+        let json = serde_json::to_string(change).expect("a change serializes");
+        self.send(&Msg::Event(json), |c| c.user == user);
+    }
+
+    /// Closes the sockets opened under `login` (its session ended).
+    pub(crate) fn close_login(&self, login: &str) {
+        self.send(&Msg::Close, |c| c.login == login);
+    }
+
+    /// Closes every socket of `user` except those of the login `keep`.
+    pub(crate) fn close_user_except(&self, user: i64, keep: &str) {
+        self.send(&Msg::Close, |c| c.user == user && c.login != keep);
+    }
+
+    /// Applies a session manager event: closes the sockets of an ended session, follows a
+    /// session to its new handle.
+    pub(crate) fn apply(&self, event: &SessionEvent) {
+        if let Some(ended) = event.ended() {
+            self.send(&Msg::Close, |c| c.handle == Some(ended));
+        } else if let SessionEvent::Cycled { old, new } = *event {
+            for c in self.inner().conns.values_mut().filter(|c| c.handle == Some(old)) {
+                c.handle = Some(new);
+            }
+        }
+    }
+
+    /// Number of open sockets (for the session page and tests).
+    pub(crate) fn len(&self) -> usize {
+        self.inner().conns.len()
+    }
+
+    /// Forwards the manager's events to the hub for as long as the manager lives.
+    pub(crate) fn follow(&self, manager: &SessionManager) {
+        let mut events = manager.subscribe();
+        let hub = self.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(event) => hub.apply(&event),
+                    // Missed events may have ended sessions whose sockets then stay open
+                    // until the browser leaves the page; they only ever get change
+                    // notices (kinds and ids) of their own user. Rare enough to accept.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(n: u8) -> SessionHandle {
+        format!("{:064x}", n).parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn routes_changes_and_closes() {
+        let hub = Hub::default();
+        let (_a, mut a) = hub.register(1, "la".into(), Some(handle(1)));
+        let (_b, mut b) = hub.register(1, "lb".into(), Some(handle(2)));
+        let (c_reg, mut c) = hub.register(2, "lc".into(), None);
+        hub.publish(1, &Change { kind: "notes", action: "created", id: 7 });
+        assert!(matches!(a.try_recv(), Ok(Msg::Event(j)) if j.contains("\"id\":7")));
+        assert!(matches!(b.try_recv(), Ok(Msg::Event(_))));
+        assert!(c.try_recv().is_err());
+        hub.apply(&SessionEvent::Cycled { old: handle(2), new: handle(3) });
+        hub.apply(&SessionEvent::Revoked { handle: handle(3) });
+        assert_eq!(b.try_recv(), Ok(Msg::Close));
+        hub.close_user_except(1, "la");
+        assert!(a.try_recv().is_err());
+        hub.close_login("la");
+        assert_eq!(a.try_recv(), Ok(Msg::Close));
+        drop(c_reg);
+        assert_eq!(hub.len(), 0, "closed sockets were dropped from the registry");
+    }
+}

@@ -1,0 +1,117 @@
+//! Opening what the app needs from [`Options`]: the data dir, the keys, the app database
+//! and the session store chosen by flag. `main` and the tests share this.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use session_core::{ExpiredDeletion, Expiry, Key, KeyRing, SessionLayer, SessionStore};
+use session_store_file::FileStore;
+use session_store_memory::MemoryStore;
+use session_store_redis::RedisStore;
+use session_store_sql::{PostgresStore, SqliteStore};
+
+use crate::{keys, AppState, Db, Options, PasswordCost, StoreKind};
+
+/// The session cookie's name. Not `__Host-`: that prefix requires Secure, and the app
+/// serves plain `http://127.0.0.1`.
+pub const COOKIE_NAME: &str = "bm_session";
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The data dir or a key file.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// The path that failed.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The app database.
+    #[error("app database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A store that needs a URL was chosen without one.
+    #[error("--session-store {store} needs {flag}")]
+    MissingUrl {
+        /// The store.
+        store: StoreKind,
+        /// The flag to add.
+        flag: &'static str,
+    },
+    /// The session store could not be opened.
+    #[error("session store {store}: {source}")]
+    SessionStore {
+        /// The store.
+        store: StoreKind,
+        /// The cause.
+        #[source]
+        source: session_core::BoxError,
+    },
+}
+
+/// Creates the data dir and keys if missing, opens the app database and the session store
+/// `opts` chooses, and builds the state. Starts background sweeps of expired sessions.
+///
+/// # Errors
+///
+/// [`SetupError`] says which part failed.
+pub async fn open(opts: &Options, cost: PasswordCost) -> Result<AppState, SetupError> {
+    let dir = &opts.data_dir;
+    let io = |path: PathBuf| move |source| SetupError::DataDir { path, source };
+    keys::ensure_private_dir(dir).map_err(io(dir.clone()))?;
+    let vault_key = keys::load_or_create(&dir.join("vault.key")).map_err(io(dir.join("vault.key")))?;
+    let session_key = keys::load_or_create(&dir.join("session.key")).map_err(io(dir.join("session.key")))?;
+    let db = Db::open(&dir.join("app.db")).await?;
+    let layer = session_layer(opts, session_key).await?;
+    Ok(AppState::new(db, vault_key, layer, opts.store, cost).await)
+}
+
+/// The session layer for the store `opts` chooses, with the app's cookie settings.
+async fn session_layer(opts: &Options, key: Key) -> Result<SessionLayer, SetupError> {
+    let store = opts.store;
+    let fail = |source: session_core::BoxError| SetupError::SessionStore { store, source };
+    let url = |url: &Option<String>, flag| url.clone().ok_or(SetupError::MissingUrl { store, flag });
+    let server_side: Arc<dyn SessionStore> = match store {
+        StoreKind::Cookie => {
+            return Ok(cookie_settings(SessionLayer::client_side_private(KeyRing::new(key))))
+        }
+        StoreKind::Memory => sweep(MemoryStore::default()),
+        StoreKind::File => sweep(FileStore::new(opts.data_dir.join("sessions")).map_err(|e| fail(e.into()))?),
+        StoreKind::Sqlite => {
+            let s = SqliteStore::open(opts.data_dir.join("sessions.db")).await.map_err(|e| fail(e.into()))?;
+            s.migrate().await.map_err(|e| fail(e.into()))?;
+            sweep(s)
+        }
+        StoreKind::Postgres => {
+            let s = PostgresStore::connect(&url(&opts.postgres_url, "--postgres-url")?)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            s.migrate().await.map_err(|e| fail(e.into()))?;
+            sweep(s)
+        }
+        // Redis expires keys natively: no sweep.
+        StoreKind::Redis => Arc::new(
+            RedisStore::connect(url(&opts.redis_url, "--redis-url")?).await.map_err(|e| fail(e.into()))?,
+        ),
+    };
+    // Signed ids: a forged or guessed cookie is refused before any store lookup.
+    Ok(cookie_settings(SessionLayer::from_arc(server_side).with_signed(KeyRing::new(key))))
+}
+
+fn cookie_settings(layer: SessionLayer) -> SessionLayer {
+    layer
+        .with_name(COOKIE_NAME)
+        // The app serves plain http://127.0.0.1, where a Secure cookie would never be sent
+        // back. Behind HTTPS, keep the default (Secure) instead.
+        .with_secure(false)
+        // Until the user asks to be remembered at login.
+        .with_expiry(Expiry::BrowserSession)
+}
+
+/// Shares `store` with a task that deletes its expired sessions every ten minutes.
+fn sweep<S: ExpiredDeletion + Clone>(store: S) -> Arc<dyn SessionStore> {
+    tokio::spawn(store.clone().continuously_delete_expired(time::Duration::minutes(10)));
+    Arc::new(store)
+}

@@ -1,0 +1,72 @@
+//! What every handler shares.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use session_core::{Key, KeyRing, SessionLayer, SessionManager};
+
+use crate::hub::Hub;
+use crate::passwords::PasswordCost;
+use crate::{Db, StoreKind};
+
+/// The app's shared state: cheap to clone (every field is shared or small).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub(crate) db: Db,
+    /// Seals vault secrets at rest; never used for cookies.
+    pub(crate) vault: KeyRing,
+    pub(crate) sessions: Arc<SessionLayer>,
+    pub(crate) manager: SessionManager,
+    pub(crate) store: StoreKind,
+    pub(crate) hub: Hub,
+    pub(crate) password_cost: PasswordCost,
+    /// Hashed once so a login for an unknown name costs what a real check costs.
+    pub(crate) dummy_hash: Arc<str>,
+    /// The `/demo/global` list: one for the whole process, newest first.
+    demo: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl AppState {
+    /// Builds the state. `sessions` is the configured session layer for `store`;
+    /// `vault_key` encrypts vault secrets. Starts the task that closes WebSockets of
+    /// sessions the session manager reports ended, so call it inside a Tokio runtime.
+    pub async fn new(
+        db: Db,
+        vault_key: Key,
+        sessions: SessionLayer,
+        store: StoreKind,
+        password_cost: PasswordCost,
+    ) -> Self {
+        let manager = sessions.manager();
+        let hub = Hub::default();
+        hub.follow(&manager);
+        let dummy_hash = password_cost.hash("no one's password".to_owned()).await.into();
+        Self {
+            db,
+            vault: KeyRing::new(vault_key),
+            sessions: Arc::new(sessions),
+            manager,
+            store,
+            hub,
+            password_cost,
+            dummy_hash,
+            demo: Arc::default(),
+        }
+    }
+
+    /// Which session store is in use.
+    #[must_use]
+    pub fn store(&self) -> StoreKind {
+        self.store
+    }
+
+    /// Number of open WebSockets.
+    #[must_use]
+    pub fn open_sockets(&self) -> usize {
+        self.hub.len()
+    }
+
+    pub(crate) fn demo(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+        self.demo.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

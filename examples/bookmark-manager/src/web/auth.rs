@@ -1,0 +1,264 @@
+//! Accounts: register, log in (with "remember me"), log out, change password; and the
+//! [`CurrentUser`] extractor that every private page uses.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use session_core::{Expiry, Session};
+
+use super::error::AppError;
+use super::page::{flash, is_live, local_path, new_csrf_token, page, random_token, Auth, KEY_AUTH};
+use super::templates::render;
+use crate::passwords;
+use crate::AppState;
+
+/// How long "remember me" keeps an idle login.
+const REMEMBER_FOR: time::Duration = time::Duration::days(30);
+
+/// A logged-in user and their session. Rejects with a redirect to `/login`.
+#[derive(Debug)]
+pub(crate) struct CurrentUser {
+    pub(crate) auth: Auth,
+    pub(crate) session: Session,
+    /// The request is a live update of a page (see [`page`]).
+    pub(crate) live: bool,
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string().into()))?;
+        match current(&session, state).await? {
+            Some(auth) => Ok(CurrentUser { auth, session, live: is_live(&parts.headers) }),
+            None => Err(AppError::LoginRequired),
+        }
+    }
+}
+
+/// The session's user, if it is logged in under the user's current epoch. A login from
+/// before a password change is forgotten here.
+pub(crate) async fn current(session: &Session, state: &AppState) -> Result<Option<Auth>, AppError> {
+    let Some(auth) = session.get::<Auth>(KEY_AUTH).await? else { return Ok(None) };
+    match state.db.user_by_id(auth.user_id).await? {
+        Some(user) if user.session_epoch == auth.epoch => Ok(Some(auth)),
+        _ => {
+            session.remove::<Auth>(KEY_AUTH).await?;
+            Ok(None)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NextQuery {
+    next: Option<String>,
+}
+
+pub(crate) async fn login_page(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Result<Response, AppError> {
+    if current(&session, &state).await?.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let next = local_path(q.next.as_deref());
+    form_page(&session, "login.html", StatusCode::OK, None, "", &next).await
+}
+
+pub(crate) async fn register_page(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, AppError> {
+    if current(&session, &state).await?.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    form_page(&session, "register.html", StatusCode::OK, None, "", "/").await
+}
+
+async fn form_page(
+    session: &Session,
+    template: &str,
+    status: StatusCode,
+    error: Option<&str>,
+    name: &str,
+    next: &str,
+) -> Result<Response, AppError> {
+    let page = page(session, None, false).await?;
+    Ok((status, render(template, minijinja::context! { page, error, name, next })?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    name: String,
+    password: String,
+    remember: Option<String>,
+    next: Option<String>,
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let user = state.db.user_by_name(form.name.trim()).await?;
+    // Verify against a dummy hash for unknown names, so timing does not tell which exist.
+    let hash = user.as_ref().map_or_else(|| state.dummy_hash.to_string(), |u| u.password_hash.clone());
+    let ok = passwords::verify(hash, form.password).await;
+    let next = local_path(form.next.as_deref());
+    let Some(user) = user.filter(|_| ok) else {
+        let msg = Some("Wrong user name or password.");
+        return form_page(&session, "login.html", StatusCode::UNAUTHORIZED, msg, form.name.trim(), &next)
+            .await;
+    };
+    start_login(&session, &headers, &user, form.remember.is_some()).await?;
+    flash(&session, "ok", format!("Welcome back, {}.", user.name)).await?;
+    Ok(Redirect::to(&next).into_response())
+}
+
+/// Logs `user` in on this session: a new session id (so an id planted before login is
+/// worthless), a new CSRF token, the user and device label for the devices page.
+async fn start_login(
+    session: &Session,
+    headers: &HeaderMap,
+    user: &crate::db::User,
+    remember: bool,
+) -> Result<(), AppError> {
+    session.cycle_id().await?;
+    new_csrf_token(session).await?;
+    let auth =
+        Auth { user_id: user.id, name: user.name.clone(), epoch: user.session_epoch, login: random_token() };
+    session.insert(KEY_AUTH, &auth).await?;
+    session.set_user(user.id.to_string());
+    session.set_label(device_label(headers));
+    // None: the layer's default, a browser-session cookie.
+    session.set_expiry(remember.then_some(Expiry::OnInactivity(REMEMBER_FOR)));
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegisterForm {
+    name: String,
+    password: String,
+    confirm: String,
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<RegisterForm>,
+) -> Result<Response, AppError> {
+    let name = form.name.trim();
+    let problem = if !(3..=32).contains(&name.chars().count())
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        Some("User names are 3 to 32 letters, digits, '_', '.' or '-'.")
+    } else {
+        password_problem(&form.password, &form.confirm)
+    };
+    if let Some(msg) = problem {
+        return form_page(&session, "register.html", StatusCode::UNPROCESSABLE_ENTITY, Some(msg), name, "/")
+            .await;
+    }
+    let hash = state.password_cost.hash(form.password).await;
+    let Some(user) = state.db.create_user(name, &hash).await? else {
+        let msg = Some("That user name is taken.");
+        return form_page(&session, "register.html", StatusCode::CONFLICT, msg, name, "/").await;
+    };
+    start_login(&session, &headers, &user, false).await?;
+    flash(&session, "ok", format!("Welcome, {}! Your account is ready.", user.name)).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+fn password_problem(password: &str, confirm: &str) -> Option<&'static str> {
+    if !(8..=128).contains(&password.chars().count()) {
+        Some("Passwords are 8 to 128 characters.")
+    } else if password != confirm {
+        Some("The two passwords differ.")
+    } else {
+        None
+    }
+}
+
+/// Destroys the session server-side (a copied cookie is dead too) and closes its sockets.
+pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    if let Some(auth) = session.get::<Auth>(KEY_AUTH).await? {
+        state.hub.close_login(&auth.login);
+    }
+    session.flush().await?;
+    // Starts a fresh, anonymous session that only carries this message.
+    flash(&session, "ok", "You are logged out.").await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PasswordForm {
+    current: String,
+    password: String,
+    confirm: String,
+}
+
+/// Changes the password and ends every other session of the user: the epoch moves on
+/// (which ends them in every mode), stores revoke their records, sockets close.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    CurrentUser { auth, session, .. }: CurrentUser,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    let user = state.db.user_by_id(auth.user_id).await?.ok_or(AppError::LoginRequired)?;
+    if !passwords::verify(user.password_hash, form.current).await {
+        flash(&session, "error", "The current password is wrong; nothing was changed.").await?;
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());
+    }
+    if let Some(msg) = password_problem(&form.password, &form.confirm) {
+        flash(&session, "error", msg).await?;
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());
+    }
+    let hash = state.password_cost.hash(form.password).await;
+    let epoch = state.db.set_password(user.id, &hash).await?;
+    session.cycle_id().await?;
+    session.insert(KEY_AUTH, &Auth { epoch, ..auth.clone() }).await?;
+    super::devices::end_other_sessions(&state, &session, &auth).await?;
+    flash(&session, "ok", "Password changed. Your other devices were logged out.").await?;
+    Ok(Redirect::to("/devices").into_response())
+}
+
+/// "Firefox on Linux" from a User-Agent; the raw header is not stored.
+fn device_label(headers: &HeaderMap) -> String {
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        .iter()
+        .find(|(needle, _)| ua.contains(needle))
+        .map_or("A browser", |(_, name)| name);
+    let os = [("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows")]
+        .iter()
+        .chain(&[("Mac OS", "macOS"), ("Linux", "Linux")])
+        .find(|(needle, _)| ua.contains(needle))
+        .map_or("an unknown system", |(_, name)| name);
+    format!("{browser} on {os}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_browser_and_system() {
+        let mut h = HeaderMap::new();
+        assert_eq!(device_label(&h), "A browser on an unknown system");
+        h.insert(
+            header::USER_AGENT,
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36".parse().unwrap(),
+        );
+        assert_eq!(device_label(&h), "Chrome on Linux");
+        assert_eq!(password_problem("short", "short"), Some("Passwords are 8 to 128 characters."));
+        assert_eq!(password_problem("longenough", "different"), Some("The two passwords differ."));
+    }
+}

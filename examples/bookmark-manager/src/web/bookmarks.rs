@@ -1,0 +1,209 @@
+//! The bookmarks manager: list (paged), add, edit, delete. Every change is announced to the
+//! user's other browsers.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::{Deserialize, Serialize};
+
+use super::auth::CurrentUser;
+use super::error::AppError;
+use super::page::{flash, page, prefs, Pager};
+use super::templates::render;
+use super::ListQuery;
+use crate::hub::Change;
+use crate::AppState;
+
+const MAX_TITLE: usize = 200;
+const MAX_URL: usize = 2048;
+const MAX_TAGS: usize = 10;
+const MAX_TAG: usize = 32;
+
+/// The add and edit form.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub(crate) struct BookmarkForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    tags: String,
+}
+
+/// A bookmark as the list shows it.
+#[derive(Debug, Serialize)]
+struct Listed {
+    id: i64,
+    title: String,
+    url: String,
+    tags: Vec<String>,
+}
+
+/// Checked and normalized input: title, URL, tags.
+#[derive(Debug)]
+struct Valid(String, String, String);
+
+fn validate(form: &BookmarkForm) -> Result<Valid, String> {
+    let title = form.title.trim();
+    if title.is_empty() {
+        return Err("A bookmark needs a title.".into());
+    }
+    if title.chars().count() > MAX_TITLE {
+        return Err(format!("Titles are at most {MAX_TITLE} characters."));
+    }
+    let url = form.url.trim();
+    if url.len() > MAX_URL {
+        return Err(format!("URLs are at most {MAX_URL} characters."));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("That is not a valid URL ({e})."))?;
+    // Only web links: `javascript:` or `data:` URLs in a link would run in the app's page.
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err("Only web addresses (http or https) can be bookmarked.".into());
+    }
+    let mut tags: Vec<String> = Vec::new();
+    for tag in form.tags.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()) {
+        let tag = tag.to_lowercase();
+        if tag.chars().count() > MAX_TAG {
+            return Err(format!("Tags are at most {MAX_TAG} characters."));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(format!("At most {MAX_TAGS} tags."));
+    }
+    Ok(Valid(title.to_owned(), parsed.to_string(), tags.join(" ")))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, AppError> {
+    render_list(&state, &user, q.page, StatusCode::OK, None, &BookmarkForm::default()).await
+}
+
+async fn render_list(
+    state: &AppState,
+    CurrentUser { auth, session, live }: &CurrentUser,
+    requested: Option<u32>,
+    status: StatusCode,
+    error: Option<String>,
+    form: &BookmarkForm,
+) -> Result<Response, AppError> {
+    let per_page = prefs(session).await?.per_page;
+    let pager = Pager::new(requested, per_page, state.db.count_bookmarks(auth.user_id).await?);
+    let items: Vec<Listed> = state
+        .db
+        .bookmarks(auth.user_id, pager.req(per_page))
+        .await?
+        .into_iter()
+        .map(|b| Listed {
+            tags: b.tags.split_whitespace().map(str::to_owned).collect(),
+            id: b.id,
+            title: b.title,
+            url: b.url,
+        })
+        .collect();
+    let page = page(session, Some(auth), *live).await?;
+    let html = render("bookmarks.html", minijinja::context! { page, pager, items, error, form })?;
+    Ok((status, html).into_response())
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<BookmarkForm>,
+) -> Result<Response, AppError> {
+    let Valid(title, url, tags) = match validate(&form) {
+        Ok(v) => v,
+        Err(msg) => {
+            return render_list(&state, &user, None, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await
+        }
+    };
+    let b = state.db.add_bookmark(user.auth.user_id, &title, &url, &tags).await?;
+    state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "created", id: b.id });
+    flash(&user.session, "ok", "Bookmark added.").await?;
+    Ok(Redirect::to("/bookmarks").into_response())
+}
+
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let b = state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
+    let form = BookmarkForm { title: b.title, url: b.url, tags: b.tags };
+    render_edit(&user, id, StatusCode::OK, None, &form).await
+}
+
+async fn render_edit(
+    CurrentUser { auth, session, live }: &CurrentUser,
+    id: i64,
+    status: StatusCode,
+    error: Option<String>,
+    form: &BookmarkForm,
+) -> Result<Response, AppError> {
+    let page = page(session, Some(auth), *live).await?;
+    let html = render("edit.html", minijinja::context! { page, kind => "bookmarks", id, error, form })?;
+    Ok((status, html).into_response())
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<BookmarkForm>,
+) -> Result<Response, AppError> {
+    // Someone else's id is "not found" before any validation message can say otherwise.
+    state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
+    let Valid(title, url, tags) = match validate(&form) {
+        Ok(v) => v,
+        Err(msg) => return render_edit(&user, id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await,
+    };
+    let b = state
+        .db
+        .update_bookmark(user.auth.user_id, id, &title, &url, &tags)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "updated", id: b.id });
+    flash(&user.session, "ok", "Bookmark saved.").await?;
+    Ok(Redirect::to("/bookmarks").into_response())
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    if !state.db.delete_bookmark(user.auth.user_id, id).await? {
+        return Err(AppError::NotFound);
+    }
+    state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "deleted", id });
+    flash(&user.session, "ok", "Bookmark deleted.").await?;
+    Ok(Redirect::to("/bookmarks").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(title: &str, url: &str, tags: &str) -> BookmarkForm {
+        BookmarkForm { title: title.into(), url: url.into(), tags: tags.into() }
+    }
+
+    #[test]
+    fn urls_are_parsed_and_limited_to_the_web() {
+        let Valid(t, u, tags) =
+            validate(&form(" Rust ", "https://Rust-Lang.org", "Lang, rust lang")).unwrap();
+        assert_eq!((t.as_str(), u.as_str(), tags.as_str()), ("Rust", "https://rust-lang.org/", "lang rust"));
+        for bad in ["javascript:alert(1)", "data:text/html,x", "ftp://x.org", "not a url", "http://", ""] {
+            assert!(validate(&form("t", bad, "")).is_err(), "{bad}");
+        }
+        assert!(validate(&form("  ", "https://x.org", "")).unwrap_err().contains("title"));
+        assert!(validate(&form("t", "https://x.org", &"a".repeat(33))).unwrap_err().contains("Tags"));
+        assert!(validate(&form("t", "https://x.org", "1 2 3 4 5 6 7 8 9 10 11")).is_err());
+    }
+}

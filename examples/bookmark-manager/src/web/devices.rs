@@ -1,0 +1,129 @@
+//! The devices page: the user's live sessions, "log out this device", "log out all other
+//! devices", and the change-password form.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Serialize;
+use session_core::{Session, SessionHandle, StoreError};
+use time::OffsetDateTime;
+
+use super::auth::CurrentUser;
+use super::error::AppError;
+use super::page::{flash, page, Auth, KEY_AUTH};
+use super::templates::render;
+use crate::AppState;
+
+#[derive(Debug, Serialize)]
+struct Device {
+    handle: String,
+    label: String,
+    created: String,
+    last_seen: String,
+    expires: String,
+    current: bool,
+}
+
+/// Whether the manager refused because this mode keeps no session list (cookie mode).
+pub(crate) fn unsupported(err: &session_core::Error) -> bool {
+    matches!(err, session_core::Error::Store(StoreError::Unsupported(_)))
+}
+
+/// `2025-01-31 17:05 UTC`.
+pub(crate) fn when(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    CurrentUser { auth, session, live }: CurrentUser,
+) -> Result<Response, AppError> {
+    let current = session.handle();
+    let (devices, note) = match state.manager.sessions_of(&auth.user_id.to_string()).await {
+        Ok(list) => {
+            let devices: Vec<Device> = list
+                .into_iter()
+                .map(|s| Device {
+                    handle: s.handle.to_string(),
+                    label: s.label.unwrap_or_else(|| "Unnamed device".into()),
+                    created: when(s.created_at),
+                    last_seen: when(s.last_seen),
+                    expires: when(s.expires_at),
+                    current: Some(s.handle) == current,
+                })
+                .collect();
+            (devices, None)
+        }
+        Err(err) if unsupported(&err) => (
+            Vec::new(),
+            Some(
+                "In cookie mode each session lives only in its browser's cookie, so the server cannot \
+                 list them. \"Log out all other devices\" still works: it ends every login made before it.",
+            ),
+        ),
+        Err(err) => return Err(err.into()),
+    };
+    let page = page(&session, Some(&auth), live).await?;
+    let store = state.store.name();
+    Ok(render("devices.html", minijinja::context! { page, devices, note, store })?.into_response())
+}
+
+/// Logs out one of the user's devices (possibly this one).
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    CurrentUser { auth, session, .. }: CurrentUser,
+    Path(handle): Path<String>,
+) -> Result<Response, AppError> {
+    let handle: SessionHandle = handle.parse().map_err(|_| AppError::NotFound)?;
+    let mine = match state.manager.sessions_of(&auth.user_id.to_string()).await {
+        Ok(list) => list.iter().any(|s| s.handle == handle),
+        Err(err) if unsupported(&err) => false,
+        Err(err) => return Err(err.into()),
+    };
+    // Another user's handle, or one that ended meanwhile: the same answer.
+    if !mine {
+        return Err(AppError::NotFound);
+    }
+    state.manager.revoke(&handle).await?;
+    if session.handle() == Some(handle) {
+        // This device: its record is gone, so end the request's session the same way.
+        state.hub.close_login(&auth.login);
+        session.flush().await?;
+        return Ok(Redirect::to("/login").into_response());
+    }
+    flash(&session, "ok", "That device is logged out.").await?;
+    Ok(Redirect::to("/devices").into_response())
+}
+
+/// Logs out every other device of the user, in every session mode.
+pub(crate) async fn revoke_others(
+    State(state): State<AppState>,
+    CurrentUser { auth, session, .. }: CurrentUser,
+) -> Result<Response, AppError> {
+    let epoch = state.db.bump_epoch(auth.user_id).await?;
+    session.insert(KEY_AUTH, &Auth { epoch, ..auth.clone() }).await?;
+    let ended = end_other_sessions(&state, &session, &auth).await?;
+    let text = match ended {
+        Some(1) => "1 other device is logged out.".to_owned(),
+        Some(n) => format!("{n} other devices are logged out."),
+        None => "Every other login is over.".to_owned(),
+    };
+    flash(&session, "ok", text).await?;
+    Ok(Redirect::to("/devices").into_response())
+}
+
+/// Ends the user's sessions other than `session` once the epoch has moved on: closes their
+/// sockets and, with a server-side store, deletes their records (so they vanish from the
+/// list at once). Returns how many records were revoked, `None` in cookie mode.
+pub(crate) async fn end_other_sessions(
+    state: &AppState,
+    session: &Session,
+    auth: &Auth,
+) -> Result<Option<usize>, AppError> {
+    state.hub.close_user_except(auth.user_id, &auth.login);
+    match state.manager.revoke_user(&auth.user_id.to_string(), session.handle().as_ref()).await {
+        Ok(ended) => Ok(Some(ended.len())),
+        Err(err) if unsupported(&err) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,137 @@
+//! The notes manager: list (paged), add, edit, delete. Every change is announced to the
+//! user's other browsers.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::{Deserialize, Serialize};
+
+use super::auth::CurrentUser;
+use super::error::AppError;
+use super::page::{flash, page, prefs, Pager};
+use super::templates::render;
+use super::ListQuery;
+use crate::hub::Change;
+use crate::AppState;
+
+const MAX_TITLE: usize = 200;
+/// The largest note body, in bytes.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// The add and edit form.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub(crate) struct NoteForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// What is wrong with the form, and the status that says so.
+fn validate(form: &NoteForm) -> Result<(), (StatusCode, String)> {
+    let title = form.title.trim();
+    if title.is_empty() {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, "A note needs a title.".into()));
+    }
+    if title.chars().count() > MAX_TITLE {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Titles are at most {MAX_TITLE} characters."),
+        ));
+    }
+    if form.body.len() > MAX_BODY {
+        let msg = format!("Notes are at most 64 KiB; this one is {} KiB.", form.body.len().div_ceil(1024));
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, msg));
+    }
+    Ok(())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, AppError> {
+    render_list(&state, &user, q.page, StatusCode::OK, None, &NoteForm::default()).await
+}
+
+async fn render_list(
+    state: &AppState,
+    CurrentUser { auth, session, live }: &CurrentUser,
+    requested: Option<u32>,
+    status: StatusCode,
+    error: Option<String>,
+    form: &NoteForm,
+) -> Result<Response, AppError> {
+    let per_page = prefs(session).await?.per_page;
+    let pager = Pager::new(requested, per_page, state.db.count_notes(auth.user_id).await?);
+    let items = state.db.notes(auth.user_id, pager.req(per_page)).await?;
+    let page = page(session, Some(auth), *live).await?;
+    let html = render("notes.html", minijinja::context! { page, pager, items, error, form })?;
+    Ok((status, html).into_response())
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<NoteForm>,
+) -> Result<Response, AppError> {
+    if let Err((status, msg)) = validate(&form) {
+        return render_list(&state, &user, None, status, Some(msg), &form).await;
+    }
+    let n = state.db.add_note(user.auth.user_id, form.title.trim(), &form.body).await?;
+    state.hub.publish(user.auth.user_id, &Change { kind: "notes", action: "created", id: n.id });
+    flash(&user.session, "ok", "Note added.").await?;
+    Ok(Redirect::to("/notes").into_response())
+}
+
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let n = state.db.note(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
+    render_edit(&user, id, StatusCode::OK, None, &NoteForm { title: n.title, body: n.body }).await
+}
+
+async fn render_edit(
+    CurrentUser { auth, session, live }: &CurrentUser,
+    id: i64,
+    status: StatusCode,
+    error: Option<String>,
+    form: &NoteForm,
+) -> Result<Response, AppError> {
+    let page = page(session, Some(auth), *live).await?;
+    let html = render("edit.html", minijinja::context! { page, kind => "notes", id, error, form })?;
+    Ok((status, html).into_response())
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<NoteForm>,
+) -> Result<Response, AppError> {
+    state.db.note(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
+    if let Err((status, msg)) = validate(&form) {
+        return render_edit(&user, id, status, Some(msg), &form).await;
+    }
+    let n = state.db.update_note(user.auth.user_id, id, form.title.trim(), &form.body).await?;
+    let n = n.ok_or(AppError::NotFound)?;
+    state.hub.publish(user.auth.user_id, &Change { kind: "notes", action: "updated", id: n.id });
+    flash(&user.session, "ok", "Note saved.").await?;
+    Ok(Redirect::to("/notes").into_response())
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    if !state.db.delete_note(user.auth.user_id, id).await? {
+        return Err(AppError::NotFound);
+    }
+    state.hub.publish(user.auth.user_id, &Change { kind: "notes", action: "deleted", id });
+    flash(&user.session, "ok", "Note deleted.").await?;
+    Ok(Redirect::to("/notes").into_response())
+}

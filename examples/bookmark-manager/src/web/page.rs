@@ -1,0 +1,167 @@
+//! What every page shows from the session: who is logged in, the theme, flash messages
+//! and the CSRF token its forms carry.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use session_core::Session;
+
+use super::error::AppError;
+
+/// Session keys. `auth` and `csrf` are secrets of the session and never shown.
+pub(crate) const KEY_AUTH: &str = "auth";
+pub(crate) const KEY_CSRF: &str = "csrf";
+pub(crate) const KEY_FLASH: &str = "flash";
+pub(crate) const KEY_PREFS: &str = "prefs";
+pub(crate) const KEY_DEMO: &str = "demo";
+
+/// The logged-in user, as kept in the session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Auth {
+    pub(crate) user_id: i64,
+    pub(crate) name: String,
+    /// The user's session epoch at login; a password change moves it on and so ends
+    /// this login, in every session mode (cookie mode included).
+    pub(crate) epoch: i64,
+    /// Random per login: names this login's WebSockets in the hub.
+    pub(crate) login: String,
+}
+
+/// A message for the next page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Flash {
+    /// `ok` or `error`.
+    pub(crate) kind: String,
+    pub(crate) text: String,
+}
+
+/// Display preferences.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Prefs {
+    /// `light` or `dark`.
+    pub(crate) theme: String,
+    pub(crate) per_page: u32,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Self { theme: "light".into(), per_page: 10 }
+    }
+}
+
+/// The per-page choices offered (anything else is refused).
+pub(crate) const PER_PAGE: [u32; 4] = [5, 10, 20, 50];
+
+/// The context every template gets as `page`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page {
+    pub(crate) user: Option<String>,
+    pub(crate) theme: String,
+    pub(crate) per_page: u32,
+    pub(crate) csrf: String,
+    pub(crate) flashes: Vec<Flash>,
+}
+
+/// The header the page script sends when it re-fetches a page to update it live.
+pub(crate) const LIVE_HEADER: &str = "x-live-refresh";
+
+/// Whether this request is a live update of a page already shown (see [`page`]).
+pub(crate) fn is_live(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(LIVE_HEADER)
+}
+
+/// Loads the page context. Flash messages are taken (shown once), except by a live
+/// update, which must not eat a message meant for the page the user goes to next.
+pub(crate) async fn page(session: &Session, auth: Option<&Auth>, live: bool) -> Result<Page, AppError> {
+    let prefs = prefs(session).await?;
+    let flashes =
+        if live { Vec::new() } else { session.remove::<Vec<Flash>>(KEY_FLASH).await?.unwrap_or_default() };
+    Ok(Page {
+        user: auth.map(|a| a.name.clone()),
+        theme: prefs.theme,
+        per_page: prefs.per_page,
+        csrf: csrf_token(session).await?,
+        flashes,
+    })
+}
+
+pub(crate) async fn prefs(session: &Session) -> Result<Prefs, AppError> {
+    Ok(session.get::<Prefs>(KEY_PREFS).await?.unwrap_or_default())
+}
+
+/// Queues a message for the next page this session sees.
+pub(crate) async fn flash(session: &Session, kind: &str, text: impl Into<String>) -> Result<(), AppError> {
+    let msg = Flash { kind: kind.into(), text: text.into() };
+    session.update(KEY_FLASH, |list: &mut Vec<Flash>| list.push(msg)).await?;
+    Ok(())
+}
+
+/// The session's CSRF token, made on first use.
+pub(crate) async fn csrf_token(session: &Session) -> Result<String, AppError> {
+    if let Some(token) = session.get::<String>(KEY_CSRF).await? {
+        return Ok(token);
+    }
+    new_csrf_token(session).await
+}
+
+/// Replaces the CSRF token (at login, so a token seen before login is useless after).
+pub(crate) async fn new_csrf_token(session: &Session) -> Result<String, AppError> {
+    let token = random_token();
+    session.insert(KEY_CSRF, &token).await?;
+    Ok(token)
+}
+
+/// 256 random bits, base64url.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Page numbers for a list of `total` items.
+#[derive(Debug, Serialize)]
+pub(crate) struct Pager {
+    pub(crate) page: u32,
+    pub(crate) pages: u32,
+    pub(crate) total: i64,
+}
+
+impl Pager {
+    /// Clamps the requested page into range.
+    pub(crate) fn new(requested: Option<u32>, per_page: u32, total: i64) -> Self {
+        let pages = u32::try_from((total.max(0) as u64).div_ceil(u64::from(per_page.max(1))))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        Self { page: requested.unwrap_or(1).clamp(1, pages), pages, total }
+    }
+
+    pub(crate) fn req(&self, per_page: u32) -> crate::db::PageReq {
+        crate::db::PageReq { page: self.page, per_page }
+    }
+}
+
+/// `next` when it is a path on this site, else `/`: a login link must not be able to send
+/// the user to another site afterwards.
+pub(crate) fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pager_and_local_paths() {
+        let p = Pager::new(Some(9), 10, 25);
+        assert_eq!((p.page, p.pages), (3, 3));
+        assert_eq!(Pager::new(None, 10, 0).pages, 1);
+        assert_eq!(Pager::new(Some(0), 5, 6).page, 1);
+        assert_eq!(local_path(Some("/notes?page=2")), "/notes?page=2");
+        for bad in ["//evil.example", "https://evil.example", "/\\evil", ""] {
+            assert_eq!(local_path(Some(bad)), "/");
+        }
+        assert_eq!(random_token().len(), 43);
+    }
+}

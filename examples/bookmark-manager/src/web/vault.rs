@@ -1,0 +1,174 @@
+//! The password vault: secrets are sealed with AES-256-GCM under the server's vault key,
+//! bound to their owner and item (`vault:<user>:<item>` as associated data, so a sealed
+//! secret copied to another row does not open), and shown only on an explicit "reveal".
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::{Deserialize, Serialize};
+
+use super::auth::CurrentUser;
+use super::error::AppError;
+use super::page::{flash, page, prefs, Pager};
+use super::templates::render;
+use super::ListQuery;
+use crate::hub::Change;
+use crate::AppState;
+
+const MAX_FIELD: usize = 200;
+const MAX_SECRET: usize = 1024;
+
+/// The add and edit form. On edit an empty secret keeps the stored one.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub(crate) struct VaultForm {
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default, skip_serializing)]
+    secret: String,
+}
+
+fn context(user: i64, item: i64) -> String {
+    format!("vault:{user}:{item}")
+}
+
+fn validate(form: &VaultForm, secret_required: bool) -> Result<(), String> {
+    if form.site.trim().is_empty() {
+        return Err("A vault item needs a site.".into());
+    }
+    if form.site.trim().chars().count() > MAX_FIELD || form.login.trim().chars().count() > MAX_FIELD {
+        return Err(format!("Site and login are at most {MAX_FIELD} characters."));
+    }
+    if secret_required && form.secret.is_empty() {
+        return Err("A vault item needs a secret.".into());
+    }
+    if form.secret.len() > MAX_SECRET {
+        return Err(format!("Secrets are at most {MAX_SECRET} bytes."));
+    }
+    Ok(())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, AppError> {
+    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), None).await
+}
+
+/// An item whose secret is shown on this one response.
+#[derive(Debug, Serialize)]
+struct Revealed {
+    id: i64,
+    secret: String,
+}
+
+async fn render_list(
+    state: &AppState,
+    CurrentUser { auth, session, live }: &CurrentUser,
+    requested: Option<u32>,
+    status: StatusCode,
+    error: Option<String>,
+    form: &VaultForm,
+    revealed: Option<Revealed>,
+) -> Result<Response, AppError> {
+    let per_page = prefs(session).await?.per_page;
+    let pager = Pager::new(requested, per_page, state.db.count_vault_items(auth.user_id).await?);
+    let items = state.db.vault_items(auth.user_id, pager.req(per_page)).await?;
+    let page = page(session, Some(auth), *live).await?;
+    let html = render("vault.html", minijinja::context! { page, pager, items, error, form, revealed })?;
+    Ok((status, html).into_response())
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<VaultForm>,
+) -> Result<Response, AppError> {
+    if let Err(msg) = validate(&form, true) {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return render_list(&state, &user, None, status, Some(msg), &form, None).await;
+    }
+    let uid = user.auth.user_id;
+    let seal = |id| state.vault.seal(&context(uid, id), form.secret.as_bytes());
+    let item = state.db.add_vault_item(uid, form.site.trim(), form.login.trim(), seal).await?;
+    state.hub.publish(uid, &Change { kind: "vault", action: "created", id: item.id });
+    flash(&user.session, "ok", "Vault item added.").await?;
+    Ok(Redirect::to("/vault").into_response())
+}
+
+/// Shows one secret. A POST (with the CSRF token) rather than a link, so a secret is never
+/// in a URL, the history, or a page another site can make the browser load.
+pub(crate) async fn reveal(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, AppError> {
+    let uid = user.auth.user_id;
+    let sealed = state.db.vault_secret(uid, id).await?.ok_or(AppError::NotFound)?;
+    let (plain, _) = state
+        .vault
+        .open(&context(uid, id), &sealed)
+        .ok_or_else(|| AppError::Internal("a vault secret does not open with the vault key".into()))?;
+    let secret = String::from_utf8_lossy(&plain).into_owned();
+    let revealed = Some(Revealed { id, secret });
+    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), revealed).await
+}
+
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let item = state.db.vault_item(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
+    let form = VaultForm { site: item.site, login: item.login, secret: String::new() };
+    render_edit(&user, id, StatusCode::OK, None, &form).await
+}
+
+async fn render_edit(
+    CurrentUser { auth, session, live }: &CurrentUser,
+    id: i64,
+    status: StatusCode,
+    error: Option<String>,
+    form: &VaultForm,
+) -> Result<Response, AppError> {
+    let page = page(session, Some(auth), *live).await?;
+    let html = render("edit.html", minijinja::context! { page, kind => "vault", id, error, form })?;
+    Ok((status, html).into_response())
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<VaultForm>,
+) -> Result<Response, AppError> {
+    let uid = user.auth.user_id;
+    state.db.vault_item(uid, id).await?.ok_or(AppError::NotFound)?;
+    if let Err(msg) = validate(&form, false) {
+        return render_edit(&user, id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await;
+    }
+    let secret =
+        (!form.secret.is_empty()).then(|| state.vault.seal(&context(uid, id), form.secret.as_bytes()));
+    let item = state.db.update_vault_item(uid, id, form.site.trim(), form.login.trim(), secret).await?;
+    let item = item.ok_or(AppError::NotFound)?;
+    state.hub.publish(uid, &Change { kind: "vault", action: "updated", id: item.id });
+    flash(&user.session, "ok", "Vault item saved.").await?;
+    Ok(Redirect::to("/vault").into_response())
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    if !state.db.delete_vault_item(user.auth.user_id, id).await? {
+        return Err(AppError::NotFound);
+    }
+    state.hub.publish(user.auth.user_id, &Change { kind: "vault", action: "deleted", id });
+    flash(&user.session, "ok", "Vault item deleted.").await?;
+    Ok(Redirect::to("/vault").into_response())
+}

@@ -1,0 +1,93 @@
+//! `/ws`: the live-sync socket. The upgrade is authenticated by the session cookie (no
+//! login, or a dead session: 401) and refused from other origins; the socket then gets the
+//! user's change events until the session ends, when the hub closes it.
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use session_core::Session;
+use tokio::sync::mpsc;
+
+use super::auth::current;
+use super::error::AppError;
+use crate::hub::{Msg, Registration};
+use crate::AppState;
+
+/// Close code for "your session ended" (private range 4000-4999).
+const SESSION_ENDED: u16 = 4001;
+
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, AppError> {
+    if !same_origin(&headers) {
+        return Ok((StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response());
+    }
+    let Some(auth) = current(&session, &state).await? else {
+        return Ok((StatusCode::UNAUTHORIZED, "log in first").into_response());
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    let (registration, rx) = state.hub.register(auth.user_id, auth.login, session.handle());
+    Ok(upgrade.on_upgrade(move |socket| run(socket, registration, rx)))
+}
+
+/// Browsers always send Origin on WebSocket handshakes; a page of another site must not
+/// ride this user's cookie into the socket.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        // Not a browser (tests, tools): the cookie check still applies.
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    host.is_some() && origin_host == host
+}
+
+async fn run(mut socket: WebSocket, _registration: Registration, mut rx: mpsc::Receiver<Msg>) {
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Event(json)) => {
+                    if socket.send(Message::Text(json.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Msg::Close) => {
+                    let frame = CloseFrame { code: SESSION_ENDED, reason: "session ended".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+                // Dropped by the hub (queue full): the page reconnects and reloads.
+                None => break,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                // Pings are answered by the library; the page sends nothing else.
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_must_match_host() {
+        let mut h = HeaderMap::new();
+        assert!(same_origin(&h));
+        h.insert(header::HOST, "127.0.0.1:3000".parse().unwrap());
+        h.insert(header::ORIGIN, "http://127.0.0.1:3000".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(!same_origin(&h));
+    }
+}

@@ -1,0 +1,190 @@
+//! Test helpers: the app on a temp data dir, and a browser-like client with a cookie jar
+//! that drives the router in memory (`oneshot`).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use bookmark_manager::{app, setup, AppState, Options, PasswordCost, StoreKind};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// The app with its data in a temp dir (removed on drop).
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn new(store: StoreKind) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            store,
+            data_dir: dir.path().join("data"),
+            redis_url: std::env::var("REDIS_URL").ok(),
+            postgres_url: std::env::var("DATABASE_URL").ok(),
+            ..Options::default()
+        };
+        let state = setup::open(&opts, PasswordCost::Minimal).await.unwrap();
+        Self { router: app(state.clone()), state, dir }
+    }
+
+    pub async fn memory() -> Self {
+        Self::new(StoreKind::Memory).await
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(self.router.clone())
+    }
+}
+
+/// A response, body read.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).map_or("", |v| v.to_str().unwrap())
+    }
+
+    #[track_caller]
+    pub fn assert_contains(&self, needle: &str) -> &Self {
+        assert!(self.body.contains(needle), "expected {needle:?} in a {} page:\n{}", self.status, self.body);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_lacks(&self, needle: &str) -> &Self {
+        assert!(!self.body.contains(needle), "did not expect {needle:?} in:\n{}", self.body);
+        self
+    }
+}
+
+/// One browser: cookies, and the CSRF token of the last page that had one.
+#[derive(Clone)]
+pub struct Browser {
+    router: Router,
+    pub cookies: HashMap<String, String>,
+    pub csrf: Option<String>,
+}
+
+impl Browser {
+    pub fn new(router: Router) -> Self {
+        Browser { router, cookies: HashMap::new(), csrf: None }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    pub async fn send(&mut self, mut req: Request<Body>) -> Page {
+        if !self.cookies.is_empty() {
+            req.headers_mut().insert(header::COOKIE, self.cookie_header().parse().unwrap());
+        }
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        for set in res.headers().get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || attrs.to_ascii_lowercase().contains("max-age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        if let Some(token) = meta_csrf(&body) {
+            self.csrf = Some(token);
+        }
+        Page { status, headers, body }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+    }
+
+    /// Posts a form with this browser's CSRF token (fetched from `/` if none yet).
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        if self.csrf.is_none() {
+            self.get("/").await;
+        }
+        let token = self.csrf.clone().unwrap();
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly `fields`: no token added.
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Registers (which logs in) and checks it worked.
+    pub async fn register(&mut self, name: &str, password: &str) {
+        self.get("/register").await;
+        let res =
+            self.post("/register", &[("name", name), ("password", password), ("confirm", password)]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        self.get("/").await.assert_contains(&format!("Hello, {name}"));
+    }
+
+    pub async fn login(&mut self, name: &str, password: &str, remember: bool) -> Page {
+        self.get("/login").await;
+        let mut fields = vec![("name", name), ("password", password)];
+        if remember {
+            fields.push(("remember", "on"));
+        }
+        self.post("/login", &fields).await
+    }
+
+    pub async fn add_bookmark(&mut self, title: &str, url: &str, tags: &str) -> Page {
+        self.post("/bookmarks", &[("title", title), ("url", url), ("tags", tags)]).await
+    }
+}
+
+fn meta_csrf(body: &str) -> Option<String> {
+    let start = body.find("name=\"csrf-token\" content=\"")? + "name=\"csrf-token\" content=\"".len();
+    let end = body[start..].find('"')? + start;
+    Some(body[start..end].to_owned()).filter(|t| !t.is_empty())
+}
+
+/// `text` as the templates escape it.
+pub fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
+}
+
+/// The ids in `data-id="..."` attributes of a page, in order.
+pub fn item_ids(body: &str) -> Vec<i64> {
+    body.split("data-id=\"").skip(1).filter_map(|s| s.split('"').next()?.parse().ok()).collect()
+}
+
+/// Rows in `table` of the app database, read directly (not through the app).
+pub async fn count(app: &TestApp, table: &str) -> i64 {
+    let url = format!("sqlite://{}", app.dir.path().join("data/app.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}

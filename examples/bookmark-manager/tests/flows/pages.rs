@@ -1,0 +1,100 @@
+//! Pages that need no login: welcome, demo lists, the session page, preferences, flash
+//! messages, errors.
+
+use axum::http::StatusCode;
+
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn welcome_page_links_everywhere() {
+    let app = TestApp::memory().await;
+    let page = app.browser().get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for link in ["/login", "/register", "/demo/global", "/demo/session", "/session"] {
+        page.assert_contains(&format!("href=\"{link}\""));
+    }
+    page.assert_lacks("data-live-sync");
+    for path in ["/bookmarks", "/notes", "/vault", "/devices", "/bookmarks/1/edit"] {
+        assert_eq!(app.browser().get(path).await.location(), "/login", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn shared_list_versus_session_list() {
+    let app = TestApp::memory().await;
+    let mut one = app.browser();
+    let mut two = app.browser();
+    one.get("/demo/global").await.assert_contains("This list is global.");
+    one.post("/demo/global", &[("text", "hello everyone")]).await;
+    one.post("/demo/session", &[("text", "only mine")]).await;
+    two.get("/demo/global").await.assert_contains("hello everyone");
+    two.get("/demo/session").await.assert_contains("This list is yours alone.").assert_lacks("only mine");
+    let mine = one.get("/demo/session").await;
+    mine.assert_contains("only mine").assert_contains("Added to this session&#x27;s list.");
+    one.post("/demo/session/clear", &[]).await;
+    one.get("/demo/session").await.assert_lacks("only mine");
+    let res = one.post("/demo/global", &[("text", "   ")]).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    res.assert_contains("Entries are 1 to 100 characters.");
+    for i in 0..25 {
+        two.post("/demo/global", &[("text", &format!("entry {i}"))]).await;
+    }
+    let page = two.get("/demo/global").await;
+    page.assert_contains("entry 24").assert_lacks("hello everyone");
+}
+
+#[tokio::test]
+async fn the_session_page_shows_keys_but_not_secrets() {
+    let app = TestApp::memory().await;
+    let mut a = app.browser();
+    a.register("alice", "correct horse").await;
+    a.post("/prefs", &[("theme", "dark"), ("per_page", "20")]).await;
+    a.get("/").await;
+    let page = a.get("/session").await;
+    page.assert_contains("memory: in this server process")
+        .assert_contains("Server-side: the cookie carries only");
+    page.assert_contains("Browser session")
+        .assert_contains("<code>csrf</code>")
+        .assert_contains("<code>auth</code>");
+    page.assert_contains("theme dark, 20 items per page")
+        .assert_contains("as alice")
+        .assert_contains("Created");
+    let token = a.csrf.clone().unwrap();
+    page.assert_lacks(&format!("<td>{token}")).assert_lacks("login\":");
+    let cookie = a.cookie_header();
+    let value = cookie.split('=').nth(1).unwrap();
+    page.assert_lacks(value);
+}
+
+#[tokio::test]
+async fn preferences_and_flash_messages_live_in_the_session() {
+    let app = TestApp::memory().await;
+    let mut a = app.browser();
+    a.register("alice", "correct horse").await;
+    let res = a.post("/prefs", &[("theme", "dark"), ("per_page", "20"), ("next", "/notes")]).await;
+    assert_eq!(res.location(), "/notes");
+    let page = a.get("/notes").await;
+    page.assert_contains("data-theme=\"dark\"").assert_contains("Preferences saved.");
+    a.get("/notes").await.assert_lacks("Preferences saved.");
+    // Another browser of the same user keeps its own preferences.
+    let mut b = app.browser();
+    b.login("alice", "correct horse", false).await;
+    b.get("/").await.assert_contains("data-theme=\"light\"");
+    for bad in [[("theme", "pink"), ("per_page", "10")], [("theme", "dark"), ("per_page", "7")]] {
+        let res = a.post("/prefs", &bad).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    }
+    // A live refresh does not eat the message meant for the next page.
+    a.add_bookmark("x", "https://example.com", "").await;
+    let live = axum::http::Request::get("/bookmarks").header("x-live-refresh", "1").body(Default::default());
+    a.send(live.unwrap()).await.assert_lacks("Bookmark added.");
+    a.get("/bookmarks").await.assert_contains("Bookmark added.");
+}
+
+#[tokio::test]
+async fn unknown_pages_are_a_friendly_404() {
+    let app = TestApp::memory().await;
+    let res = app.browser().get("/nope").await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    res.assert_contains("There is nothing here");
+}
