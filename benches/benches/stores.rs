@@ -91,8 +91,30 @@ fn stores(c: &mut Criterion) {
     memory_contention(c);
     let dir = tempfile::tempdir().unwrap();
     store_ops(c, &rt, "file", session_store_file::FileStore::new(dir.path()).unwrap());
+    let sqlite = rt.block_on(async {
+        let store = session_store_sql::SqliteStore::open(dir.path().join("sessions.db")).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    });
+    store_ops(c, &rt, "sqlite", sqlite);
     // Real servers, as `scripts/services start` provides them; without one the store is
     // skipped with a note (a bench run is not a test run).
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let store = rt.block_on(async {
+                let table = format!("bench_{}", std::process::id());
+                let store = session_store_sql::PostgresStore::connect(&url)
+                    .await
+                    .unwrap()
+                    .with_table_name(&table)
+                    .unwrap();
+                store.migrate().await.unwrap();
+                store
+            });
+            store_ops(c, &rt, "postgres", store);
+        }
+        Err(_) => eprintln!("DATABASE_URL not set: skipping PostgreSQL (eval \"$(scripts/services start)\")"),
+    }
     match std::env::var("REDIS_URL") {
         Ok(url) => {
             let store = rt.block_on(session_store_redis::RedisStore::connect(url.as_str())).unwrap();
