@@ -354,7 +354,8 @@ impl Session {
 
     /// Ties the session to `user` (call it at login, after [`cycle_id`](Session::cycle_id)),
     /// so [`SessionManager`](crate::SessionManager) can list and revoke the user's sessions.
-    /// Counts as a change: the session is saved.
+    /// Counts as a change: the session is saved. Client-side sessions have no store to index
+    /// them in, so there it records nothing.
     pub fn set_user(&self, user: impl Into<String>) {
         let mut st = self.state();
         st.user = Some(user.into());
