@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{flash, page, prefs, Pager};
+use super::page::{flash, page, prefs, render_edit, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -136,19 +136,7 @@ pub(crate) async fn edit(
 ) -> Result<Response, AppError> {
     let b = state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
     let form = BookmarkForm { title: b.title, url: b.url, tags: b.tags };
-    render_edit(&user, id, StatusCode::OK, None, &form).await
-}
-
-async fn render_edit(
-    CurrentUser { auth, session, live }: &CurrentUser,
-    id: i64,
-    status: StatusCode,
-    error: Option<String>,
-    form: &BookmarkForm,
-) -> Result<Response, AppError> {
-    let page = page(session, Some(auth), *live).await?;
-    let html = render("edit.html", minijinja::context! { page, kind => "bookmarks", id, error, form })?;
-    Ok((status, html).into_response())
+    render_edit(&user, "bookmarks", id, StatusCode::OK, None, &form).await
 }
 
 pub(crate) async fn update(
@@ -161,7 +149,10 @@ pub(crate) async fn update(
     state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
     let Valid(title, url, tags) = match validate(&form) {
         Ok(v) => v,
-        Err(msg) => return render_edit(&user, id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await,
+        Err(msg) => {
+            return render_edit(&user, "bookmarks", id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form)
+                .await
+        }
     };
     let b = state
         .db

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{flash, page, prefs, Pager};
+use super::page::{flash, page, prefs, render_edit, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -91,19 +91,7 @@ pub(crate) async fn edit(
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let n = state.db.note(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    render_edit(&user, id, StatusCode::OK, None, &NoteForm { title: n.title, body: n.body }).await
-}
-
-async fn render_edit(
-    CurrentUser { auth, session, live }: &CurrentUser,
-    id: i64,
-    status: StatusCode,
-    error: Option<String>,
-    form: &NoteForm,
-) -> Result<Response, AppError> {
-    let page = page(session, Some(auth), *live).await?;
-    let html = render("edit.html", minijinja::context! { page, kind => "notes", id, error, form })?;
-    Ok((status, html).into_response())
+    render_edit(&user, "notes", id, StatusCode::OK, None, &NoteForm { title: n.title, body: n.body }).await
 }
 
 pub(crate) async fn update(
@@ -114,7 +102,7 @@ pub(crate) async fn update(
 ) -> Result<Response, AppError> {
     state.db.note(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
     if let Err((status, msg)) = validate(&form) {
-        return render_edit(&user, id, status, Some(msg), &form).await;
+        return render_edit(&user, "notes", id, status, Some(msg), &form).await;
     }
     let n = state.db.update_note(user.auth.user_id, id, form.title.trim(), &form.body).await?;
     let n = n.ok_or(AppError::NotFound)?;

@@ -84,6 +84,22 @@ pub(crate) async fn page(session: &Session, auth: Option<&Auth>, live: bool) -> 
     })
 }
 
+/// The edit page of one item of a manager (`kind`: "bookmarks", "notes" or "vault"),
+/// with `status` and an optional error message above the form.
+pub(crate) async fn render_edit<F: Serialize>(
+    user: &super::auth::CurrentUser,
+    kind: &str,
+    id: i64,
+    status: axum::http::StatusCode,
+    error: Option<String>,
+    form: &F,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse as _;
+    let page = page(&user.session, Some(&user.auth), user.live).await?;
+    let html = super::templates::render("edit.html", minijinja::context! { page, kind, id, error, form })?;
+    Ok((status, html).into_response())
+}
+
 pub(crate) async fn prefs(session: &Session) -> Result<Prefs, AppError> {
     Ok(session.get::<Prefs>(KEY_PREFS).await?.unwrap_or_default())
 }

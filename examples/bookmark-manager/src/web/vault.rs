@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{flash, page, prefs, Pager};
+use super::page::{flash, page, prefs, render_edit, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -125,19 +125,7 @@ pub(crate) async fn edit(
 ) -> Result<Response, AppError> {
     let item = state.db.vault_item(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
     let form = VaultForm { site: item.site, login: item.login, secret: String::new() };
-    render_edit(&user, id, StatusCode::OK, None, &form).await
-}
-
-async fn render_edit(
-    CurrentUser { auth, session, live }: &CurrentUser,
-    id: i64,
-    status: StatusCode,
-    error: Option<String>,
-    form: &VaultForm,
-) -> Result<Response, AppError> {
-    let page = page(session, Some(auth), *live).await?;
-    let html = render("edit.html", minijinja::context! { page, kind => "vault", id, error, form })?;
-    Ok((status, html).into_response())
+    render_edit(&user, "vault", id, StatusCode::OK, None, &form).await
 }
 
 pub(crate) async fn update(
@@ -149,7 +137,7 @@ pub(crate) async fn update(
     let uid = user.auth.user_id;
     state.db.vault_item(uid, id).await?.ok_or(AppError::NotFound)?;
     if let Err(msg) = validate(&form, false) {
-        return render_edit(&user, id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await;
+        return render_edit(&user, "vault", id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await;
     }
     let secret =
         (!form.secret.is_empty()).then(|| state.vault.seal(&context(uid, id), form.secret.as_bytes()));
