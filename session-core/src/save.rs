@@ -162,7 +162,7 @@ impl Session {
             let changes = changes.get_or_insert_with(|| {
                 originals
                     .iter()
-                    .map(|(k, orig)| (k, orig, record.entries.get(k)))
+                    .map(|(k, orig)| (k, orig, record.entries.get(k.as_str())))
                     .filter(|(_, orig, value)| *value != orig.as_ref())
                     .map(|(k, _, value)| (k.clone(), value.cloned()))
                     .collect()

@@ -1,7 +1,5 @@
 //! What one request knows about its session, and the dirty log.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use time::OffsetDateTime;
 
@@ -33,7 +31,9 @@ pub(crate) struct State {
     pub(crate) meta: Option<Meta>,
     pub(crate) entries: Entries,
     /// The value each written key had when loaded (first write wins): the dirty log.
-    pub(crate) originals: HashMap<String, Option<Bytes>>,
+    /// A list, not a map: a request writes a handful of keys, and a linear scan of a few
+    /// entries beats hashing and a table allocation.
+    pub(crate) originals: Vec<(String, Option<Bytes>)>,
     pub(crate) expiry: Option<Expiry>,
     pub(crate) expiry_changed: bool,
     /// The cookie was made with a fallback key: re-issue it under the primary.
@@ -61,8 +61,8 @@ impl State {
             Some(v) => self.entries.insert(key.to_owned(), v.clone()),
             None => self.entries.remove(key),
         };
-        if !self.originals.contains_key(key) {
-            self.originals.insert(key.to_owned(), old.clone());
+        if !self.originals.iter().any(|(k, _)| k == key) {
+            self.originals.push((key.to_owned(), old.clone()));
         }
         old
     }
