@@ -206,7 +206,7 @@ async fn sqlite_sessions_survive_a_restart() {
     assert!(first.touch(&r.id, later, seen).await.unwrap());
     first.pool().close().await;
 
-    let reopened = SqliteStore::open(first.path()).await.unwrap();
+    let reopened = SqliteStore::open(common::sqlite_path(&first)).await.unwrap();
     let got = reopened.load(&r.id).await.unwrap().expect("session kept across a restart");
     assert_eq!((got.entries, got.version), (next.entries, 2));
     assert!((got.expires_at - later).abs() < Duration::milliseconds(1));

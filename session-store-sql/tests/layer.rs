@@ -10,7 +10,7 @@ use session_store_sql::SqliteStore;
 #[tokio::test]
 async fn a_session_written_through_the_layer_reads_back_on_sqlite() {
     let store = common::sqlite().await;
-    let path = store.path();
+    let path = common::sqlite_path(&store);
     let first = app(store.store.clone());
 
     let created = send(&first, Method::POST, "/set/user/ada", None).await;

@@ -45,7 +45,8 @@ async fn bad_table_names_are_refused() {
 async fn sqlite_tables_stay_apart_and_migrate_twice() {
     let main = common::sqlite().await;
     // A keyword: names are quoted.
-    let other = SqliteStore::open(main.path()).await.unwrap().with_table_name("order").unwrap();
+    let other =
+        SqliteStore::open(common::sqlite_path(&main)).await.unwrap().with_table_name("order").unwrap();
     for _ in 0..2 {
         main.migrate().await.unwrap();
         other.migrate().await.unwrap();

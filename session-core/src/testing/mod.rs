@@ -18,6 +18,8 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use crate::SessionStore;
+
 /// Expands to one `#[tokio::test]` per conformance case; `$make` is an expression whose
 /// value is a future resolving to a fresh store.
 #[macro_export]
@@ -99,5 +101,84 @@ where
 
     fn call(&mut self, req: Request<()>) -> Fut {
         (self.0)(req)
+    }
+}
+
+/// A store that carries something to drop after it: the temp folder or scratch table a
+/// test made for it. It forwards every [`SessionStore`] and [`ExpiredDeletion`] method to
+/// `store` (the optional ones too, so a suite tests the store's own, not the defaults), and
+/// derefs to it.
+///
+/// ```ignore
+/// let dir = tempfile::tempdir()?;
+/// let store = Guarded { store: FileStore::new(dir.path())?, guard: dir };
+/// ```
+#[derive(Debug, Clone)]
+pub struct Guarded<S, G> {
+    /// The store under test; dropped first.
+    pub store: S,
+    /// Dropped after the store.
+    pub guard: G,
+}
+
+impl<S, G> std::ops::Deref for Guarded<S, G> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.store
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: SessionStore, G: std::fmt::Debug + Send + Sync + 'static> SessionStore for Guarded<S, G> {
+    async fn create(&self, record: &crate::Record) -> Result<(), crate::StoreError> {
+        self.store.create(record).await
+    }
+    async fn load(&self, id: &crate::RecordId) -> Result<Option<crate::Record>, crate::StoreError> {
+        self.store.load(id).await
+    }
+    async fn save(&self, record: &crate::Record, expected: u64) -> Result<(), crate::StoreError> {
+        self.store.save(record, expected).await
+    }
+    async fn touch(
+        &self,
+        id: &crate::RecordId,
+        expires_at: time::OffsetDateTime,
+        last_seen: time::OffsetDateTime,
+    ) -> Result<bool, crate::StoreError> {
+        self.store.touch(id, expires_at, last_seen).await
+    }
+    async fn delete(&self, id: &crate::RecordId) -> Result<(), crate::StoreError> {
+        self.store.delete(id).await
+    }
+    async fn sessions_of(&self, user: &str) -> Result<Vec<crate::SessionInfo>, crate::StoreError> {
+        self.store.sessions_of(user).await
+    }
+    async fn revoke(&self, handle: &crate::SessionHandle) -> Result<bool, crate::StoreError> {
+        self.store.revoke(handle).await
+    }
+    async fn revoke_user(
+        &self,
+        user: &str,
+        except: Option<&crate::SessionHandle>,
+    ) -> Result<Vec<crate::SessionHandle>, crate::StoreError> {
+        self.store.revoke_user(user, except).await
+    }
+    async fn publish(&self, event: &crate::SessionEvent) -> Result<(), crate::StoreError> {
+        self.store.publish(event).await
+    }
+    async fn listen(
+        &self,
+        sink: tokio::sync::broadcast::Sender<crate::SessionEvent>,
+    ) -> Result<(), crate::StoreError> {
+        self.store.listen(sink).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: crate::ExpiredDeletion, G: std::fmt::Debug + Send + Sync + 'static> crate::ExpiredDeletion
+    for Guarded<S, G>
+{
+    async fn delete_expired(&self) -> Result<u64, crate::StoreError> {
+        self.store.delete_expired().await
     }
 }

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::header::{COOKIE, SET_COOKIE};
@@ -15,10 +14,8 @@ use axum::http::{Method, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use session_core::{
-    ExpiredDeletion, Id, Record, RecordId, Session, SessionHandle, SessionInfo, SessionLayer, SessionStore,
-    StoreError,
-};
+use session_core::testing::Guarded;
+use session_core::{Id, Record, Session, SessionLayer, SessionStore};
 use session_store_sql::sqlx::postgres::PgPoolOptions;
 use session_store_sql::sqlx::{Connection, PgConnection};
 use session_store_sql::{PostgresStore, SqliteStore};
@@ -42,16 +39,12 @@ pub fn unique_table() -> String {
 }
 
 /// A store that takes its database (SQLite: the temp folder) or table (PostgreSQL) with it
-/// when dropped. It forwards the store traits, so the conformance suite can own it.
-#[derive(Debug)]
-pub struct Scratch<S> {
-    pub store: S,
-    // Dropped after the store, so the pool is gone before its database is.
-    guard: Guard,
-}
+/// when dropped (the guard drops after the store, so the pool is gone before its database
+/// is). It forwards the store traits, so the conformance suite can own it.
+pub type Scratch<S> = Guarded<S, Guard>;
 
 #[derive(Debug)]
-enum Guard {
+pub enum Guard {
     Dir(TempDir),
     Table { url: String, table: String },
 }
@@ -74,20 +67,11 @@ impl Drop for Guard {
     }
 }
 
-impl<S> std::ops::Deref for Scratch<S> {
-    type Target = S;
-    fn deref(&self) -> &S {
-        &self.store
-    }
-}
-
-impl Scratch<SqliteStore> {
-    /// The database file, to open it again.
-    pub fn path(&self) -> PathBuf {
-        match &self.guard {
-            Guard::Dir(dir) => dir.path().join("sessions.db"),
-            Guard::Table { .. } => unreachable!("an SQLite scratch keeps a folder"),
-        }
+/// The database file of an SQLite scratch store, to open it again.
+pub fn sqlite_path(scratch: &Scratch<SqliteStore>) -> PathBuf {
+    match &scratch.guard {
+        Guard::Dir(dir) => dir.path().join("sessions.db"),
+        Guard::Table { .. } => unreachable!("an SQLite scratch keeps a folder"),
     }
 }
 
@@ -96,7 +80,7 @@ pub async fn sqlite() -> Scratch<SqliteStore> {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path().join("sessions.db")).await.expect("open SQLite file");
     store.migrate().await.expect("migrate");
-    Scratch { store, guard: Guard::Dir(dir) }
+    Guarded { store, guard: Guard::Dir(dir) }
 }
 
 /// A PostgreSQL store on the test database, with a table of its own, migrated.
@@ -110,7 +94,7 @@ pub async fn postgres() -> Scratch<PostgresStore> {
 pub async fn postgres_unmigrated() -> Scratch<PostgresStore> {
     let url = env("DATABASE_URL");
     let table = unique_table();
-    Scratch { store: postgres_store(&url, &table).await, guard: Guard::Table { url, table } }
+    Guarded { store: postgres_store(&url, &table).await, guard: Guard::Table { url, table } }
 }
 
 /// A new pool on the test database, using `table` (not migrated, not dropped).
@@ -122,51 +106,6 @@ pub async fn postgres_store(url: &str, table: &str) -> PostgresStore {
         .await
         .unwrap_or_else(|e| panic!("connect to PostgreSQL at {url}: {e}"));
     PostgresStore::new(pool).with_table_name(table).expect("valid table name")
-}
-
-#[async_trait]
-impl<S: SessionStore> SessionStore for Scratch<S> {
-    async fn create(&self, record: &Record) -> Result<(), StoreError> {
-        self.store.create(record).await
-    }
-    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-        self.store.load(id).await
-    }
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
-        self.store.save(record, expected).await
-    }
-    async fn touch(
-        &self,
-        id: &RecordId,
-        expires_at: OffsetDateTime,
-        last_seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.store.touch(id, expires_at, last_seen).await
-    }
-    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
-        self.store.delete(id).await
-    }
-    // Forwarded, not left to the trait's defaults, so the suite tests the store's own.
-    async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
-        self.store.sessions_of(user).await
-    }
-    async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
-        self.store.revoke(handle).await
-    }
-    async fn revoke_user(
-        &self,
-        user: &str,
-        except: Option<&SessionHandle>,
-    ) -> Result<Vec<SessionHandle>, StoreError> {
-        self.store.revoke_user(user, except).await
-    }
-}
-
-#[async_trait]
-impl<S: ExpiredDeletion> ExpiredDeletion for Scratch<S> {
-    async fn delete_expired(&self) -> Result<u64, StoreError> {
-        self.store.delete_expired().await
-    }
 }
 
 /// A fresh record with one entry, expiring after `ttl` (negative: already expired).
