@@ -152,45 +152,36 @@ async fn users_edge_cases(store: impl Rows) {
     assert_eq!(store.count().await, 0, "the corrupt row stayed");
 }
 
-#[tokio::test]
-async fn sqlite_users_edge_cases() {
-    users_edge_cases(common::sqlite().await).await;
+/// The cases above, once per engine: `<engine>::<case>`.
+macro_rules! on_each_engine {
+    ($($engine:ident),*) => {$(
+        mod $engine {
+            use super::*;
+
+            #[tokio::test]
+            async fn users_edge_cases() {
+                super::users_edge_cases(common::$engine().await).await;
+            }
+
+            #[tokio::test]
+            async fn rejects_a_stale_version() {
+                super::rejects_a_stale_version(common::$engine().await).await;
+            }
+
+            #[tokio::test]
+            async fn sweeps_more_than_one_batch() {
+                super::sweeps_more_than_one_batch(common::$engine().await).await;
+            }
+
+            #[tokio::test]
+            async fn corrupt_rows_are_no_session() {
+                super::a_corrupt_row_is_no_session(common::$engine().await).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn postgres_users_edge_cases() {
-    users_edge_cases(common::postgres().await).await;
-}
-
-#[tokio::test]
-async fn sqlite_rejects_a_stale_version() {
-    rejects_a_stale_version(common::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_rejects_a_stale_version() {
-    rejects_a_stale_version(common::postgres().await).await;
-}
-
-#[tokio::test]
-async fn sqlite_sweeps_more_than_one_batch() {
-    sweeps_more_than_one_batch(common::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_sweeps_more_than_one_batch() {
-    sweeps_more_than_one_batch(common::postgres().await).await;
-}
-
-#[tokio::test]
-async fn sqlite_corrupt_rows_are_no_session() {
-    a_corrupt_row_is_no_session(common::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_corrupt_rows_are_no_session() {
-    a_corrupt_row_is_no_session(common::postgres().await).await;
-}
+on_each_engine!(sqlite, postgres);
 
 #[tokio::test]
 async fn sqlite_sessions_survive_a_restart() {
