@@ -43,7 +43,7 @@ fn per_key_record() -> Record {
     let now = OffsetDateTime::now_utc();
     let mut r = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
     let mut put = |k: &str, v: Vec<u8>| {
-        r.entries.insert(k.into(), v.into());
+        r.entries.insert(k, v.into());
     };
     put("user_id", rmp_serde::to_vec_named(&s.user_id).unwrap());
     put("csrf", rmp_serde::to_vec_named(&s.csrf).unwrap());

@@ -38,6 +38,15 @@ fn crypto(c: &mut Criterion) {
     g.finish();
 }
 
+/// Session ids: drawing a fresh one, and the store key derived from it (SHA-256).
+fn ids(c: &mut Criterion) {
+    let mut g = c.benchmark_group("crypto/id");
+    g.bench_function("random", |b| b.iter(session_core::Id::random));
+    let id = session_core::Id::random();
+    g.bench_function("record_id", |b| b.iter(|| black_box(&id).record_id()));
+    g.finish();
+}
+
 /// The client-side save path for a 1 KB session: encode the record, seal it, base64 it
 /// (what `SessionLayer::client_side_private` does at the end of a request that changed it).
 fn client_side_cookie(c: &mut Criterion) {
@@ -66,6 +75,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = crypto, client_side_cookie
+    targets = crypto, ids, client_side_cookie
 }
 criterion_main!(benches);

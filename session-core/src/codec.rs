@@ -240,7 +240,7 @@ mod tests {
         let mut r = Record::new(Id::random().record_id(), now, now + Duration::minutes(5));
         r.expiry = Some(Expiry::OnInactivity(Duration::seconds(90)));
         r.version = 7;
-        r.entries.insert("k".into(), entry(encode_value("v").unwrap()));
+        r.entries.insert("k", entry(encode_value("v").unwrap()));
         assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
         for garbage in [&b""[..], b"\xc1", b"\x93\x01\x02\x03", &r.to_bytes()[..10]] {
             assert!(matches!(Record::from_bytes(garbage), Err(crate::StoreError::Corrupt(_))));

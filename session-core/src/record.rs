@@ -2,15 +2,153 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::{Expiry, RecordId};
 
 /// A session's data: each key maps to its value's MessagePack encoding, decoded lazily on
 /// [`Session::get`](crate::Session::get), so reading one small key never decodes the rest.
-pub type Entries = BTreeMap<String, Bytes>;
+///
+/// Cloning is a reference count, not a copy: the map is shared until one holder changes it
+/// (copy-on-write). So a store can hand out a record without copying its entries, and a
+/// request that only reads never copies the map at all.
+///
+/// `Debug` shows the number of entries, never their keys or values.
+///
+/// ```
+/// use bytes::Bytes;
+/// use session_core::Entries;
+///
+/// let mut a = Entries::new();
+/// a.insert("theme", Bytes::from_static(b"dark"));
+/// let b = a.clone(); // shared, nothing copied
+/// a.insert("lang", Bytes::from_static(b"en")); // `a` gets its own copy here
+/// assert_eq!((a.len(), b.len()), (2, 1));
+/// assert_eq!(b.get("theme").map(|v| &v[..]), Some(&b"dark"[..]));
+/// ```
+#[derive(Clone, Default, Eq)]
+pub struct Entries(Arc<BTreeMap<String, Bytes>>);
+
+impl Entries {
+    /// No entries.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The encoded value under `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Bytes> {
+        self.0.get(key)
+    }
+
+    /// Whether `key` has a value.
+    #[must_use]
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// Sets `key` to `value`, returning the previous value. Copies the map first if it is
+    /// shared; an existing key is updated in place, without allocating the key again.
+    pub fn insert<K: AsRef<str> + Into<String>>(&mut self, key: K, value: Bytes) -> Option<Bytes> {
+        let map = Arc::make_mut(&mut self.0);
+        match map.get_mut(key.as_ref()) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => map.insert(key.into(), value),
+        }
+    }
+
+    /// Removes `key`, returning its value. A missing key leaves a shared map shared.
+    pub fn remove(&mut self, key: &str) -> Option<Bytes> {
+        if !self.0.contains_key(key) {
+            return None;
+        }
+        Arc::make_mut(&mut self.0).remove(key)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.0 = Arc::default();
+    }
+
+    /// The number of entries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no entries.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + DoubleEndedIterator {
+        self.0.keys()
+    }
+
+    /// The entries, in key order.
+    pub fn iter(&self) -> std::collections::btree_map::Iter<'_, String, Bytes> {
+        self.0.iter()
+    }
+}
+
+impl PartialEq for Entries {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl fmt::Debug for Entries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entries").field("len", &self.len()).finish()
+    }
+}
+
+impl<K: Into<String>> FromIterator<(K, Bytes)> for Entries {
+    fn from_iter<I: IntoIterator<Item = (K, Bytes)>>(iter: I) -> Self {
+        Self(Arc::new(iter.into_iter().map(|(k, v)| (k.into(), v)).collect()))
+    }
+}
+
+impl std::ops::Index<&str> for Entries {
+    type Output = Bytes;
+
+    /// The value under `key`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if there is none; [`Entries::get`] returns an `Option` instead.
+    fn index(&self, key: &str) -> &Bytes {
+        &self.0[key]
+    }
+}
+
+impl<'a> IntoIterator for &'a Entries {
+    type Item = (&'a String, &'a Bytes);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, Bytes>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Serialize for Entries {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(deserializer).map(|map| Self(Arc::new(map)))
+    }
+}
 
 /// One session as a store keeps it.
 ///
@@ -27,7 +165,7 @@ pub type Entries = BTreeMap<String, Bytes>;
 ///
 /// let now = OffsetDateTime::now_utc();
 /// let mut record = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
-/// record.entries.insert("user".into(), vec![42].into());
+/// record.entries.insert("user", vec![42].into());
 /// let back = Record::from_bytes(&record.to_bytes()).unwrap();
 /// assert_eq!(back, record);
 /// ```

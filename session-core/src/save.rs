@@ -9,7 +9,7 @@ use http::HeaderValue;
 use time::OffsetDateTime;
 
 use crate::layer::Backend;
-use crate::session::{Meta, State};
+use crate::session::State;
 use crate::store::now;
 use crate::{
     Error, Expiry, Id, Record, RecordId, Session, SessionEvent, SessionHandle, SessionStore, StoreError,
@@ -49,13 +49,41 @@ pub(crate) async fn create_with_fresh_id(
     Err(last)
 }
 
+/// A changed server-side session, ready for its versioned save.
+struct Pending {
+    id: Id,
+    /// The record to save; its version and expiry are set per attempt.
+    record: Record,
+    /// The version this request loaded (or last saw, after a conflict).
+    expected: u64,
+    /// The cookie must be re-sent whatever the expiry mode: a new expiry, id or key.
+    resend: bool,
+    /// `set_expiry` was called: this request's expiry wins over a concurrent one.
+    expiry_changed: bool,
+    /// `set_user`/`set_label` was called: this request's owner wins over a concurrent one.
+    owner_changed: bool,
+    /// The dirty log: what each written key held when loaded.
+    originals: Vec<(String, Option<Bytes>)>,
+}
+
+/// What the end of a server-side request does, decided without awaiting anything, so the
+/// write-back future keeps only what its one store call needs.
+enum Plan {
+    Done(CookieUpdate),
+    Create(Record),
+    /// A due expiry refresh; `update` is the cookie to send once it succeeded.
+    Touch { rid: RecordId, fresh: OffsetDateTime, update: CookieUpdate },
+    Save(Pending),
+}
+
 impl Session {
     /// Writes back what this request changed; called by the layer after the inner service
     /// answered with a non-5xx status.
     pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
         if self.metadata_changed_unloaded() {
-            // `set_expiry` alone was called: load so there is something to save.
-            self.load().await?;
+            // `set_expiry` alone was called: load so there is something to save. Rare, so
+            // boxed, which keeps the common write-back future small.
+            Box::pin(self.load()).await?;
         }
         let st = self.take_state();
         if st.load_failed {
@@ -63,14 +91,31 @@ impl Session {
                 "the session failed to load earlier in this request",
             )));
         }
-        match &self.config().backend {
-            Backend::Store(store) => self.finish_store(&**store, st).await,
-            Backend::Client(_) => self.finish_client(st),
+        let store = match &self.config().backend {
+            Backend::Store(store) => &**store,
+            Backend::Client(_) => return self.finish_client(st),
+        };
+        let now = now();
+        // The plan stays in this frame and the steps borrow it: a value passed into an
+        // async fn is kept twice in its future (as argument and as local).
+        let mut plan = self.plan(st, now);
+        match &mut plan {
+            Plan::Done(update) => Ok(std::mem::replace(update, CookieUpdate::None)),
+            Plan::Create(record) => {
+                let id = create_with_fresh_id(store, record).await?;
+                let policy = self.policy(record.expiry);
+                Ok(self.set(&id, policy.max_age(now, record.expires_at)))
+            }
+            Plan::Touch { rid, fresh, update } => {
+                let touched = store.touch(rid, *fresh, now).await?;
+                Ok(if touched { std::mem::replace(update, CookieUpdate::None) } else { CookieUpdate::None })
+            }
+            Plan::Save(pending) => self.save_with_merge(store, pending, now).await,
         }
     }
 
-    async fn finish_store(&self, store: &dyn SessionStore, st: State) -> Result<CookieUpdate, Error> {
-        let now = now();
+    /// Decides the end of a server-side request from its state.
+    fn plan(&self, st: State, now: OffsetDateTime) -> Plan {
         let changed = st.expiry_changed || st.owner_changed || st.is_dirty();
         let policy = self.policy(st.expiry);
         let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
@@ -82,29 +127,38 @@ impl Session {
                 record.entries = st.entries;
                 record.user = st.user;
                 record.label = st.label;
-                let id = create_with_fresh_id(store, &mut record).await?;
-                return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
+                return Plan::Create(record);
             }
-            return Ok(if st.ended && self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
+            let remove = st.ended && self.had_cookie();
+            return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
         };
         if changed {
-            return self.save_with_merge(store, (id, rid), meta, st, now).await;
+            let mut record = Record::new(rid, meta.created_at, meta.expires_at);
+            record.entries = st.entries;
+            record.expiry = st.expiry;
+            record.user = st.user;
+            record.label = st.label;
+            return Plan::Save(Pending {
+                id,
+                record,
+                expected: meta.version,
+                // The cookie only needs re-sending when what it says changed: a new expiry, a
+                // new id or a new key (and, for a rolling expiry, a new Max-Age).
+                resend: st.expiry_changed || st.cycled || st.reissue,
+                expiry_changed: st.expiry_changed,
+                owner_changed: st.owner_changed,
+                originals: st.originals,
+            });
         }
-        let mut expires_at = meta.expires_at;
+        let resend = st.cycled || st.reissue;
         if let Some(fresh) = meta.refresh {
-            if !store.touch(&rid, fresh, now).await? {
-                return Ok(CookieUpdate::None);
-            }
-            expires_at = fresh;
-            if policy.max_age(now, fresh).is_some() {
-                return Ok(self.set(&id, policy.max_age(now, fresh)));
-            }
+            // The expiry policy is unchanged here (`changed` is false), so `policy` holds.
+            let max_age = policy.max_age(now, fresh);
+            let update =
+                if resend || max_age.is_some() { self.set(&id, max_age) } else { CookieUpdate::None };
+            return Plan::Touch { rid, fresh, update };
         }
-        Ok(if st.cycled || st.reissue {
-            self.set(&id, policy.max_age(now, expires_at))
-        } else {
-            CookieUpdate::None
-        })
+        Plan::Done(if resend { self.set(&id, policy.max_age(now, meta.expires_at)) } else { CookieUpdate::None })
     }
 
     /// Saves with the version this request loaded; on a conflict reloads, re-applies only
@@ -114,38 +168,29 @@ impl Session {
     async fn save_with_merge(
         &self,
         store: &dyn SessionStore,
-        (id, rid): (Id, RecordId),
-        meta: Meta,
-        st: State,
+        p: &mut Pending,
         now: OffsetDateTime,
     ) -> Result<CookieUpdate, Error> {
-        // The cookie only needs re-sending when what it says changed: a new expiry, a new id
-        // or a new key (and, below, a rolling Max-Age).
-        let resend = st.expiry_changed || st.cycled || st.reissue;
-        let (owner_changed, user, label) = (st.owner_changed, st.user, st.label);
-        let originals = st.originals;
-        // This request's own changes, needed only to merge after a conflict.
-        let mut changes: Option<Vec<(String, Option<Bytes>)>> = None;
-        let mut record = Record::new(rid, meta.created_at, meta.expires_at);
-        record.entries = st.entries;
-        record.expiry = st.expiry;
-        record.user.clone_from(&user);
-        record.label.clone_from(&label);
-        let mut expected = meta.version;
-        for _ in 0..MAX_SAVE_ATTEMPTS {
-            let policy = self.policy(record.expiry);
-            let ending = record.entries.is_empty();
-            record.version = expected + 1;
-            record.expires_at = if ending { now } else { policy.expires_at(now, record.created_at) };
-            record.last_seen = now;
-            match store.save(&record, expected).await {
+        for attempt in 0..MAX_SAVE_ATTEMPTS {
+            if attempt > 0 {
+                // Conflicts are rare: the reload and merge live in their own boxed future.
+                if !Box::pin(self.reload_and_merge(store, p, now)).await? {
+                    return Ok(CookieUpdate::None);
+                }
+            }
+            let policy = self.policy(p.record.expiry);
+            let ending = p.record.entries.is_empty();
+            p.record.version = p.expected + 1;
+            p.record.expires_at = if ending { now } else { policy.expires_at(now, p.record.created_at) };
+            p.record.last_seen = now;
+            match store.save(&p.record, p.expected).await {
                 Ok(()) if ending => {
-                    let handle = SessionHandle::from_record_id(rid);
-                    self.config().manager.emit(SessionEvent::Destroyed { handle }).await;
+                    let handle = SessionHandle::from_record_id(p.record.id);
+                    Box::pin(self.config().manager.emit(SessionEvent::Destroyed { handle })).await;
                     return Ok(CookieUpdate::Remove);
                 }
-                Ok(()) if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) => {
-                    return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
+                Ok(()) if p.resend || matches!(policy.expiry, Expiry::OnInactivity(_)) => {
+                    return Ok(self.set(&p.id, policy.max_age(now, p.record.expires_at)));
                 }
                 Ok(()) => return Ok(CookieUpdate::None),
                 Err(StoreError::Conflict) => {}
@@ -154,34 +199,44 @@ impl Session {
                 Err(StoreError::NotFound) => return Ok(CookieUpdate::None),
                 Err(err) => return Err(err.into()),
             }
-            let Some(fresh) = store.load(&rid).await? else { return Ok(CookieUpdate::None) };
-            let expiry = if st.expiry_changed { st.expiry } else { fresh.expiry };
-            if self.policy(expiry).is_expired(now, fresh.created_at, fresh.expires_at) {
-                return Ok(CookieUpdate::None);
-            }
-            let changes = changes.get_or_insert_with(|| {
-                originals
-                    .iter()
-                    .map(|(k, orig)| (k, orig, record.entries.get(k.as_str())))
-                    .filter(|(_, orig, value)| *value != orig.as_ref())
-                    .map(|(k, _, value)| (k.clone(), value.cloned()))
-                    .collect()
-            });
-            expected = fresh.version;
-            record = fresh;
-            record.expiry = expiry;
-            if owner_changed {
-                record.user.clone_from(&user);
-                record.label.clone_from(&label);
-            }
-            for (key, value) in changes.iter() {
+        }
+        Err(Error::ConflictRetriesExhausted)
+    }
+
+    /// After a conflict: reloads the record and applies this request's own changes to it.
+    /// `false` when the session is gone or expired meanwhile (nothing to save).
+    async fn reload_and_merge(
+        &self,
+        store: &dyn SessionStore,
+        p: &mut Pending,
+        now: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        let Some(mut fresh) = store.load(&p.record.id).await? else { return Ok(false) };
+        let expiry = if p.expiry_changed { p.record.expiry } else { fresh.expiry };
+        if self.policy(expiry).is_expired(now, fresh.created_at, fresh.expires_at) {
+            return Ok(false);
+        }
+        // This request's own changes: the keys whose bytes differ from what it loaded (the
+        // dirty log keeps the loaded bytes; the record being replaced has the new ones). After
+        // the merge the record holds them again, so a later conflict finds the same set.
+        let ours = &p.record.entries;
+        for (key, orig) in &p.originals {
+            let value = ours.get(key);
+            if value != orig.as_ref() {
                 match value {
-                    Some(v) => record.entries.insert(key.clone(), v.clone()),
-                    None => record.entries.remove(key),
+                    Some(v) => fresh.entries.insert(key.as_str(), v.clone()),
+                    None => fresh.entries.remove(key),
                 };
             }
         }
-        Err(Error::ConflictRetriesExhausted)
+        fresh.expiry = expiry;
+        if p.owner_changed {
+            fresh.user = p.record.user.take();
+            fresh.label = p.record.label.take();
+        }
+        p.expected = fresh.version;
+        p.record = fresh;
+        Ok(true)
     }
 
     fn finish_client(&self, st: State) -> Result<CookieUpdate, Error> {

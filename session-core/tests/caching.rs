@@ -44,7 +44,7 @@ impl SessionStore for Counted {
 fn record() -> Record {
     let now = OffsetDateTime::now_utc();
     let mut r = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
-    r.entries.insert("k".into(), vec![1].into());
+    r.entries.insert("k", vec![1].into());
     r
 }
 
@@ -76,7 +76,7 @@ async fn a_stale_cache_cannot_overwrite_newer_data() {
     assert!(b.load(&r.id).await.unwrap().is_some()); // b caches version 1
     let mut v2 = r.clone();
     v2.version = 2;
-    v2.entries.insert("from_a".into(), vec![2].into());
+    v2.entries.insert("from_a", vec![2].into());
     a.save(&v2, 1).await.unwrap();
     // b's cached version 1 is stale: its save based on it conflicts...
     let mut stale = b.load(&r.id).await.unwrap().unwrap();

@@ -58,20 +58,20 @@ async fn a_save_based_on_a_version_the_other_store_replaced_conflicts() {
 
     let mut from_a = a.load(&session.id).await.unwrap().unwrap();
     let mut from_b = b.load(&session.id).await.unwrap().unwrap();
-    from_a.entries.insert("a".into(), vec![1].into());
+    from_a.entries.insert("a", vec![1].into());
     from_a.version = 2;
     a.save(&from_a, 1).await.unwrap();
-    from_b.entries.insert("b".into(), vec![2].into());
+    from_b.entries.insert("b", vec![2].into());
     from_b.version = 2;
     assert!(matches!(b.save(&from_b, 1).await, Err(StoreError::Conflict)));
     assert_eq!(b.load(&session.id).await.unwrap(), Some(from_a.clone()), "b's write changed nothing");
 
     // The retry the layer does: reload, re-apply, save against the new version.
     let mut retry = b.load(&session.id).await.unwrap().unwrap();
-    retry.entries.insert("b".into(), vec![2].into());
+    retry.entries.insert("b", vec![2].into());
     retry.version = 3;
     b.save(&retry, 2).await.unwrap();
-    let keys: Vec<String> = a.load(&session.id).await.unwrap().unwrap().entries.into_keys().collect();
+    let keys: Vec<String> = a.load(&session.id).await.unwrap().unwrap().entries.keys().cloned().collect();
     assert_eq!(keys, ["a", "b", "init"]);
 }
 
@@ -99,7 +99,7 @@ async fn a_new_store_on_the_same_folder_sees_every_session_after_a_restart() {
             before.create(r).await.unwrap();
         }
         let mut changed = sessions[0].clone();
-        changed.entries.insert("cart".into(), vec![3].into());
+        changed.entries.insert("cart", vec![3].into());
         changed.version = 2;
         before.save(&changed, 1).await.unwrap();
         let (later, seen) =

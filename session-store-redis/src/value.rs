@@ -120,7 +120,7 @@ mod tests {
     fn record() -> Record {
         let now = OffsetDateTime::now_utc();
         let mut r = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
-        r.entries.insert("k".into(), vec![1, 2, 3].into());
+        r.entries.insert("k", vec![1, 2, 3].into());
         r.version = 7;
         r.user = Some("alice".into());
         r.label = Some("phone".into());

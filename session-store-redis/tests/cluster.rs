@@ -57,7 +57,7 @@ async fn a_thousand_sessions_spread_over_every_master() {
     let records: Vec<Record> = (0..1000u32)
         .map(|i| {
             let mut r = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
-            r.entries.insert("n".into(), i.to_be_bytes().to_vec().into());
+            r.entries.insert("n", i.to_be_bytes().to_vec().into());
             r
         })
         .collect();

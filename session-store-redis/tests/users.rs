@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 fn owned(user: &str, ttl: Duration) -> Record {
     let now = OffsetDateTime::now_utc();
     let mut r = Record::new(Id::random().record_id(), now, now + ttl);
-    r.entries.insert("k".into(), vec![0xc0].into());
+    r.entries.insert("k", vec![0xc0].into());
     r.user = Some(user.to_owned());
     r
 }

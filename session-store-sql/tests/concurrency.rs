@@ -56,7 +56,7 @@ async fn sqlite_wal_file_serves_many_tasks_without_locking_errors() {
                     let mut r = common::record(Duration::hours(1));
                     store.create(&r).await.unwrap_or_else(|e| panic!("create: {e:?}"));
                     assert_eq!(store.load(&r.id).await.unwrap().as_ref(), Some(&r));
-                    r.entries.insert("round".into(), vec![round as u8].into());
+                    r.entries.insert("round", vec![round as u8].into());
                     r.version = 2;
                     store.save(&r, 1).await.unwrap_or_else(|e| panic!("save: {e:?}"));
                     assert_eq!(store.load(&r.id).await.unwrap(), Some(r));

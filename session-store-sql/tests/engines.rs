@@ -46,12 +46,12 @@ async fn rejects_a_stale_version(store: impl Rows) {
     store.create(&r).await.unwrap();
     let mut mine = store.load(&r.id).await.unwrap().unwrap();
     let mut theirs = mine.clone();
-    theirs.entries.insert("who".into(), b"theirs".to_vec().into());
+    theirs.entries.insert("who", b"theirs".to_vec().into());
     theirs.version = 2;
     store.save(&theirs, 1).await.unwrap();
 
     // Saved on top of version 1, which is gone: refused, and nothing of it is written.
-    mine.entries.insert("who".into(), b"mine".to_vec().into());
+    mine.entries.insert("who", b"mine".to_vec().into());
     mine.version = 2;
     assert!(matches!(store.save(&mine, 1).await, Err(StoreError::Conflict)));
     // A version from the future is no better than one from the past.
@@ -190,7 +190,7 @@ async fn sqlite_sessions_survive_a_restart() {
     first.create(&r).await.unwrap();
     let mut next = r.clone();
     next.version = 2;
-    next.entries.insert("after".into(), b"save".to_vec().into());
+    next.entries.insert("after", b"save".to_vec().into());
     first.save(&next, 1).await.unwrap();
     let later = next.expires_at + Duration::hours(1);
     let seen = next.created_at + Duration::minutes(1);

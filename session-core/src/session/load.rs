@@ -8,18 +8,34 @@ use crate::store::now;
 use crate::{Error, Expiry, Id, RecordId};
 
 impl Session {
-    /// Loads the session on first use.
+    /// Loads the session on first use. Clones racing to load share one fetch: the first
+    /// claims the load, the others wait for its outcome (and after a failure, try again).
     pub(crate) async fn load(&self) -> Result<(), Error> {
-        if self.state().loaded {
-            return Ok(());
+        loop {
+            let notified = self.0.loaded.notified();
+            let mut notified = std::pin::pin!(notified);
+            {
+                let mut st = self.state();
+                if st.loaded {
+                    return Ok(());
+                }
+                if !st.loading {
+                    st.loading = true;
+                    break;
+                }
+                // Registered under the state lock, so the loader's wake-up cannot be missed.
+                st.waiting = true;
+                notified.as_mut().enable();
+            }
+            notified.await;
         }
-        let _once = self.0.load_lock.lock().await;
-        if self.state().loaded {
-            return Ok(());
-        }
+        let mut claim = Claim { session: self, done: false };
         let fetched = self.fetch().await;
         let mut st = self.state();
-        match fetched {
+        claim.done = true;
+        st.loading = false;
+        let wake = std::mem::take(&mut st.waiting);
+        let result = match fetched {
             Ok(found) => {
                 st.loaded = true;
                 if let Some(found) = found {
@@ -43,7 +59,12 @@ impl Session {
                 tracing::error!(error = %err, source = ?std::error::Error::source(&err), "loading the session failed");
                 Err(err)
             }
+        };
+        drop(st);
+        if wake {
+            self.0.loaded.notify_waiters();
         }
+        result
     }
 
     async fn fetch(&self) -> Result<Option<Found>, Error> {
@@ -105,4 +126,27 @@ struct Found {
     reissue: bool,
     user: Option<String>,
     label: Option<String>,
+}
+
+/// The claim on a load in progress: if the loading future is dropped before it finishes,
+/// the claim is released and any waiting clone wakes up to load by itself.
+struct Claim<'a> {
+    session: &'a Session,
+    done: bool,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let wake = {
+            let mut st = self.session.0.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.loading = false;
+            std::mem::take(&mut st.waiting)
+        };
+        if wake {
+            self.session.0.loaded.notify_waiters();
+        }
+    }
 }

@@ -55,8 +55,8 @@ struct Inner {
     /// The raw cookie value, verified lazily on first use.
     cookie: Option<String>,
     state: Mutex<State>,
-    /// Makes the lazy load happen once even when clones race.
-    load_lock: tokio::sync::Mutex<()>,
+    /// Wakes clones waiting for a load another clone is doing (see `State::loading`).
+    loaded: tokio::sync::Notify,
 }
 
 impl Session {
@@ -65,7 +65,7 @@ impl Session {
             config,
             cookie,
             state: Mutex::new(State::default()),
-            load_lock: tokio::sync::Mutex::new(()),
+            loaded: tokio::sync::Notify::new(),
         }))
     }
 
@@ -400,7 +400,7 @@ impl Session {
             let size = self.0.config.cookie.name.len() + 1 + codec.encoded_len(payload);
             if size > MAX_COOKIE_BYTES {
                 match old {
-                    Some(v) => st.entries.insert(key.to_owned(), v),
+                    Some(v) => st.entries.insert(key, v),
                     None => st.entries.remove(key),
                 };
                 return Err(Error::CookieTooLarge { size, limit: MAX_COOKIE_BYTES });

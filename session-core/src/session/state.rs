@@ -22,6 +22,10 @@ pub(crate) struct State {
     /// Any method was called.
     pub(crate) accessed: bool,
     pub(crate) loaded: bool,
+    /// A clone is fetching the record now: the others wait instead of fetching too.
+    pub(crate) loading: bool,
+    /// A clone waits for that fetch (so the loader must wake it).
+    pub(crate) waiting: bool,
     pub(crate) load_failed: bool,
     /// The id of the stored record (server-side), once loaded.
     pub(crate) id: Option<Id>,
@@ -58,7 +62,7 @@ impl State {
     pub(super) fn write(&mut self, key: &str, value: Option<Bytes>) -> Option<Bytes> {
         let old = match &value {
             Some(v) if self.entries.get(key) == Some(v) => return Some(v.clone()),
-            Some(v) => self.entries.insert(key.to_owned(), v.clone()),
+            Some(v) => self.entries.insert(key, v.clone()),
             None => self.entries.remove(key),
         };
         if !self.originals.iter().any(|(k, _)| k == key) {

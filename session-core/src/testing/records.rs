@@ -60,7 +60,7 @@ pub async fn create_never_overwrites(store: impl SessionStore) {
     let r = record(&[("k", b"first")], Duration::hours(1));
     store.create(&r).await.unwrap();
     let mut clash = r.clone();
-    clash.entries.insert("k".into(), Bytes::from_static(b"second"));
+    clash.entries.insert("k", Bytes::from_static(b"second"));
     assert!(matches!(store.create(&clash).await, Err(StoreError::Collision)));
     assert_same(&must_load(&store, &r).await, &r);
 }
@@ -103,7 +103,7 @@ pub async fn save_with_the_loaded_version_succeeds(store: impl SessionStore) {
     store.create(&r).await.unwrap();
     let mut next = must_load(&store, &r).await;
     next.entries.remove("a");
-    next.entries.insert("c".into(), Bytes::from_static(b"3"));
+    next.entries.insert("c", Bytes::from_static(b"3"));
     next.expires_at += Duration::minutes(5);
     next.version = 2;
     store.save(&next, 1).await.unwrap();
@@ -115,11 +115,11 @@ pub async fn save_with_a_stale_version_conflicts(store: impl SessionStore) {
     let r = record(&[("a", b"1")], Duration::hours(1));
     store.create(&r).await.unwrap();
     let mut first = r.clone();
-    first.entries.insert("a".into(), Bytes::from_static(b"first"));
+    first.entries.insert("a", Bytes::from_static(b"first"));
     first.version = 2;
     store.save(&first, 1).await.unwrap();
     let mut stale = r.clone();
-    stale.entries.insert("a".into(), Bytes::from_static(b"stale"));
+    stale.entries.insert("a", Bytes::from_static(b"stale"));
     stale.version = 2;
     assert!(matches!(store.save(&stale, 1).await, Err(StoreError::Conflict)));
     assert_same(&must_load(&store, &r).await, &first);

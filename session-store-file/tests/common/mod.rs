@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 pub(crate) fn record(ttl: Duration) -> Record {
     let now = OffsetDateTime::now_utc();
     let mut record = Record::new(Id::random().record_id(), now, now + ttl);
-    record.entries.insert("init".into(), vec![1].into());
+    record.entries.insert("init", vec![1].into());
     record
 }
 

@@ -112,7 +112,7 @@ pub async fn postgres_store(url: &str, table: &str) -> PostgresStore {
 pub fn record(ttl: Duration) -> Record {
     let now = OffsetDateTime::now_utc();
     let mut record = Record::new(Id::random().record_id(), now, now + ttl);
-    record.entries.insert("init".into(), vec![1].into());
+    record.entries.insert("init", vec![1].into());
     record
 }
 
