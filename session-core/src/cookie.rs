@@ -139,7 +139,7 @@ impl CookieConfig {
     ///
     /// Works on bytes: every request with a cookie comes through here, and other
     /// applications' cookies in the same header may hold any bytes.
-    pub(crate) fn find(&self, headers: &HeaderMap, max_len: usize) -> Option<String> {
+    pub(crate) fn find(&self, headers: &HeaderMap, max_len: usize) -> Option<CookieText> {
         let name = self.name.as_bytes();
         let mut found: Option<&[u8]> = None;
         for header in headers.get_all(COOKIE) {
@@ -159,8 +159,51 @@ impl CookieConfig {
         if value.is_empty() || value.len() > max_len || !value.iter().all(u8::is_ascii_graphic) {
             return None;
         }
-        // Printable ASCII is UTF-8.
-        String::from_utf8(value.to_vec()).ok()
+        CookieText::new(value)
+    }
+}
+
+/// Longest cookie value kept inline: every server-side id form (plain 22, sealed 59,
+/// signed 66 characters) fits, so a request with a session cookie allocates nothing for it.
+const INLINE_COOKIE: usize = 72;
+
+/// The session cookie's value as the request sent it (printable ASCII, checked by
+/// [`CookieConfig::find`]): short values inline, longer ones (client-side sessions) boxed.
+/// `Debug` shows its length, never its text.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum CookieText {
+    Inline(u8, [u8; INLINE_COOKIE]),
+    Boxed(Box<str>),
+}
+
+impl CookieText {
+    fn new(value: &[u8]) -> Option<Self> {
+        if value.len() <= INLINE_COOKIE {
+            let mut buf = [0; INLINE_COOKIE];
+            buf[..value.len()].copy_from_slice(value);
+            // Lossless: the length is at most INLINE_COOKIE.
+            #[allow(clippy::cast_possible_truncation)]
+            return Some(Self::Inline(value.len() as u8, buf));
+        }
+        std::str::from_utf8(value).ok().map(|s| Self::Boxed(s.into()))
+    }
+}
+
+impl std::ops::Deref for CookieText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Printable ASCII (checked by `find`) is UTF-8, so this never falls back.
+            Self::Inline(len, buf) => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default(),
+            Self::Boxed(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for CookieText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CookieText({} bytes)", self.len())
     }
 }
 

@@ -12,6 +12,36 @@ const ID_BYTES: usize = 16;
 /// Length of an [`Id`] in its base64url text form.
 pub(crate) const ID_TEXT_LEN: usize = 22;
 
+/// Ids fetched from the OS at once, per thread.
+const POOL_IDS: usize = 16;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = const {
+        std::cell::RefCell::new(Pool { bytes: [0; POOL_IDS * ID_BYTES], next: POOL_IDS * ID_BYTES })
+    };
+}
+
+/// OS randomness not handed out yet: `bytes[next..]`; everything before `next` is zeroed.
+struct Pool {
+    bytes: [u8; POOL_IDS * ID_BYTES],
+    next: usize,
+}
+
+impl Pool {
+    fn take(&mut self) -> Id {
+        if self.next == self.bytes.len() {
+            getrandom::fill(&mut self.bytes).expect("the OS random number generator failed");
+            self.next = 0;
+        }
+        let taken = &mut self.bytes[self.next..self.next + ID_BYTES];
+        let mut id = [0u8; ID_BYTES];
+        id.copy_from_slice(taken);
+        taken.fill(0);
+        self.next += ID_BYTES;
+        Id(id)
+    }
+}
+
 /// A session id: 128 bits from the operating system's CSPRNG.
 ///
 /// The text form (what the cookie carries) is base64url without padding, exactly 22
@@ -37,15 +67,19 @@ pub struct Id([u8; ID_BYTES]);
 impl Id {
     /// A fresh id from the operating system's CSPRNG.
     ///
+    /// The bytes are the OS generator's output as is, fetched for 16 ids at a time per
+    /// thread (one `getrandom` call costs about as much as a whole request otherwise), each
+    /// handed out once and wiped from the buffer as it is taken. Like any user-space
+    /// randomness buffer, it is not fork-aware: a process that forks after drawing ids must
+    /// not draw more in the child from a thread that existed before the fork.
+    ///
     /// # Panics
     ///
     /// Panics if the operating system has no usable random source; a session library must
     /// not fall back to predictable ids.
     #[must_use]
     pub fn random() -> Self {
-        let mut bytes = [0u8; ID_BYTES];
-        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
-        Self(bytes)
+        POOL.with_borrow_mut(Pool::take)
     }
 
     /// The digest stores are keyed by: SHA-256 of the id's bytes.
@@ -192,6 +226,34 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.to_string().parse::<Id>().unwrap(), a);
         assert_ne!(a.record_id(), b.record_id());
+    }
+
+    #[test]
+    fn pooled_ids_are_distinct_across_refills_and_threads() {
+        let per_thread = POOL_IDS * 40 + 3; // many refills, ending mid-pool
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(move || (0..per_thread).map(|_| Id::random().0).collect::<Vec<_>>()))
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        for t in threads {
+            for id in t.join().unwrap() {
+                assert_ne!(id, [0; ID_BYTES], "an id was drawn from a wiped slot");
+                assert!(all.insert(id), "an id was handed out twice");
+            }
+        }
+        assert_eq!(all.len(), 4 * per_thread);
+    }
+
+    #[test]
+    fn the_pool_hands_out_its_bytes_once_and_wipes_them() {
+        let mut pool = Pool { bytes: [0; POOL_IDS * ID_BYTES], next: POOL_IDS * ID_BYTES };
+        let first = pool.take(); // refills
+        let unread = pool.bytes[ID_BYTES..2 * ID_BYTES].to_vec();
+        assert_eq!(pool.bytes[..ID_BYTES], [0; ID_BYTES], "taken bytes are wiped");
+        let second = pool.take();
+        assert_eq!(second.0[..], unread[..], "ids are the OS bytes as they came");
+        assert_ne!(first, second);
+        assert_eq!(pool.next, 2 * ID_BYTES);
     }
 
     #[test]

@@ -72,7 +72,11 @@ enum Plan {
     Done(CookieUpdate),
     Create(Record),
     /// A due expiry refresh; `update` is the cookie to send once it succeeded.
-    Touch { rid: RecordId, fresh: OffsetDateTime, update: CookieUpdate },
+    Touch {
+        rid: RecordId,
+        fresh: OffsetDateTime,
+        update: CookieUpdate,
+    },
     Save(Pending),
 }
 
@@ -158,7 +162,11 @@ impl Session {
                 if resend || max_age.is_some() { self.set(&id, max_age) } else { CookieUpdate::None };
             return Plan::Touch { rid, fresh, update };
         }
-        Plan::Done(if resend { self.set(&id, policy.max_age(now, meta.expires_at)) } else { CookieUpdate::None })
+        Plan::Done(if resend {
+            self.set(&id, policy.max_age(now, meta.expires_at))
+        } else {
+            CookieUpdate::None
+        })
     }
 
     /// Saves with the version this request loaded; on a conflict reloads, re-applies only

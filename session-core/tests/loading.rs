@@ -44,7 +44,8 @@ impl SessionStore for Stalling {
         self.inner.create(record).await
     }
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-        let stall = self.stalled.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let stall =
+            self.stalled.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         if stall {
             self.release.notified().await;
         }
@@ -53,7 +54,12 @@ impl SessionStore for Stalling {
     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
         self.inner.save(record, expected).await
     }
-    async fn touch(&self, id: &RecordId, at: OffsetDateTime, seen: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &RecordId,
+        at: OffsetDateTime,
+        seen: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         self.inner.touch(id, at, seen).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 pub(crate) use self::state::{Meta, State};
 use crate::codec::{self, decode_value, encode_client, encode_value};
-use crate::cookie::MAX_COOKIE_BYTES;
+use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
 use crate::expiry::Policy;
 use crate::layer::{Backend, Config};
 use crate::store::now;
@@ -53,14 +53,14 @@ pub struct Session(Arc<Inner>);
 struct Inner {
     config: Arc<Config>,
     /// The raw cookie value, verified lazily on first use.
-    cookie: Option<String>,
+    cookie: Option<CookieText>,
     state: Mutex<State>,
     /// Wakes clones waiting for a load another clone is doing (see `State::loading`).
     loaded: tokio::sync::Notify,
 }
 
 impl Session {
-    pub(crate) fn new(config: Arc<Config>, cookie: Option<String>) -> Self {
+    pub(crate) fn new(config: Arc<Config>, cookie: Option<CookieText>) -> Self {
         Self(Arc::new(Inner {
             config,
             cookie,
