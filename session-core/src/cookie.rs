@@ -83,19 +83,32 @@ impl CookieConfig {
     }
 
     /// The `Set-Cookie` value for `value`; `max_age` `None` makes a browser-session cookie.
-    pub(crate) fn set_cookie(&self, value: String, max_age: Option<Duration>) -> HeaderValue {
-        let mut out = String::with_capacity(self.name.len() + value.len() + 96);
+    pub(crate) fn set_cookie(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
+        self.set_cookie_with(value.len(), |out| out.push_str(value), max_age)
+    }
+
+    /// Like `set_cookie`, with the value written straight into the header's buffer by
+    /// `write_value` (at most `value_len` bytes): one allocation for the whole header.
+    pub(crate) fn set_cookie_with(
+        &self,
+        value_len: usize,
+        write_value: impl FnOnce(&mut String),
+        max_age: Option<Duration>,
+    ) -> HeaderValue {
+        let mut out = String::with_capacity(self.name.len() + value_len + 128);
         out.push_str(&self.name);
         out.push('=');
-        out.push_str(&value);
+        write_value(&mut out);
         self.push_attributes(&mut out);
         if let Some(age) = max_age {
             out.push_str("; Max-Age=");
             // Rounded, not truncated: an expiry computed a moment earlier in the request
             // still says the whole window.
             let secs = (age + Duration::milliseconds(500)).whole_seconds().max(0);
-            out.push_str(&secs.to_string());
+            push_decimal(&mut out, secs.unsigned_abs());
         }
+        // Exact capacity, so the header takes the buffer over without another allocation.
+        out.shrink_to_fit();
         to_header(out)
     }
 
@@ -207,6 +220,26 @@ impl std::fmt::Debug for CookieText {
     }
 }
 
+/// Appends `n` in decimal, without the formatting machinery.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        // A digit: the truncation is the point.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        digits[i] = b'0' + digit;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
 fn to_header(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("cookie attributes are validated when the layer is built")
 }
@@ -235,15 +268,25 @@ impl IdCodec {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn encode(&self, name: &str, id: &Id) -> String {
+        let mut out = String::with_capacity(self.cookie_len());
+        self.encode_into(name, id, &mut out);
+        out
+    }
+
+    /// Appends the cookie value for `id` to `out` (`cookie_len` bytes).
+    pub(crate) fn encode_into(&self, name: &str, id: &Id, out: &mut String) {
         match self {
-            Self::Plain => id.to_string(),
+            Self::Plain => URL_SAFE_NO_PAD.encode_string(id.as_bytes(), out),
             Self::Signed(ring) => {
-                let text = id.to_string();
-                let tag = ring.sign(name, text.as_bytes());
-                format!("{text}.{}", URL_SAFE_NO_PAD.encode(tag))
+                let start = out.len();
+                URL_SAFE_NO_PAD.encode_string(id.as_bytes(), out);
+                let tag = ring.sign(name, &out.as_bytes()[start..]);
+                out.push('.');
+                URL_SAFE_NO_PAD.encode_string(tag, out);
             }
-            Self::Private(ring) => URL_SAFE_NO_PAD.encode(ring.seal(name, id.as_bytes())),
+            Self::Private(ring) => URL_SAFE_NO_PAD.encode_string(ring.seal(name, id.as_bytes()), out),
         }
     }
 
@@ -283,6 +326,15 @@ mod tests {
             h.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn decimals_are_written_like_display() {
+        for n in [0, 7, 10, 99, 100, 86_400, 1_209_600, u64::MAX] {
+            let mut out = String::from("x=");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x={n}"));
+        }
     }
 
     #[test]

@@ -31,9 +31,19 @@ use crate::{Expiry, RecordId};
 /// assert_eq!(b.get("theme").map(|v| &v[..]), Some(&b"dark"[..]));
 /// ```
 #[derive(Clone, Default, Eq)]
-pub struct Entries(Arc<BTreeMap<String, Bytes>>);
+pub struct Entries(
+    // `None` is empty: a session that never holds data never allocates a map.
+    Option<Arc<BTreeMap<String, Bytes>>>,
+);
+
+/// What an absent map reads as.
+static EMPTY: BTreeMap<String, Bytes> = BTreeMap::new();
 
 impl Entries {
+    fn from_map(map: BTreeMap<String, Bytes>) -> Self {
+        Self((!map.is_empty()).then(|| Arc::new(map)))
+    }
+
     /// No entries.
     #[must_use]
     pub fn new() -> Self {
@@ -43,19 +53,19 @@ impl Entries {
     /// The encoded value under `key`.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Bytes> {
-        self.0.get(key)
+        self.0.as_deref()?.get(key)
     }
 
     /// Whether `key` has a value.
     #[must_use]
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0.contains_key(key)
+        self.0.as_deref().is_some_and(|map| map.contains_key(key))
     }
 
     /// Sets `key` to `value`, returning the previous value. Copies the map first if it is
     /// shared; an existing key is updated in place, without allocating the key again.
     pub fn insert<K: AsRef<str> + Into<String>>(&mut self, key: K, value: Bytes) -> Option<Bytes> {
-        let map = Arc::make_mut(&mut self.0);
+        let map = Arc::make_mut(self.0.get_or_insert_with(Arc::default));
         match map.get_mut(key.as_ref()) {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => map.insert(key.into(), value),
@@ -64,43 +74,44 @@ impl Entries {
 
     /// Removes `key`, returning its value. A missing key leaves a shared map shared.
     pub fn remove(&mut self, key: &str) -> Option<Bytes> {
-        if !self.0.contains_key(key) {
-            return None;
-        }
-        Arc::make_mut(&mut self.0).remove(key)
+        let map = self.0.as_mut().filter(|map| map.contains_key(key))?;
+        Arc::make_mut(map).remove(key)
     }
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        self.0 = Arc::default();
+        self.0 = None;
     }
 
     /// The number of entries.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.as_deref().map_or(0, BTreeMap::len)
     }
 
     /// Whether there are no entries.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// The keys, in order.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + DoubleEndedIterator {
-        self.0.keys()
+        self.iter().map(|(k, _)| k)
     }
 
     /// The entries, in key order.
     pub fn iter(&self) -> std::collections::btree_map::Iter<'_, String, Bytes> {
-        self.0.iter()
+        self.0.as_deref().unwrap_or(&EMPTY).iter()
     }
 }
 
 impl PartialEq for Entries {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => self.is_empty() && other.is_empty(),
+        }
     }
 }
 
@@ -112,7 +123,7 @@ impl fmt::Debug for Entries {
 
 impl<K: Into<String>> FromIterator<(K, Bytes)> for Entries {
     fn from_iter<I: IntoIterator<Item = (K, Bytes)>>(iter: I) -> Self {
-        Self(Arc::new(iter.into_iter().map(|(k, v)| (k.into(), v)).collect()))
+        Self::from_map(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 }
 
@@ -125,7 +136,7 @@ impl std::ops::Index<&str> for Entries {
     ///
     /// Panics if there is none; [`Entries::get`] returns an `Option` instead.
     fn index(&self, key: &str) -> &Bytes {
-        &self.0[key]
+        &self.0.as_deref().unwrap_or(&EMPTY)[key]
     }
 }
 
@@ -134,19 +145,19 @@ impl<'a> IntoIterator for &'a Entries {
     type IntoIter = std::collections::btree_map::Iter<'a, String, Bytes>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
 impl Serialize for Entries {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        self.0.as_deref().unwrap_or(&EMPTY).serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BTreeMap::deserialize(deserializer).map(|map| Self(Arc::new(map)))
+        BTreeMap::deserialize(deserializer).map(|map: BTreeMap<String, Bytes>| Self::from_map(map))
     }
 }
 

@@ -268,12 +268,16 @@ impl Session {
             return Err(Error::CookieTooLarge { size, limit: crate::cookie::MAX_COOKIE_BYTES });
         }
         let value = codec.encode(name, &payload);
-        Ok(CookieUpdate::Set(self.config().cookie.set_cookie(value, policy.max_age(now, expires_at))))
+        Ok(CookieUpdate::Set(self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at))))
     }
 
     fn set(&self, id: &Id, max_age: Option<time::Duration>) -> CookieUpdate {
         let config = self.config();
-        let value = config.id_codec.encode(&config.cookie.name, id);
-        CookieUpdate::Set(config.cookie.set_cookie(value, max_age))
+        let (codec, name) = (&config.id_codec, &config.cookie.name);
+        CookieUpdate::Set(config.cookie.set_cookie_with(
+            codec.cookie_len(),
+            |out| codec.encode_into(name, id, out),
+            max_age,
+        ))
     }
 }

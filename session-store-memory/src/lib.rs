@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -25,7 +27,34 @@ pub struct MemoryStore {
     users: Arc<Mutex<HashMap<String, HashSet<RecordId>>>>,
 }
 
-type Shard = HashMap<RecordId, Record>;
+type Shard = HashMap<RecordId, Record, BuildHasherDefault<DigestHasher>>;
+
+/// Hashes a [`RecordId`] by eight of its bytes. Record ids are SHA-256 digests of random
+/// ids: uniform, and no client can choose one (it would need a preimage), so they need no
+/// keyed hash against flooding. Bytes 8..16 are used because byte 0 picks the shard, which
+/// would leave every key of a shard with the same low bits.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        if let Some(part) = bytes.get(8..16) {
+            word.copy_from_slice(part);
+        } else {
+            // Not a digest (never the case for `RecordId`): still a valid, if weak, hash.
+            let n = bytes.len().min(8);
+            word[..n].copy_from_slice(&bytes[..n]);
+        }
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+    }
+
+    fn write_usize(&mut self, _length_prefix: usize) {}
+}
 
 impl Default for MemoryStore {
     fn default() -> Self {
@@ -85,6 +114,19 @@ impl SessionStore for MemoryStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
         let mut shard = self.shard(&record.id);
+        if self.shard_capacity.is_none() {
+            // Unbounded: one lookup decides and inserts.
+            match shard.entry(record.id) {
+                Entry::Occupied(e) if !e.get().is_expired_at(now) => return Err(StoreError::Collision),
+                Entry::Occupied(mut e) => *e.get_mut() = record.clone(),
+                Entry::Vacant(e) => {
+                    e.insert(record.clone());
+                }
+            }
+            drop(shard);
+            self.index(record);
+            return Ok(());
+        }
         if live(&mut shard, &record.id, now).is_some() {
             return Err(StoreError::Collision);
         }
@@ -212,6 +254,22 @@ mod tests {
     mod users {
         use super::*;
         session_core::user_index_tests!(async { MemoryStore::default() });
+    }
+
+    #[test]
+    fn keys_of_one_shard_spread_over_the_table() {
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<DigestHasher>::default();
+        let mut buckets = HashSet::new();
+        let mut in_shard = 0;
+        while in_shard < 1000 {
+            let id = Id::random().record_id();
+            if usize::from(id.as_bytes()[0]) & (SHARDS - 1) == 0 {
+                in_shard += 1;
+                buckets.insert(hasher.hash_one(id) % 64);
+            }
+        }
+        assert!(buckets.len() >= 56, "1000 keys of shard 0 fill only {} of 64 buckets", buckets.len());
     }
 
     fn record(ttl: Duration) -> Record {

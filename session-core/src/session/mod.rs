@@ -99,7 +99,7 @@ impl Session {
             || st.cycled
             || st.reissue
             || st.ended
-            || !st.originals.is_empty()
+            || st.was_written()
         {
             return true;
         }

@@ -34,7 +34,8 @@ pub(crate) struct State {
     /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
     pub(crate) meta: Option<Meta>,
     pub(crate) entries: Entries,
-    /// The value each written key had when loaded (first write wins): the dirty log.
+    /// The value each written key had when loaded (first write wins): the dirty log. Kept
+    /// only for a stored session (`meta` is set); in a new one every entry is new.
     /// A list, not a map: a request writes a handful of keys, and a linear scan of a few
     /// entries beats hashing and a table allocation.
     pub(crate) originals: Vec<(String, Option<Bytes>)>,
@@ -56,7 +57,16 @@ pub(crate) struct State {
 impl State {
     /// Whether any key's bytes differ from what was loaded.
     pub(crate) fn is_dirty(&self) -> bool {
+        if self.meta.is_none() {
+            // Nothing stored yet: whatever it holds is new.
+            return !self.entries.is_empty();
+        }
         self.originals.iter().any(|(k, orig)| self.entries.get(k.as_str()) != orig.as_ref())
+    }
+
+    /// Whether a key was written (possibly back to what it was): cheaper than `is_dirty`.
+    pub(crate) fn was_written(&self) -> bool {
+        !self.originals.is_empty() || (self.meta.is_none() && !self.entries.is_empty())
     }
 
     pub(super) fn write(&mut self, key: &str, value: Option<Bytes>) -> Option<Bytes> {
@@ -65,7 +75,8 @@ impl State {
             Some(v) => self.entries.insert(key, v.clone()),
             None => self.entries.remove(key),
         };
-        if !self.originals.iter().any(|(k, _)| k == key) {
+        // A session with no stored record (new, or flushed) needs no log: all it holds is new.
+        if self.meta.is_some() && !self.originals.iter().any(|(k, _)| k == key) {
             self.originals.push((key.to_owned(), old.clone()));
         }
         old
