@@ -24,6 +24,7 @@ mod load;
 mod state;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -55,6 +56,8 @@ struct Inner {
     /// The raw cookie value, verified lazily on first use.
     cookie: Option<CookieText>,
     state: Mutex<State>,
+    /// Any method was called (set before the state lock is taken).
+    accessed: AtomicBool,
     /// Wakes clones waiting for a load another clone is doing (see `State::loading`).
     loaded: tokio::sync::Notify,
 }
@@ -65,6 +68,7 @@ impl Session {
             config,
             cookie,
             state: Mutex::new(State::default()),
+            accessed: AtomicBool::new(false),
             loaded: tokio::sync::Notify::new(),
         }))
     }
@@ -72,9 +76,8 @@ impl Session {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic in another holder cannot leave the state half-written (every update is a
         // single assignment), so a poisoned lock is still usable.
-        let mut st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.accessed = true;
-        st
+        self.0.accessed.store(true, Ordering::Release);
+        self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -89,10 +92,11 @@ impl Session {
     /// possible change, a cookie to (re)send or remove, or a due expiry refresh. Checked
     /// synchronously so untouched and read-only requests never allocate a write-back.
     pub(crate) fn needs_write_back(&self) -> bool {
-        let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if !st.accessed {
+        // Untouched requests (the most common kind) decide without taking the lock.
+        if !self.0.accessed.load(Ordering::Acquire) {
             return false;
         }
+        let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
         if st.load_failed
             || st.expiry_changed
             || st.owner_changed
@@ -271,7 +275,7 @@ impl Session {
                 .emit(SessionEvent::Destroyed { handle: SessionHandle::from_record_id(rid) })
                 .await;
         }
-        *self.state() = State { accessed: true, loaded: true, ended: true, ..State::default() };
+        *self.state() = State { loaded: true, ended: true, ..State::default() };
         Ok(())
     }
 

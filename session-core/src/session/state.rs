@@ -19,8 +19,6 @@ pub(crate) struct Meta {
 
 #[derive(Default)]
 pub(crate) struct State {
-    /// Any method was called.
-    pub(crate) accessed: bool,
     pub(crate) loaded: bool,
     /// A clone is fetching the record now: the others wait instead of fetching too.
     pub(crate) loading: bool,
