@@ -84,12 +84,15 @@ impl Session {
     /// Writes back what this request changed; called by the layer after the inner service
     /// answered with a non-5xx status.
     pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
-        if self.metadata_changed_unloaded() {
-            // `set_expiry` alone was called: load so there is something to save. Rare, so
-            // boxed, which keeps the common write-back future small.
-            Box::pin(self.load()).await?;
-        }
-        let st = self.take_state();
+        let st = match self.take_state_if_loaded() {
+            Some(st) => st,
+            None => {
+                // `set_expiry` alone was called: load so there is something to save. Rare,
+                // so boxed, which keeps the common write-back future small.
+                Box::pin(self.load()).await?;
+                self.take_state()
+            }
+        };
         if st.load_failed {
             return Err(Error::Store(StoreError::backend(
                 "the session failed to load earlier in this request",

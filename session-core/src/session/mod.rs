@@ -110,10 +110,15 @@ impl Session {
         st.meta.is_some_and(|m| m.refresh.is_some())
     }
 
-    /// `set_expiry`, `set_user` or `set_label` was called on a session nothing has loaded.
-    pub(crate) fn metadata_changed_unloaded(&self) -> bool {
-        let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        (st.expiry_changed || st.owner_changed) && !st.loaded
+    /// The request's state for the write-back, leaving a fresh one behind; `None` when
+    /// `set_expiry`, `set_user` or `set_label` was called on a session nothing has loaded
+    /// (it must load first, so there is a record to change).
+    pub(crate) fn take_state_if_loaded(&self) -> Option<State> {
+        let mut st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if (st.expiry_changed || st.owner_changed) && !st.loaded {
+            return None;
+        }
+        Some(std::mem::take(&mut *st))
     }
 
     pub(crate) fn take_state(&self) -> State {
