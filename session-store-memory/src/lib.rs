@@ -112,12 +112,13 @@ fn live<'a>(shard: &'a mut Shard, id: &RecordId, now: OffsetDateTime) -> Option<
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
-        let now = OffsetDateTime::now_utc();
         let mut shard = self.shard(&record.id);
         if self.shard_capacity.is_none() {
-            // Unbounded: one lookup decides and inserts.
+            // Unbounded: one lookup decides and inserts (and only a taken id needs the time).
             match shard.entry(record.id) {
-                Entry::Occupied(e) if !e.get().is_expired_at(now) => return Err(StoreError::Collision),
+                Entry::Occupied(e) if !e.get().is_expired_at(OffsetDateTime::now_utc()) => {
+                    return Err(StoreError::Collision)
+                }
                 Entry::Occupied(mut e) => *e.get_mut() = record.clone(),
                 Entry::Vacant(e) => {
                     e.insert(record.clone());
@@ -127,6 +128,7 @@ impl SessionStore for MemoryStore {
             self.index(record);
             return Ok(());
         }
+        let now = OffsetDateTime::now_utc();
         if live(&mut shard, &record.id, now).is_some() {
             return Err(StoreError::Collision);
         }
