@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::http::{header, Request};
+use axum::http::Request;
 use axum::response::Response;
 use criterion::{criterion_group, criterion_main, Criterion};
 use session_core::{Key, KeyRing, SessionLayer};
@@ -14,14 +14,7 @@ use tower::{Layer, Service, ServiceExt};
 
 #[path = "common/apps.rs"]
 mod apps;
-
-fn request(method: &str, path: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut r = Request::builder().method(method).uri(path);
-    if let Some(c) = cookie {
-        r = r.header(header::COOKIE, c);
-    }
-    r.body(Body::empty()).unwrap()
-}
+use apps::request;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().build().unwrap()
@@ -32,8 +25,7 @@ fn cookie_from<S: App>(rt: &tokio::runtime::Runtime, app: &S, method: &str, path
     rt.block_on(async {
         let res = app.clone().oneshot(request(method, path, None)).await.unwrap();
         assert!(res.status().is_success());
-        let set = res.headers()[header::SET_COOKIE].to_str().unwrap();
-        set.split(';').next().unwrap().to_owned()
+        apps::cookie_of(&res).expect("the setup request sets a cookie")
     })
 }
 

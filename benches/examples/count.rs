@@ -11,31 +11,19 @@
 #[allow(dead_code)] // the private-cookie layer is only for the criterion bench
 mod apps;
 
+use apps::request;
 use axum::body::Body;
-use axum::http::{header, Request};
+use axum::http::Request;
 use axum::Router;
 use session_core::SessionLayer;
 use session_store_memory::MemoryStore;
 use tower::{Layer, ServiceExt};
-
-fn request(method: &str, path: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut r = Request::builder().method(method).uri(path);
-    if let Some(c) = cookie {
-        r = r.header(header::COOKIE, c);
-    }
-    r.body(Body::empty()).unwrap()
-}
 
 async fn run<S>(app: S, scenario: &str, n: usize)
 where
     S: tower::Service<Request<Body>, Response = axum::response::Response, Error = std::convert::Infallible>
         + Clone,
 {
-    let cookie_of = |res: &axum::response::Response| {
-        res.headers()
-            .get(header::SET_COOKIE)
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-    };
     let (method, path, setup) = match scenario {
         "untouched" => ("GET", "/untouched", None),
         "read" => ("GET", "/read", Some("/new")),
@@ -47,7 +35,7 @@ where
     let mut cookie = None;
     if let Some(setup) = setup {
         let res = app.clone().oneshot(request("POST", setup, None)).await.unwrap();
-        cookie = cookie_of(&res);
+        cookie = apps::cookie_of(&res);
     }
     for _ in 0..n {
         let res = app.clone().oneshot(request(method, path, cookie.as_deref())).await.unwrap();

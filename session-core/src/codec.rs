@@ -24,15 +24,11 @@ pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, 
     Ok(rmp_serde::to_vec_named(value)?)
 }
 
+/// Decodes one value from its bytes, straight from the slice (the reader-based decoder
+/// allocates a scratch buffer on every call, and this runs on every `get`). Bytes after the
+/// value are not looked at: values are only ever written by `encode_value`.
 pub(crate) fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
-    de.set_max_depth(MAX_DEPTH);
-    let value = T::deserialize(&mut de)?;
-    if de.position() == bytes.len() as u64 {
-        Ok(value)
-    } else {
-        Err("trailing bytes after the encoded value".into())
-    }
+    decode_bounded(bytes)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,7 +125,7 @@ impl Record {
 }
 
 fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
-    let wire: Wire<Entries, String> = decode_positional(bytes)?;
+    let wire: Wire<Entries, String> = decode_bounded(bytes)?;
     if wire.format != RECORD_FORMAT {
         return Err(format!("unknown record format {}", wire.format).into());
     }
@@ -147,7 +143,8 @@ fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
     })
 }
 
-fn decode_positional<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+/// Decodes from a byte slice with the nesting depth bounded.
+fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DEPTH);
     Ok(T::deserialize(&mut de)?)
@@ -183,7 +180,7 @@ pub(crate) fn encode_client(
 }
 
 pub(crate) fn decode_client(bytes: &[u8]) -> Result<ClientPayload, CodecError> {
-    let wire: Wire<Entries, String> = decode_positional(bytes)?;
+    let wire: Wire<Entries, String> = decode_bounded(bytes)?;
     if wire.format != RECORD_FORMAT {
         return Err("unknown session format".into());
     }

@@ -257,6 +257,16 @@ mod tests {
     }
 
     #[test]
+    fn record_ids_are_the_sha256_of_the_id() {
+        // `printf '\x00%.0s' $(seq 16) | sha256sum`
+        let id = Id([0; ID_BYTES]);
+        assert_eq!(
+            id.record_id().to_string(),
+            "374708fff7719dd5979ec875d56cd2286f6d3cf7ec317a3b25632aab28ec37bb"
+        );
+    }
+
+    #[test]
     fn parsing_is_strict() {
         let good = Id::random().to_string();
         for bad in [

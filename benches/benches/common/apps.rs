@@ -1,8 +1,25 @@
 //! The same routes three times: without sessions, with session-core, with tower-sessions.
 //! Shared by the layer bench and the instruction-count example.
+use axum::body::Body;
+use axum::http::{header, Request};
 use axum::routing::{get, post};
 use axum::Router;
 use benches::{bookmarks, Preferences};
+
+/// One request as every bench sends it: no body, an optional `Cookie` header.
+pub(crate) fn request(method: &str, path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut r = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, c);
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+/// The `name=value` part of the cookie a response set, if it set one.
+pub(crate) fn cookie_of(res: &axum::response::Response) -> Option<String> {
+    let set = res.headers().get(header::SET_COOKIE)?.to_str().ok()?;
+    Some(set.split(';').next()?.to_owned())
+}
 
 const COUNTER: &str = "counter";
 

@@ -165,7 +165,7 @@ impl Session {
         self.load().await?;
         let mut st = self.state();
         let value = st.entries.get(key).map(|b| decode(key, b)).transpose()?;
-        st.write(key, None);
+        st.write(key, None, false);
         Ok(value)
     }
 
@@ -258,7 +258,7 @@ impl Session {
         let mut st = self.state();
         let keys: Vec<String> = st.entries.keys().cloned().collect();
         for key in keys {
-            st.write(&key, None);
+            st.write(&key, None, false);
         }
         Ok(())
     }
@@ -399,7 +399,8 @@ impl Session {
 
     fn write(&self, key: &str, value: Option<Bytes>) -> Result<(), Error> {
         let mut st = self.state();
-        let old = st.write(key, value);
+        let client = matches!(self.0.config.backend, Backend::Client(_));
+        let Some(previous) = st.write(key, value, client) else { return Ok(()) };
         if let Backend::Client(codec) = &self.0.config.backend {
             let created = st.meta.map_or_else(now, |m| m.created_at);
             // The expiry instant is not known until the save; its largest encoding
@@ -408,10 +409,7 @@ impl Session {
             let payload = encode_client(&st.entries, created, expires, st.expiry).len();
             let size = self.0.config.cookie.name.len() + 1 + codec.encoded_len(payload);
             if size > MAX_COOKIE_BYTES {
-                match old {
-                    Some(v) => st.entries.insert(key, v),
-                    None => st.entries.remove(key),
-                };
+                st.undo(key, previous);
                 return Err(Error::CookieTooLarge { size, limit: MAX_COOKIE_BYTES });
             }
         }

@@ -67,16 +67,38 @@ impl State {
         !self.originals.is_empty() || (self.meta.is_none() && !self.entries.is_empty())
     }
 
-    pub(super) fn write(&mut self, key: &str, value: Option<Bytes>) -> Option<Bytes> {
-        let old = match &value {
-            Some(v) if self.entries.get(key) == Some(v) => return Some(v.clone()),
-            Some(v) => self.entries.insert(key, v.clone()),
+    /// Sets (`Some`) or removes (`None`) `key`, logging its loaded value on the first
+    /// write. Returns `None` when nothing changed; otherwise `Some(previous)` when `undo` is
+    /// asked for (to put back with `undo`), `Some(None)` when not (no copy is made).
+    pub(super) fn write(&mut self, key: &str, value: Option<Bytes>, undo: bool) -> Option<Option<Bytes>> {
+        if self.entries.get(key) == value.as_ref() {
+            return None;
+        }
+        let old = match value {
+            Some(v) => self.entries.insert(key, v),
             None => self.entries.remove(key),
         };
         // A session with no stored record (new, or flushed) needs no log: all it holds is new.
-        if self.meta.is_some() && !self.originals.iter().any(|(k, _)| k == key) {
-            self.originals.push((key.to_owned(), old.clone()));
-        }
-        old
+        let log = self.meta.is_some() && !self.originals.iter().any(|(k, _)| k == key);
+        Some(match (log, undo) {
+            (true, true) => {
+                self.originals.push((key.to_owned(), old.clone()));
+                old
+            }
+            (true, false) => {
+                self.originals.push((key.to_owned(), old));
+                None
+            }
+            (false, true) => old,
+            (false, false) => None,
+        })
+    }
+
+    /// Puts back what `write` replaced (the log keeps its first entry, which stays right).
+    pub(super) fn undo(&mut self, key: &str, previous: Option<Bytes>) {
+        match previous {
+            Some(v) => self.entries.insert(key, v),
+            None => self.entries.remove(key),
+        };
     }
 }
