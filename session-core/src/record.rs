@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
@@ -32,15 +33,18 @@ use crate::{Expiry, RecordId};
 /// ```
 #[derive(Clone, Default, Eq)]
 pub struct Entries(
-    // `None` is empty: a session that never holds data never allocates a map.
-    Option<Arc<BTreeMap<String, Bytes>>>,
+    // `None` is empty: a session that never holds data never allocates a map. Keys are
+    // shared too, so copying the map (on a write) copies no key text.
+    Option<Arc<Map>>,
 );
 
+type Map = BTreeMap<Arc<str>, Bytes>;
+
 /// What an absent map reads as.
-static EMPTY: BTreeMap<String, Bytes> = BTreeMap::new();
+static EMPTY: Map = BTreeMap::new();
 
 impl Entries {
-    fn from_map(map: BTreeMap<String, Bytes>) -> Self {
+    fn from_map(map: Map) -> Self {
         Self((!map.is_empty()).then(|| Arc::new(map)))
     }
 
@@ -64,7 +68,7 @@ impl Entries {
 
     /// Sets `key` to `value`, returning the previous value. Copies the map first if it is
     /// shared; an existing key is updated in place, without allocating the key again.
-    pub fn insert<K: AsRef<str> + Into<String>>(&mut self, key: K, value: Bytes) -> Option<Bytes> {
+    pub fn insert<K: AsRef<str> + Into<Arc<str>>>(&mut self, key: K, value: Bytes) -> Option<Bytes> {
         let map = Arc::make_mut(self.0.get_or_insert_with(Arc::default));
         match map.get_mut(key.as_ref()) {
             Some(slot) => Some(std::mem::replace(slot, value)),
@@ -96,13 +100,18 @@ impl Entries {
     }
 
     /// The keys, in order.
-    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + DoubleEndedIterator {
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + DoubleEndedIterator {
         self.iter().map(|(k, _)| k)
     }
 
+    /// The map's own copy of `key`, to refer to it without allocating.
+    pub(crate) fn shared_key(&self, key: &str) -> Option<Arc<str>> {
+        self.0.as_deref()?.get_key_value(key).map(|(k, _)| Arc::clone(k))
+    }
+
     /// The entries, in key order.
-    pub fn iter(&self) -> std::collections::btree_map::Iter<'_, String, Bytes> {
-        self.0.as_deref().unwrap_or(&EMPTY).iter()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.0.as_deref().unwrap_or(&EMPTY).iter())
     }
 }
 
@@ -121,7 +130,7 @@ impl fmt::Debug for Entries {
     }
 }
 
-impl<K: Into<String>> FromIterator<(K, Bytes)> for Entries {
+impl<K: Into<Arc<str>>> FromIterator<(K, Bytes)> for Entries {
     fn from_iter<I: IntoIterator<Item = (K, Bytes)>>(iter: I) -> Self {
         Self::from_map(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
@@ -140,9 +149,33 @@ impl std::ops::Index<&str> for Entries {
     }
 }
 
+/// The entries of an [`Entries`], in key order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a>(std::collections::btree_map::Iter<'a, Arc<str>, Bytes>);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a Bytes);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (&**k, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(k, v)| (&**k, v))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
 impl<'a> IntoIterator for &'a Entries {
-    type Item = (&'a String, &'a Bytes);
-    type IntoIter = std::collections::btree_map::Iter<'a, String, Bytes>;
+    type Item = (&'a str, &'a Bytes);
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -151,13 +184,53 @@ impl<'a> IntoIterator for &'a Entries {
 
 impl Serialize for Entries {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.as_deref().unwrap_or(&EMPTY).serialize(serializer)
+        serializer.collect_map(self.iter())
+    }
+}
+
+/// Reads the map as `Serialize` writes it (identical to a `BTreeMap<String, Bytes>`), each
+/// key allocated once, straight into its shared form.
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Entries;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of session keys to encoded values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Entries, A::Error> {
+        let mut map = Map::new();
+        while let Some((SharedKey(key), value)) = access.next_entry::<SharedKey, Bytes>()? {
+            map.insert(key, value);
+        }
+        Ok(Entries::from_map(map))
+    }
+}
+
+struct SharedKey(Arc<str>);
+
+impl<'de> Deserialize<'de> for SharedKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = SharedKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a session key")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<SharedKey, E> {
+                Ok(SharedKey(key.into()))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BTreeMap::deserialize(deserializer).map(|map: BTreeMap<String, Bytes>| Self::from_map(map))
+        deserializer.deserialize_map(EntriesVisitor)
     }
 }
 
@@ -241,5 +314,55 @@ impl fmt::Debug for Record {
             .field("user", &self.user.is_some())
             .field("last_seen", &self.last_seen)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entries {
+        [("cart", &b"\x91\xa5apple"[..]), ("theme", b"\xa4dark"), ("user", b"\x2a")]
+            .into_iter()
+            .map(|(k, v)| (k, Bytes::copy_from_slice(v)))
+            .collect()
+    }
+
+    #[test]
+    fn entries_encode_exactly_like_a_plain_map() {
+        // Records stored by earlier builds (a `BTreeMap<String, Bytes>`) must keep decoding.
+        let plain: BTreeMap<String, Bytes> =
+            sample().iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        let bytes = rmp_serde::to_vec(&sample()).unwrap();
+        assert_eq!(bytes, rmp_serde::to_vec(&plain).unwrap());
+        let back: Entries = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, sample());
+        assert_eq!(back.keys().collect::<Vec<_>>(), ["cart", "theme", "user"]);
+    }
+
+    #[test]
+    fn a_clone_is_shared_until_written() {
+        let a = sample();
+        let mut b = a.clone();
+        assert!(Arc::ptr_eq(a.0.as_ref().unwrap(), b.0.as_ref().unwrap()));
+        assert_eq!(b.remove("missing"), None);
+        assert!(Arc::ptr_eq(a.0.as_ref().unwrap(), b.0.as_ref().unwrap()), "a no-op keeps sharing");
+        b.insert("theme", Bytes::from_static(b"\xa5light"));
+        assert_eq!(a.get("theme").map(|v| &v[..]), Some(&b"\xa4dark"[..]), "the original is untouched");
+        assert_eq!(b.get("theme").map(|v| &v[..]), Some(&b"\xa5light"[..]));
+        // Keys are shared between the copies, not re-allocated.
+        let (ka, kb) = (a.shared_key("cart").unwrap(), b.shared_key("cart").unwrap());
+        assert!(Arc::ptr_eq(&ka, &kb));
+    }
+
+    #[test]
+    fn empty_maps_are_equal_however_they_got_empty() {
+        let mut a = sample();
+        for k in ["cart", "theme", "user"] {
+            a.remove(k);
+        }
+        assert_eq!(a, Entries::new());
+        assert!(a.is_empty());
+        assert_eq!(format!("{a:?}"), "Entries { len: 0 }");
     }
 }

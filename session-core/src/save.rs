@@ -4,6 +4,8 @@
 //! loaded; on a conflict the fresh record is reloaded, only this request's changed and
 //! removed keys are applied to it, and the save is retried a bounded number of times.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::HeaderValue;
 use time::OffsetDateTime;
@@ -63,7 +65,7 @@ struct Pending {
     /// `set_user`/`set_label` was called: this request's owner wins over a concurrent one.
     owner_changed: bool,
     /// The dirty log: what each written key held when loaded.
-    originals: Vec<(String, Option<Bytes>)>,
+    originals: Vec<(Arc<str>, Option<Bytes>)>,
 }
 
 /// What the end of a server-side request does, decided without awaiting anything, so the
@@ -235,7 +237,7 @@ impl Session {
             let value = ours.get(key);
             if value != orig.as_ref() {
                 match value {
-                    Some(v) => fresh.entries.insert(key.as_str(), v.clone()),
+                    Some(v) => fresh.entries.insert(Arc::clone(key), v.clone()),
                     None => fresh.entries.remove(key),
                 };
             }

@@ -225,7 +225,7 @@ impl Session {
     /// [`Error::Store`] if loading failed.
     pub async fn keys(&self) -> Result<Vec<String>, Error> {
         self.load().await?;
-        Ok(self.state().entries.keys().cloned().collect())
+        Ok(self.state().entries.keys().map(str::to_owned).collect())
     }
 
     /// The number of keys.
@@ -256,7 +256,7 @@ impl Session {
     pub async fn clear(&self) -> Result<(), Error> {
         self.load().await?;
         let mut st = self.state();
-        let keys: Vec<String> = st.entries.keys().cloned().collect();
+        let keys: Vec<String> = st.entries.keys().map(str::to_owned).collect();
         for key in keys {
             st.write(&key, None, false);
         }

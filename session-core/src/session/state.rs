@@ -1,5 +1,7 @@
 //! What one request knows about its session, and the dirty log.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use time::OffsetDateTime;
 
@@ -36,7 +38,7 @@ pub(crate) struct State {
     /// only for a stored session (`meta` is set); in a new one every entry is new.
     /// A list, not a map: a request writes a handful of keys, and a linear scan of a few
     /// entries beats hashing and a table allocation.
-    pub(crate) originals: Vec<(String, Option<Bytes>)>,
+    pub(crate) originals: Vec<(Arc<str>, Option<Bytes>)>,
     pub(crate) expiry: Option<Expiry>,
     pub(crate) expiry_changed: bool,
     /// The cookie was made with a fallback key: re-issue it under the primary.
@@ -59,7 +61,7 @@ impl State {
             // Nothing stored yet: whatever it holds is new.
             return !self.entries.is_empty();
         }
-        self.originals.iter().any(|(k, orig)| self.entries.get(k.as_str()) != orig.as_ref())
+        self.originals.iter().any(|(k, orig)| self.entries.get(k) != orig.as_ref())
     }
 
     /// Whether a key was written (possibly back to what it was): cheaper than `is_dirty`.
@@ -79,14 +81,18 @@ impl State {
             None => self.entries.remove(key),
         };
         // A session with no stored record (new, or flushed) needs no log: all it holds is new.
-        let log = self.meta.is_some() && !self.originals.iter().any(|(k, _)| k == key);
+        let log = self.meta.is_some() && !self.originals.iter().any(|(k, _)| &**k == key);
+        // The map's copy of the key when it still holds one (no allocation).
+        let logged_key = || self.entries.shared_key(key).unwrap_or_else(|| Arc::from(key));
         Some(match (log, undo) {
             (true, true) => {
-                self.originals.push((key.to_owned(), old.clone()));
+                let k = logged_key();
+                self.originals.push((k, old.clone()));
                 old
             }
             (true, false) => {
-                self.originals.push((key.to_owned(), old));
+                let k = logged_key();
+                self.originals.push((k, old));
                 None
             }
             (false, true) => old,

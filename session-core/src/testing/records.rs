@@ -207,7 +207,7 @@ pub async fn concurrent_requests_changing_different_keys_both_survive(store: imp
     assert!(b.unwrap().status().is_success());
     let id: Id = pair.split_once('=').unwrap().1.parse().unwrap();
     let stored = store.load(&id.record_id()).await.unwrap().expect("session kept");
-    let keys: Vec<&str> = stored.entries.keys().map(String::as_str).collect();
+    let keys: Vec<&str> = stored.entries.keys().collect();
     assert_eq!(keys, ["init", "left", "right-hand"]);
     assert_eq!(stored.version, 3, "one create and two saves");
 }
