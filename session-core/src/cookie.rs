@@ -95,20 +95,23 @@ impl CookieConfig {
         write_value: impl FnOnce(&mut String),
         max_age: Option<Duration>,
     ) -> HeaderValue {
-        let mut out = String::with_capacity(self.name.len() + value_len + 128);
+        // Rounded, not truncated: an expiry computed a moment earlier in the request still
+        // says the whole window.
+        let max_age = max_age.map(|age| (age + Duration::milliseconds(500)).whole_seconds().max(0).unsigned_abs());
+        let max_age_len = max_age.map_or(0, |secs| "; Max-Age=".len() + decimal_len(secs));
+        // Exactly sized, so the header takes the buffer over without another allocation
+        // (a larger one would cost `Bytes` a second allocation, a shrink a `realloc`).
+        let len = self.name.len() + 1 + value_len + self.attributes_len() + max_age_len;
+        let mut out = String::with_capacity(len);
         out.push_str(&self.name);
         out.push('=');
         write_value(&mut out);
         self.push_attributes(&mut out);
-        if let Some(age) = max_age {
+        if let Some(secs) = max_age {
             out.push_str("; Max-Age=");
-            // Rounded, not truncated: an expiry computed a moment earlier in the request
-            // still says the whole window.
-            let secs = (age + Duration::milliseconds(500)).whole_seconds().max(0);
-            push_decimal(&mut out, secs.unsigned_abs());
+            push_decimal(&mut out, secs);
         }
-        // Exact capacity, so the header takes the buffer over without another allocation.
-        out.shrink_to_fit();
+        debug_assert_eq!(out.len(), len, "the Set-Cookie length was computed wrongly");
         to_header(out)
     }
 
@@ -125,26 +128,33 @@ impl CookieConfig {
     /// Written by hand rather than through `cookie::Cookie`: session values are base64url,
     /// which needs no escaping, and this runs on every response that sets the cookie.
     fn push_attributes(&self, out: &mut String) {
-        if self.http_only {
-            out.push_str("; HttpOnly");
+        for part in self.attribute_parts() {
+            out.push_str(part);
         }
-        out.push_str(match self.same_site {
-            SameSite::Strict => "; SameSite=Strict",
-            SameSite::Lax => "; SameSite=Lax",
-            SameSite::None => "; SameSite=None",
-        });
-        if self.secure {
-            out.push_str("; Secure");
-        }
-        if self.partitioned {
-            out.push_str("; Partitioned");
-        }
-        out.push_str("; Path=");
-        out.push_str(&self.path);
-        if let Some(domain) = &self.domain {
-            out.push_str("; Domain=");
-            out.push_str(domain);
-        }
+    }
+
+    /// The attributes' pieces, in order (absent ones empty).
+    fn attribute_parts(&self) -> [&str; 8] {
+        let (domain_key, domain) = self.domain.as_deref().map_or(("", ""), |d| ("; Domain=", d));
+        [
+            if self.http_only { "; HttpOnly" } else { "" },
+            match self.same_site {
+                SameSite::Strict => "; SameSite=Strict",
+                SameSite::Lax => "; SameSite=Lax",
+                SameSite::None => "; SameSite=None",
+            },
+            if self.secure { "; Secure" } else { "" },
+            if self.partitioned { "; Partitioned" } else { "" },
+            "; Path=",
+            &self.path,
+            domain_key,
+            domain,
+        ]
+    }
+
+    /// The length `push_attributes` writes.
+    fn attributes_len(&self) -> usize {
+        self.attribute_parts().iter().map(|p| p.len()).sum()
     }
 
     /// The raw value of our cookie in the request, if it is there exactly once, is
@@ -220,6 +230,11 @@ impl std::fmt::Debug for CookieText {
     }
 }
 
+/// The number of decimal digits of `n`.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
 /// Appends `n` in decimal, without the formatting machinery.
 fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -278,11 +293,11 @@ impl IdCodec {
     /// Appends the cookie value for `id` to `out` (`cookie_len` bytes).
     pub(crate) fn encode_into(&self, name: &str, id: &Id, out: &mut String) {
         match self {
-            Self::Plain => URL_SAFE_NO_PAD.encode_string(id.as_bytes(), out),
+            Self::Plain => out.push_str(&id.encode()),
             Self::Signed(ring) => {
-                let start = out.len();
-                URL_SAFE_NO_PAD.encode_string(id.as_bytes(), out);
-                let tag = ring.sign(name, &out.as_bytes()[start..]);
+                let text = id.encode();
+                out.push_str(&text);
+                let tag = ring.sign(name, text.as_bytes());
                 out.push('.');
                 URL_SAFE_NO_PAD.encode_string(tag, out);
             }
@@ -334,6 +349,7 @@ mod tests {
             let mut out = String::from("x=");
             push_decimal(&mut out, n);
             assert_eq!(out, format!("x={n}"));
+            assert_eq!(decimal_len(n), n.to_string().len());
         }
     }
 

@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -114,9 +112,71 @@ impl fmt::Debug for Id {
 impl fmt::Display for Id {
     /// The base64url text form. This is the secret a cookie carries: never log it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; ID_TEXT_LEN];
-        let n = URL_SAFE_NO_PAD.encode_slice(self.0, &mut buf).expect("22 bytes hold 16 bytes of base64");
-        f.write_str(std::str::from_utf8(&buf[..n]).expect("base64 is ASCII"))
+        f.write_str(&self.encode())
+    }
+}
+
+/// The base64url alphabet (RFC 4648, section 5).
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The value of each base64url character; 0xff for every other byte.
+const DIGITS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+impl Id {
+    /// The 22-character text form. Written out for this one length: every request that
+    /// sets a cookie encodes an id, and the general-purpose engine costs several times more.
+    pub(crate) fn encode(&self) -> IdText {
+        let mut out = [0u8; ID_TEXT_LEN];
+        let char_of = |n: u32| ALPHABET[(n & 63) as usize];
+        // Five groups of three bytes make 20 characters; the last byte makes two more.
+        for (group, bytes) in self.0.chunks_exact(3).enumerate() {
+            let n = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+            let at = group * 4;
+            out[at..at + 4].copy_from_slice(&[char_of(n >> 18), char_of(n >> 12), char_of(n >> 6), char_of(n)]);
+        }
+        let last = u32::from(self.0[ID_BYTES - 1]);
+        out[20] = char_of(last >> 2);
+        out[21] = char_of(last << 4);
+        IdText(out)
+    }
+
+    /// The inverse of `encode`, strict: exactly 22 characters of the alphabet, and the
+    /// last one canonical (its low 4 bits, which carry no data, are zero), so each id has
+    /// exactly one text form.
+    fn decode(text: &[u8]) -> Option<Self> {
+        let text: &[u8; ID_TEXT_LEN] = text.try_into().ok()?;
+        let digits = text.map(|c| DIGITS[usize::from(c)]);
+        // Valid digits are below 64; any 0xff sets the top bit of the union.
+        if digits.iter().fold(0, |all, d| all | d) & 0x80 != 0 || digits[21] & 0x0f != 0 {
+            return None;
+        }
+        let mut bytes = [0u8; ID_BYTES];
+        for (group, d) in digits[..20].chunks_exact(4).enumerate() {
+            let n = u32::from(d[0]) << 18 | u32::from(d[1]) << 12 | u32::from(d[2]) << 6 | u32::from(d[3]);
+            bytes[group * 3..group * 3 + 3].copy_from_slice(&n.to_be_bytes()[1..]);
+        }
+        bytes[ID_BYTES - 1] = digits[20] << 2 | digits[21] >> 4;
+        Some(Self(bytes))
+    }
+}
+
+/// An id's text form, on the stack.
+pub(crate) struct IdText([u8; ID_TEXT_LEN]);
+
+impl std::ops::Deref for IdText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // The alphabet is ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -129,16 +189,7 @@ impl std::str::FromStr for Id {
     type Err = ParseIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != ID_TEXT_LEN {
-            return Err(ParseIdError(()));
-        }
-        let mut bytes = [0u8; ID_BYTES];
-        // The default engine rejects non-canonical trailing bits, so each id has exactly
-        // one text form.
-        match URL_SAFE_NO_PAD.decode_slice(s, &mut bytes) {
-            Ok(ID_BYTES) => Ok(Self(bytes)),
-            _ => Err(ParseIdError(())),
-        }
+        Self::decode(s.as_bytes()).ok_or(ParseIdError(()))
     }
 }
 
@@ -217,6 +268,9 @@ fn hex_val(c: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
     use super::*;
 
     #[test]
@@ -264,6 +318,39 @@ mod tests {
             id.record_id().to_string(),
             "374708fff7719dd5979ec875d56cd2286f6d3cf7ec317a3b25632aab28ec37bb"
         );
+    }
+
+    #[test]
+    fn the_text_form_is_standard_base64url() {
+        for _ in 0..1000 {
+            let id = Id::random();
+            let text = id.to_string();
+            assert_eq!(text, URL_SAFE_NO_PAD.encode(id.0));
+            assert_eq!(text.parse::<Id>().unwrap(), id);
+        }
+        for bytes in [[0u8; ID_BYTES], [0xff; ID_BYTES]] {
+            assert_eq!(Id(bytes).to_string(), URL_SAFE_NO_PAD.encode(bytes));
+        }
+    }
+
+    #[test]
+    fn parsing_accepts_exactly_what_the_base64_crate_accepts() {
+        let base = Id::random().to_string();
+        // Every character in every position: the hand-written decoder and the base64
+        // crate's strict one agree on validity and on the bytes.
+        for pos in 0..ID_TEXT_LEN {
+            for c in 0..=255u8 {
+                let mut text = base.clone().into_bytes();
+                text[pos] = c;
+                let ours = Id::decode(&text);
+                let mut bytes = [0u8; ID_BYTES];
+                let theirs = match URL_SAFE_NO_PAD.decode_slice(&text, &mut bytes) {
+                    Ok(ID_BYTES) => Some(bytes),
+                    _ => None,
+                };
+                assert_eq!(ours.map(|id| id.0), theirs, "position {pos}, byte {c:#04x}");
+            }
+        }
     }
 
     #[test]
