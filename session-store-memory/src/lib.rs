@@ -27,7 +27,9 @@ pub struct MemoryStore {
     users: Arc<Mutex<HashMap<String, HashSet<RecordId>>>>,
 }
 
-type Shard = HashMap<RecordId, Record, BuildHasherDefault<DigestHasher>>;
+/// Records are boxed: a table of small slots grows and inserts with less copying, and a
+/// new record is written into freshly recycled (cached) memory rather than into the table.
+type Shard = HashMap<RecordId, Box<Record>, BuildHasherDefault<DigestHasher>>;
 
 /// Hashes a [`RecordId`] by eight of its bytes. Record ids are SHA-256 digests of random
 /// ids: uniform, and no client can choose one (it would need a preimage), so they need no
@@ -106,7 +108,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn live<'a>(shard: &'a mut Shard, id: &RecordId, now: OffsetDateTime) -> Option<&'a mut Record> {
-    shard.get_mut(id).filter(|r| !r.is_expired_at(now))
+    shard.get_mut(id).map(|r| &mut **r).filter(|r| !r.is_expired_at(now))
 }
 
 #[async_trait]
@@ -119,9 +121,9 @@ impl SessionStore for MemoryStore {
                 Entry::Occupied(e) if !e.get().is_expired_at(OffsetDateTime::now_utc()) => {
                     return Err(StoreError::Collision)
                 }
-                Entry::Occupied(mut e) => *e.get_mut() = record.clone(),
+                Entry::Occupied(mut e) => **e.get_mut() = record.clone(),
                 Entry::Vacant(e) => {
-                    e.insert(record.clone());
+                    e.insert(Box::new(record.clone()));
                 }
             }
             drop(shard);
@@ -143,7 +145,7 @@ impl SessionStore for MemoryStore {
                 }
             }
         }
-        shard.insert(record.id, record.clone());
+        shard.insert(record.id, Box::new(record.clone()));
         drop(shard);
         self.index(record);
         Ok(())
