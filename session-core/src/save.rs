@@ -91,8 +91,7 @@ impl Session {
             None => {
                 // `set_expiry` alone was called: load so there is something to save. Rare,
                 // so boxed, which keeps the common write-back future small.
-                Box::pin(self.load()).await?;
-                self.take_state()
+                std::mem::take(&mut *Box::pin(self.load()).await?)
             }
         };
         if st.load_failed {

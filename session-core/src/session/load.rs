@@ -1,6 +1,8 @@
 //! The lazy load: verify the cookie, fetch the record, check its expiry.
 
-use super::{Meta, Session};
+use std::sync::MutexGuard;
+
+use super::{Meta, Session, State};
 use crate::codec::decode_client;
 use crate::layer::Backend;
 use crate::record::Entries;
@@ -8,16 +10,28 @@ use crate::store::now;
 use crate::{Error, Expiry, Id, RecordId};
 
 impl Session {
-    /// Loads the session on first use. Clones racing to load share one fetch: the first
-    /// claims the load, the others wait for its outcome (and after a failure, try again).
-    pub(crate) async fn load(&self) -> Result<(), Error> {
+    /// Loads the session on first use, and returns the locked state (so the caller's work
+    /// on it takes no second lock). Clones racing to load share one fetch: the first claims
+    /// the load, the others wait for its outcome (and after a failure, try again).
+    pub(crate) async fn load(&self) -> Result<MutexGuard<'_, State>, Error> {
+        {
+            let mut st = self.state();
+            if st.loaded {
+                return Ok(st);
+            }
+            if self.0.cookie.is_none() {
+                // Nothing to fetch: a new session, loaded as it is.
+                st.loaded = true;
+                return Ok(st);
+            }
+        }
         loop {
             let notified = self.0.loaded.notified();
             let mut notified = std::pin::pin!(notified);
             {
                 let mut st = self.state();
                 if st.loaded {
-                    return Ok(());
+                    return Ok(st);
                 }
                 if !st.loading {
                     st.loading = true;
@@ -35,7 +49,11 @@ impl Session {
         claim.done = true;
         st.loading = false;
         let wake = std::mem::take(&mut st.waiting);
-        let result = match fetched {
+        if wake {
+            // The waiters take the state lock after this guard is released.
+            self.0.loaded.notify_waiters();
+        }
+        match fetched {
             Ok(found) => {
                 st.loaded = true;
                 if let Some(found) = found {
@@ -52,19 +70,14 @@ impl Session {
                         st.label = found.label;
                     }
                 }
-                Ok(())
+                Ok(st)
             }
             Err(err) => {
                 st.load_failed = true;
                 tracing::error!(error = %err, source = ?std::error::Error::source(&err), "loading the session failed");
                 Err(err)
             }
-        };
-        drop(st);
-        if wake {
-            self.0.loaded.notify_waiters();
         }
-        result
     }
 
     async fn fetch(&self) -> Result<Option<Found>, Error> {

@@ -121,10 +121,6 @@ impl Session {
         Some(std::mem::take(&mut *st))
     }
 
-    pub(crate) fn take_state(&self) -> State {
-        std::mem::take(&mut *self.0.state.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
     pub(crate) fn policy(&self, expiry: Option<Expiry>) -> Policy {
         Policy { expiry: expiry.unwrap_or(self.0.config.expiry), max_lifetime: self.0.config.max_lifetime }
     }
@@ -135,8 +131,8 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed, [`Error::Decode`] if the stored value is not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
-        self.load().await?;
-        let bytes = self.state().entries.get(key).cloned();
+        // The bytes are a reference count: decoding happens outside the lock.
+        let bytes = self.load().await?.entries.get(key).cloned();
         bytes.map(|b| decode(key, &b)).transpose()
     }
 
@@ -150,9 +146,8 @@ impl Session {
     /// fit in a cookie (the session is then left as it was).
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
         let bytes = encode_value(&value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
-        self.load().await?;
-        self.write(key, Some(codec::entry(bytes)))?;
-        Ok(())
+        let mut st = self.load().await?;
+        self.write(&mut st, key, Some(codec::entry(bytes)))
     }
 
     /// Removes `key` and returns its value decoded as `T`.
@@ -162,8 +157,7 @@ impl Session {
     /// [`Error::Store`] if loading failed; [`Error::Decode`] if the value is not a `T`, in
     /// which case it is not removed.
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
-        self.load().await?;
-        let mut st = self.state();
+        let mut st = self.load().await?;
         let value = st.entries.get(key).map(|b| decode(key, b)).transpose()?;
         st.write(key, None, false);
         Ok(value)
@@ -188,8 +182,7 @@ impl Session {
         T: Serialize + DeserializeOwned + Default,
         F: FnOnce(&mut T),
     {
-        self.load().await?;
-        let current = self.state().entries.get(key).cloned();
+        let current = self.load().await?.entries.get(key).cloned();
         let mut value: T = match &current {
             Some(bytes) => decode(key, bytes)?,
             None => T::default(),
@@ -203,7 +196,7 @@ impl Session {
             None => encode(&T::default())? == bytes,
         };
         if !unchanged {
-            self.write(key, Some(codec::entry(bytes)))?;
+            self.write(&mut self.state(), key, Some(codec::entry(bytes)))?;
         }
         Ok(())
     }
@@ -214,8 +207,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn contains(&self, key: &str) -> Result<bool, Error> {
-        self.load().await?;
-        Ok(self.state().entries.contains_key(key))
+        Ok(self.load().await?.entries.contains_key(key))
     }
 
     /// The keys, in order.
@@ -224,8 +216,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn keys(&self) -> Result<Vec<String>, Error> {
-        self.load().await?;
-        Ok(self.state().entries.keys().map(str::to_owned).collect())
+        Ok(self.load().await?.entries.keys().map(str::to_owned).collect())
     }
 
     /// The number of keys.
@@ -234,8 +225,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn len(&self) -> Result<usize, Error> {
-        self.load().await?;
-        Ok(self.state().entries.len())
+        Ok(self.load().await?.entries.len())
     }
 
     /// Whether the session holds no keys.
@@ -254,8 +244,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn clear(&self) -> Result<(), Error> {
-        self.load().await?;
-        let mut st = self.state();
+        let mut st = self.load().await?;
         let keys: Vec<String> = st.entries.keys().map(str::to_owned).collect();
         for key in keys {
             st.write(&key, None, false);
@@ -270,8 +259,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading or deleting failed.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.load().await?;
-        let rid = self.state().rid;
+        let rid = self.load().await?.rid;
         if let (Some(rid), Backend::Store(store)) = (rid, &self.0.config.backend) {
             store.delete(&rid).await?;
             self.0
@@ -291,7 +279,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading, creating or deleting failed.
     pub async fn cycle_id(&self) -> Result<(), Error> {
-        self.load().await?;
+        drop(self.load().await?);
         let Backend::Store(store) = &self.0.config.backend else {
             // Client-side: no id, but a fresh seal replaces the old cookie.
             self.state().cycled = true;
@@ -385,8 +373,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn user(&self) -> Result<Option<String>, Error> {
-        self.load().await?;
-        Ok(self.state().user.clone())
+        Ok(self.load().await?.user.clone())
     }
 
     /// This session's handle, as [`SessionManager`](crate::SessionManager) lists it: known
@@ -397,8 +384,7 @@ impl Session {
         self.state().rid.map(SessionHandle::from_record_id)
     }
 
-    fn write(&self, key: &str, value: Option<Bytes>) -> Result<(), Error> {
-        let mut st = self.state();
+    fn write(&self, st: &mut State, key: &str, value: Option<Bytes>) -> Result<(), Error> {
         let client = matches!(self.0.config.backend, Backend::Client(_));
         let Some(previous) = st.write(key, value, client) else { return Ok(()) };
         if let Backend::Client(codec) = &self.0.config.backend {
