@@ -20,8 +20,33 @@ const RECORD_FORMAT: u8 = 1;
 /// Why bytes could not be encoded or decoded.
 pub(crate) type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
-pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    Ok(rmp_serde::to_vec_named(value)?)
+/// Largest scratch buffer kept between encodings; a bigger one is released after use.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes a session value. The encoding goes into a per-thread scratch buffer and is then
+/// copied out at its exact size: one allocation per value, where growing a fresh `Vec`
+/// and trimming it for `Bytes` costs two or three.
+pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
+    let encode = |buf: &mut Vec<u8>| -> Result<Bytes, CodecError> {
+        buf.clear();
+        rmp_serde::encode::write_named(buf, value)?;
+        Ok(Bytes::copy_from_slice(buf))
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            let bytes = encode(&mut buf);
+            if buf.capacity() > SCRATCH_KEPT {
+                *buf = Vec::new();
+            }
+            bytes
+        }
+        // Only if a `Serialize` impl encodes a session value itself: use a buffer of its own.
+        Err(_) => encode(&mut Vec::new()),
+    })
 }
 
 /// Decodes one value from its bytes, straight from the slice (the reader-based decoder
@@ -192,14 +217,6 @@ pub(crate) fn decode_client(bytes: &[u8]) -> Result<ClientPayload, CodecError> {
     })
 }
 
-/// Cheap conversion of an encoded value into an entry.
-pub(crate) fn entry(mut bytes: Vec<u8>) -> Bytes {
-    // An exactly sized buffer becomes `Bytes` as is; a larger one would cost `Bytes` a
-    // separate allocation for its reference count. Shrinking in place is cheaper.
-    bytes.shrink_to_fit();
-    Bytes::from(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +257,7 @@ mod tests {
         let mut r = Record::new(Id::random().record_id(), now, now + Duration::minutes(5));
         r.expiry = Some(Expiry::OnInactivity(Duration::seconds(90)));
         r.version = 7;
-        r.entries.insert("k", entry(encode_value("v").unwrap()));
+        r.entries.insert("k", encode_value("v").unwrap());
         assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
         for garbage in [&b""[..], b"\xc1", b"\x93\x01\x02\x03", &r.to_bytes()[..10]] {
             assert!(matches!(Record::from_bytes(garbage), Err(crate::StoreError::Corrupt(_))));

@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub(crate) use self::state::{Meta, State};
-use crate::codec::{self, decode_value, encode_client, encode_value};
+use crate::codec::{decode_value, encode_client, encode_value};
 use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
 use crate::expiry::Policy;
 use crate::layer::{Backend, Config};
@@ -147,7 +147,7 @@ impl Session {
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
         let bytes = encode_value(&value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
         let mut st = self.load().await?;
-        self.write(&mut st, key, Some(codec::entry(bytes)))
+        self.write(&mut st, key, Some(bytes))
     }
 
     /// Removes `key` and returns its value decoded as `T`.
@@ -191,12 +191,12 @@ impl Session {
         let encode = |v: &T| encode_value(v).map_err(|source| Error::Encode { key: key.to_owned(), source });
         let bytes = encode(&value)?;
         let unchanged = match &current {
-            Some(old) => old.as_ref() == bytes.as_slice(),
+            Some(old) => *old == bytes,
             // An absent key left at its default stays absent.
             None => encode(&T::default())? == bytes,
         };
         if !unchanged {
-            self.write(&mut self.state(), key, Some(codec::entry(bytes)))?;
+            self.write(&mut self.state(), key, Some(bytes))?;
         }
         Ok(())
     }
