@@ -11,7 +11,7 @@ const ID_BYTES: usize = 16;
 pub(crate) const ID_TEXT_LEN: usize = 22;
 
 /// Ids fetched from the OS at once, per thread.
-const POOL_IDS: usize = 16;
+const POOL_IDS: usize = 64;
 
 thread_local! {
     static POOL: std::cell::RefCell<Pool> = const {
@@ -65,7 +65,7 @@ pub struct Id([u8; ID_BYTES]);
 impl Id {
     /// A fresh id from the operating system's CSPRNG.
     ///
-    /// The bytes are the OS generator's output as is, fetched for 16 ids at a time per
+    /// The bytes are the OS generator's output as is, fetched for 64 ids at a time per
     /// thread (one `getrandom` call costs about as much as a whole request otherwise), each
     /// handed out once and wiped from the buffer as it is taken. Like any user-space
     /// randomness buffer, it is not fork-aware: a process that forks after drawing ids must

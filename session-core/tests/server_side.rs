@@ -376,6 +376,21 @@ async fn cache_headers_accompany_every_cookie_and_respect_the_app() {
 }
 
 #[tokio::test]
+async fn vary_cookie_is_added_to_the_apps_own_vary_once() {
+    let app = app(plain(MemoryStore::default()));
+    for (own, want) in [
+        ("Accept-Encoding", &["Accept-Encoding", "Cookie"][..]),
+        ("Accept-Encoding,%20cookie", &["Accept-Encoding, cookie"][..]),
+        ("*", &["*"][..]),
+    ] {
+        let r = Client::new(app.clone()).post(&format!("/vary?{own}")).await;
+        assert!(r.set_cookie().is_some());
+        let got: Vec<&str> = r.headers.get_all(header::VARY).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(got, want, "the app said Vary: {own}");
+    }
+}
+
+#[tokio::test]
 async fn a_write_resends_the_cookie_only_when_it_says_something_new() {
     let mut c = Client::new(app(plain(MemoryStore::default())));
     c.post("/insert/a/1").await;

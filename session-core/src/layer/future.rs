@@ -2,7 +2,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::header::{Entry, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
@@ -86,15 +86,22 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
     };
     let headers = res.headers_mut();
     headers.append(SET_COOKIE, cookie);
-    if !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    }
-    let varies = headers.get_all(VARY).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*"))
-    });
-    if !varies {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    // One lookup per header (`entry`), whether it is there or not.
+    headers.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("private, no-store"));
+    match headers.entry(VARY) {
+        Entry::Vacant(e) => {
+            e.insert(HeaderValue::from_static("Cookie"));
+        }
+        Entry::Occupied(mut e) => {
+            let varies = e.iter().any(|v| {
+                v.to_str().is_ok_and(|v| {
+                    v.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*")
+                })
+            });
+            if !varies {
+                e.append(HeaderValue::from_static("Cookie"));
+            }
+        }
     }
     res
 }

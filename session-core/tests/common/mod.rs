@@ -138,6 +138,15 @@ pub fn routes() -> Router {
                 ([(header::CACHE_CONTROL, "no-cache")], "custom")
             }),
         )
+        .route(
+            // The handler's own `Vary`, given as the query string.
+            "/vary",
+            post(|s: Session, uri: axum::http::Uri| async move {
+                s.insert("a", "1").await.unwrap();
+                let vary = uri.query().unwrap_or_default().replace("%20", " ");
+                ([(header::VARY, vary)], "custom")
+            }),
+        )
 }
 
 pub fn app(layer: SessionLayer) -> Router {
