@@ -97,7 +97,8 @@ impl CookieConfig {
     ) -> HeaderValue {
         // Rounded, not truncated: an expiry computed a moment earlier in the request still
         // says the whole window.
-        let max_age = max_age.map(|age| (age + Duration::milliseconds(500)).whole_seconds().max(0).unsigned_abs());
+        let max_age =
+            max_age.map(|age| (age + Duration::milliseconds(500)).whole_seconds().max(0).unsigned_abs());
         let max_age_len = max_age.map_or(0, |secs| "; Max-Age=".len() + decimal_len(secs));
         // Exactly sized, so the header takes the buffer over without another allocation
         // (a larger one would cost `Bytes` a second allocation, a shrink a `realloc`).

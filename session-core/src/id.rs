@@ -140,7 +140,12 @@ impl Id {
         for (group, bytes) in self.0.chunks_exact(3).enumerate() {
             let n = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
             let at = group * 4;
-            out[at..at + 4].copy_from_slice(&[char_of(n >> 18), char_of(n >> 12), char_of(n >> 6), char_of(n)]);
+            out[at..at + 4].copy_from_slice(&[
+                char_of(n >> 18),
+                char_of(n >> 12),
+                char_of(n >> 6),
+                char_of(n),
+            ]);
         }
         let last = u32::from(self.0[ID_BYTES - 1]);
         out[20] = char_of(last >> 2);

@@ -71,7 +71,8 @@ async fn a_save_based_on_a_version_the_other_store_replaced_conflicts() {
     retry.entries.insert("b", vec![2].into());
     retry.version = 3;
     b.save(&retry, 2).await.unwrap();
-    let keys: Vec<String> = a.load(&session.id).await.unwrap().unwrap().entries.keys().map(str::to_owned).collect();
+    let keys: Vec<String> =
+        a.load(&session.id).await.unwrap().unwrap().entries.keys().map(str::to_owned).collect();
     assert_eq!(keys, ["a", "b", "init"]);
 }
 
