@@ -1,45 +1,15 @@
 //! The caching store: conformance, cache hits, and versions across stale caches.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+mod common;
 
-use async_trait::async_trait;
-use session_core::{CachingStore, Id, Record, RecordId, SessionStore, StoreError};
+use common::{Counting, Counts};
+use session_core::{CachingStore, Id, Record, SessionStore, StoreError};
 use session_store_memory::MemoryStore;
 use time::{Duration, OffsetDateTime};
 
 session_core::store_conformance_tests!(async {
     CachingStore::new(MemoryStore::default(), MemoryStore::default())
 });
-
-/// Counts backing loads.
-#[derive(Debug, Clone, Default)]
-struct Counted(MemoryStore, Arc<AtomicUsize>);
-
-#[async_trait]
-impl SessionStore for Counted {
-    async fn create(&self, r: &Record) -> Result<(), StoreError> {
-        self.0.create(r).await
-    }
-    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        self.0.load(id).await
-    }
-    async fn save(&self, r: &Record, v: u64) -> Result<(), StoreError> {
-        self.0.save(r, v).await
-    }
-    async fn touch(
-        &self,
-        id: &RecordId,
-        at: OffsetDateTime,
-        seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.0.touch(id, at, seen).await
-    }
-    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
-        self.0.delete(id).await
-    }
-}
 
 fn record() -> Record {
     let now = OffsetDateTime::now_utc();
@@ -50,19 +20,19 @@ fn record() -> Record {
 
 #[tokio::test]
 async fn loads_are_served_from_the_cache() {
-    let backing = Counted::default();
+    let backing = Counting::<MemoryStore>::default();
     let store = CachingStore::new(MemoryStore::default(), backing.clone());
     let r = record();
     store.create(&r).await.unwrap();
     for _ in 0..5 {
         assert_eq!(store.load(&r.id).await.unwrap(), Some(r.clone()));
     }
-    assert_eq!(backing.1.load(Ordering::SeqCst), 0, "every load hit the cache");
+    assert_eq!(Counts::get(&backing.counts.load), 0, "every load hit the cache");
     // A cold cache (e.g. after a restart) is filled on the first miss.
     let cold = CachingStore::new(MemoryStore::default(), backing.clone());
     cold.load(&r.id).await.unwrap();
     cold.load(&r.id).await.unwrap();
-    assert_eq!(backing.1.load(Ordering::SeqCst), 1);
+    assert_eq!(Counts::get(&backing.counts.load), 1);
 }
 
 #[tokio::test]

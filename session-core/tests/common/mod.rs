@@ -231,15 +231,25 @@ impl Counts {
     }
 }
 
+/// Counts calls per method; can also hold loads back (`stall_loads`) until `release`.
 #[derive(Debug, Clone)]
 pub struct Counting<S> {
     pub inner: S,
     pub counts: Arc<Counts>,
+    /// How many of the next loads wait for `release` before going on.
+    pub stall_loads: Arc<AtomicUsize>,
+    pub release: Arc<tokio::sync::Notify>,
 }
 
 impl<S> Counting<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, counts: Arc::default() }
+        Self { inner, counts: Arc::default(), stall_loads: Arc::default(), release: Arc::default() }
+    }
+}
+
+impl<S: Default> Default for Counting<S> {
+    fn default() -> Self {
+        Self::new(S::default())
     }
 }
 
@@ -251,6 +261,10 @@ impl<S: SessionStore> SessionStore for Counting<S> {
     }
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
         self.counts.load.fetch_add(1, Ordering::SeqCst);
+        let stall = self.stall_loads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if stall.is_ok() {
+            self.release.notified().await;
+        }
         self.inner.load(id).await
     }
     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
