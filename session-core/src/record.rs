@@ -1,11 +1,11 @@
 //! What a store keeps for one session.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::{self, MapAccess, Visitor};
+use smallvec::SmallVec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
@@ -38,16 +38,16 @@ pub struct Entries(
     Option<Arc<Map>>,
 );
 
-type Map = BTreeMap<Arc<str>, Bytes>;
+/// Entries sorted by key, keys unique. Sessions hold a handful of keys: up to four live
+/// inside the map's own allocation, and a sorted list beats a tree at these sizes.
+type Map = SmallVec<[(Arc<str>, Bytes); 4]>;
 
-/// What an absent map reads as.
-static EMPTY: Map = BTreeMap::new();
+/// Where `key` is in `map`, or where it would go.
+fn find(map: &Map, key: &str) -> Result<usize, usize> {
+    map.binary_search_by(|(k, _)| (**k).cmp(key))
+}
 
 impl Entries {
-    fn from_map(map: Map) -> Self {
-        Self((!map.is_empty()).then(|| Arc::new(map)))
-    }
-
     /// No entries.
     #[must_use]
     pub fn new() -> Self {
@@ -57,29 +57,34 @@ impl Entries {
     /// The encoded value under `key`.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Bytes> {
-        self.0.as_deref()?.get(key)
+        let map = self.0.as_deref()?;
+        find(map, key).ok().map(|i| &map[i].1)
     }
 
     /// Whether `key` has a value.
     #[must_use]
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0.as_deref().is_some_and(|map| map.contains_key(key))
+        self.0.as_deref().is_some_and(|map| find(map, key).is_ok())
     }
 
     /// Sets `key` to `value`, returning the previous value. Copies the map first if it is
     /// shared; an existing key is updated in place, without allocating the key again.
     pub fn insert<K: AsRef<str> + Into<Arc<str>>>(&mut self, key: K, value: Bytes) -> Option<Bytes> {
         let map = Arc::make_mut(self.0.get_or_insert_with(Arc::default));
-        match map.get_mut(key.as_ref()) {
-            Some(slot) => Some(std::mem::replace(slot, value)),
-            None => map.insert(key.into(), value),
+        match find(map, key.as_ref()) {
+            Ok(i) => Some(std::mem::replace(&mut map[i].1, value)),
+            Err(i) => {
+                map.insert(i, (key.into(), value));
+                None
+            }
         }
     }
 
     /// Removes `key`, returning its value. A missing key leaves a shared map shared.
     pub fn remove(&mut self, key: &str) -> Option<Bytes> {
-        let map = self.0.as_mut().filter(|map| map.contains_key(key))?;
-        Arc::make_mut(map).remove(key)
+        let map = self.0.as_mut()?;
+        let i = find(map, key).ok()?;
+        Some(Arc::make_mut(map).remove(i).1)
     }
 
     /// Removes every entry.
@@ -90,7 +95,7 @@ impl Entries {
     /// The number of entries.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.as_deref().map_or(0, BTreeMap::len)
+        self.0.as_deref().map_or(0, SmallVec::len)
     }
 
     /// Whether there are no entries.
@@ -106,12 +111,13 @@ impl Entries {
 
     /// The map's own copy of `key`, to refer to it without allocating.
     pub(crate) fn shared_key(&self, key: &str) -> Option<Arc<str>> {
-        self.0.as_deref()?.get_key_value(key).map(|(k, _)| Arc::clone(k))
+        let map = self.0.as_deref()?;
+        find(map, key).ok().map(|i| Arc::clone(&map[i].0))
     }
 
     /// The entries, in key order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter(self.0.as_deref().unwrap_or(&EMPTY).iter())
+        Iter(self.0.as_deref().map_or(&[][..], |map| &map[..]).iter())
     }
 }
 
@@ -130,9 +136,14 @@ impl fmt::Debug for Entries {
     }
 }
 
-impl<K: Into<Arc<str>>> FromIterator<(K, Bytes)> for Entries {
+impl<K: AsRef<str> + Into<Arc<str>>> FromIterator<(K, Bytes)> for Entries {
+    /// Later pairs win over earlier ones with the same key, as in a map.
     fn from_iter<I: IntoIterator<Item = (K, Bytes)>>(iter: I) -> Self {
-        Self::from_map(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        let mut entries = Self::new();
+        for (k, v) in iter {
+            entries.insert(k, v);
+        }
+        entries
     }
 }
 
@@ -145,13 +156,13 @@ impl std::ops::Index<&str> for Entries {
     ///
     /// Panics if there is none; [`Entries::get`] returns an `Option` instead.
     fn index(&self, key: &str) -> &Bytes {
-        &self.0.as_deref().unwrap_or(&EMPTY)[key]
+        self.get(key).unwrap_or_else(|| panic!("no entry for the key"))
     }
 }
 
 /// The entries of an [`Entries`], in key order.
 #[derive(Debug, Clone)]
-pub struct Iter<'a>(std::collections::btree_map::Iter<'a, Arc<str>, Bytes>);
+pub struct Iter<'a>(std::slice::Iter<'a, (Arc<str>, Bytes)>);
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a Bytes);
@@ -200,11 +211,13 @@ impl<'de> Visitor<'de> for EntriesVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Entries, A::Error> {
-        let mut map = Map::new();
+        // Written sorted, so each key normally lands at the end; any order (and a repeated
+        // key, last one winning) still reads as a map would.
+        let mut entries = Entries::new();
         while let Some((SharedKey(key), value)) = access.next_entry::<SharedKey, Bytes>()? {
-            map.insert(key, value);
+            entries.insert(key, value);
         }
-        Ok(Entries::from_map(map))
+        Ok(entries)
     }
 }
 
@@ -319,6 +332,8 @@ impl fmt::Debug for Record {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn sample() -> Entries {
