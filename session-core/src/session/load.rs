@@ -1,8 +1,6 @@
 //! The lazy load: verify the cookie, fetch the record, check its expiry.
 
-use std::sync::MutexGuard;
-
-use super::{Meta, Session, State};
+use super::{Meta, Session, StateGuard};
 use crate::codec::decode_client;
 use crate::layer::Backend;
 use crate::record::Entries;
@@ -13,8 +11,8 @@ impl Session {
     /// Loads the session on first use, and returns the locked state (so the caller's work
     /// on it takes no second lock). Clones racing to load share one fetch: the first claims
     /// the load, the others wait for its outcome (and after a failure, try again).
-    pub(crate) async fn load(&self) -> Result<MutexGuard<'_, State>, Error> {
-        {
+    pub(crate) async fn load(&self) -> Result<StateGuard<'_>, Error> {
+        let claimed = {
             let mut st = self.state();
             if st.loaded {
                 return Ok(st);
@@ -24,24 +22,30 @@ impl Session {
                 st.loaded = true;
                 return Ok(st);
             }
-        }
-        loop {
-            let notified = self.0.loaded.notified();
-            let mut notified = std::pin::pin!(notified);
-            {
-                let mut st = self.state();
-                if st.loaded {
-                    return Ok(st);
+            // The common case: nobody else is loading, so claim it under this same lock.
+            !std::mem::replace(&mut st.loading, true)
+        };
+        if !claimed {
+            // Another clone is loading: wait for it, then use its result or (after a
+            // failure, or if it was dropped halfway) claim the load.
+            loop {
+                let notified = self.0.loaded.notified();
+                let mut notified = std::pin::pin!(notified);
+                {
+                    let mut st = self.state();
+                    if st.loaded {
+                        return Ok(st);
+                    }
+                    if !st.loading {
+                        st.loading = true;
+                        break;
+                    }
+                    // Registered under the state lock, so the loader's wake-up cannot be missed.
+                    st.waiting = true;
+                    notified.as_mut().enable();
                 }
-                if !st.loading {
-                    st.loading = true;
-                    break;
-                }
-                // Registered under the state lock, so the loader's wake-up cannot be missed.
-                st.waiting = true;
-                notified.as_mut().enable();
+                notified.await;
             }
-            notified.await;
         }
         let mut claim = Claim { session: self, done: false };
         let fetched = self.fetch().await;
@@ -154,7 +158,7 @@ impl Drop for Claim<'_> {
             return;
         }
         let wake = {
-            let mut st = self.session.0.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut st = self.session.state();
             st.loading = false;
             std::mem::take(&mut st.waiting)
         };

@@ -56,10 +56,40 @@ struct Inner {
     /// The raw cookie value, verified lazily on first use.
     cookie: Option<CookieText>,
     state: Mutex<State>,
-    /// Any method was called (set before the state lock is taken).
-    accessed: AtomicBool,
+    /// Whether the end of the request has work to do, as of the last release of the state
+    /// lock (see `StateGuard`): read without the lock when the response is ready.
+    pending: AtomicBool,
     /// Wakes clones waiting for a load another clone is doing (see `State::loading`).
     loaded: tokio::sync::Notify,
+}
+
+/// The locked state. Every change to a session goes through one, and releasing it records
+/// whether the end of the request now has work to do (`State::has_pending_work`), so the
+/// response path reads one atomic instead of taking the lock.
+pub(crate) struct StateGuard<'a> {
+    guard: MutexGuard<'a, State>,
+    pending: &'a AtomicBool,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the lock: the flag follows the state's own order of changes.
+        self.pending.store(self.guard.has_pending_work(), Ordering::Release);
+    }
 }
 
 impl Session {
@@ -68,16 +98,16 @@ impl Session {
             config,
             cookie,
             state: Mutex::new(State::default()),
-            accessed: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
             loaded: tokio::sync::Notify::new(),
         }))
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> StateGuard<'_> {
         // A panic in another holder cannot leave the state half-written (every update is a
         // single assignment), so a poisoned lock is still usable.
-        self.0.accessed.store(true, Ordering::Release);
-        self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let guard = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        StateGuard { guard, pending: &self.0.pending }
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -92,29 +122,15 @@ impl Session {
     /// possible change, a cookie to (re)send or remove, or a due expiry refresh. Checked
     /// synchronously so untouched and read-only requests never allocate a write-back.
     pub(crate) fn needs_write_back(&self) -> bool {
-        // Untouched requests (the most common kind) decide without taking the lock.
-        if !self.0.accessed.load(Ordering::Acquire) {
-            return false;
-        }
-        let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if st.load_failed
-            || st.expiry_changed
-            || st.owner_changed
-            || st.cycled
-            || st.reissue
-            || st.ended
-            || st.was_written()
-        {
-            return true;
-        }
-        st.meta.is_some_and(|m| m.refresh.is_some())
+        // Kept current by every release of the state lock, so no lock is taken here.
+        self.0.pending.load(Ordering::Acquire)
     }
 
     /// The request's state for the write-back, leaving a fresh one behind; `None` when
     /// `set_expiry`, `set_user` or `set_label` was called on a session nothing has loaded
     /// (it must load first, so there is a record to change).
     pub(crate) fn take_state_if_loaded(&self) -> Option<State> {
-        let mut st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut st = self.state();
         if (st.expiry_changed || st.owner_changed) && !st.loaded {
             return None;
         }

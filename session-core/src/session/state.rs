@@ -64,6 +64,20 @@ impl State {
         self.originals.iter().any(|(k, orig)| self.entries.get(k) != orig.as_ref())
     }
 
+    /// Whether the end of the request has anything to do: a failed load to report, a
+    /// possible change, a cookie to (re)send or remove, or a due expiry refresh. Untouched
+    /// and read-only requests say no, and never allocate a write-back.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        self.load_failed
+            || self.expiry_changed
+            || self.owner_changed
+            || self.cycled
+            || self.reissue
+            || self.ended
+            || self.was_written()
+            || self.meta.is_some_and(|m| m.refresh.is_some())
+    }
+
     /// Whether a key was written (possibly back to what it was): cheaper than `is_dirty`.
     pub(crate) fn was_written(&self) -> bool {
         !self.originals.is_empty() || (self.meta.is_none() && !self.entries.is_empty())
