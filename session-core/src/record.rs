@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::{self, MapAccess, Visitor};
-use smallvec::SmallVec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 use time::OffsetDateTime;
 
 use crate::{Expiry, RecordId};
