@@ -147,9 +147,19 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed, [`Error::Decode`] if the stored value is not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
-        // The bytes are a reference count: decoding happens outside the lock.
-        let bytes = self.load().await?.entries.get(key).cloned();
-        bytes.map(|b| decode(key, &b)).transpose()
+        let st = self.load().await?;
+        match st.entries.get(key) {
+            None => Ok(None),
+            // A small value (a counter, an id, a flag) decodes in a moment: under the lock,
+            // without touching the shared buffer's reference count.
+            Some(bytes) if bytes.len() <= SMALL_VALUE => decode(key, bytes).map(Some),
+            // A large one decodes outside the lock, so clones of the session are not held up.
+            Some(bytes) => {
+                let bytes = bytes.clone();
+                drop(st);
+                decode(key, &bytes).map(Some)
+            }
+        }
     }
 
     /// Stores `value` under `key`. Storing the value that is already there (the same
@@ -418,6 +428,9 @@ impl Session {
         Ok(())
     }
 }
+
+/// Values up to this many encoded bytes are decoded while the state is locked.
+const SMALL_VALUE: usize = 64;
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Error> {
     decode_value(bytes).map_err(|source| Error::Decode { key: key.to_owned(), source })
