@@ -123,32 +123,23 @@ impl Session {
     }
 
     /// Decides the end of a server-side request from its state.
-    fn plan(&self, st: State, now: OffsetDateTime) -> Plan {
+    fn plan(&self, mut st: State, now: OffsetDateTime) -> Plan {
         let changed = st.expiry_changed || st.owner_changed || st.is_dirty();
         let policy = self.policy(st.expiry);
         let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
             if !st.entries.is_empty() {
                 // The id is a placeholder: `create_with_fresh_id` draws the real one.
-                let mut record = Record::new(RecordId::from_bytes([0; 32]), now, policy.expires_at(now, now));
-                record.expiry = st.expiry;
-                record.entries = st.entries;
-                record.user = st.user;
-                record.label = st.label;
-                return Plan::Create(record);
+                let placeholder = RecordId::from_bytes([0; 32]);
+                return Plan::Create(st.take_record(placeholder, now, policy.expires_at(now, now)));
             }
             let remove = st.ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
         };
         if changed {
-            let mut record = Record::new(rid, meta.created_at, meta.expires_at);
-            record.entries = st.entries;
-            record.expiry = st.expiry;
-            record.user = st.user;
-            record.label = st.label;
             return Plan::Save(Pending {
                 id,
-                record,
+                record: st.take_record(rid, meta.created_at, meta.expires_at),
                 expected: meta.version,
                 // The cookie only needs re-sending when what it says changed: a new expiry, a
                 // new id or a new key (and, for a rolling expiry, a new Max-Age).

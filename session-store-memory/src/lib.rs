@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -115,33 +114,18 @@ fn live<'a>(shard: &'a mut Shard, id: &RecordId, now: OffsetDateTime) -> Option<
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
         let mut shard = self.shard(&record.id);
-        if self.shard_capacity.is_none() {
-            // Unbounded: one lookup decides and inserts (and only a taken id needs the time).
-            match shard.entry(record.id) {
-                Entry::Occupied(e) if !e.get().is_expired_at(OffsetDateTime::now_utc()) => {
-                    return Err(StoreError::Collision)
-                }
-                Entry::Occupied(mut e) => **e.get_mut() = record.clone(),
-                Entry::Vacant(e) => {
-                    e.insert(Box::new(record.clone()));
-                }
+        if let Some(current) = shard.get(&record.id) {
+            // Only a taken id needs the time: is its record still live?
+            if !current.is_expired_at(OffsetDateTime::now_utc()) {
+                return Err(StoreError::Collision);
             }
-            drop(shard);
-            self.index(record);
-            return Ok(());
-        }
-        let now = OffsetDateTime::now_utc();
-        if live(&mut shard, &record.id, now).is_some() {
-            return Err(StoreError::Collision);
-        }
-        if let Some(cap) = self.shard_capacity {
-            if shard.len() >= cap && !shard.contains_key(&record.id) {
-                shard.retain(|_, r| !r.is_expired_at(now));
-                if shard.len() >= cap {
-                    let victim = shard.values().min_by_key(|r| r.expires_at).map(|r| r.id);
-                    if let Some(victim) = victim {
-                        shard.remove(&victim);
-                    }
+        } else if let Some(cap) = self.shard_capacity.filter(|&cap| shard.len() >= cap) {
+            let now = OffsetDateTime::now_utc();
+            shard.retain(|_, r| !r.is_expired_at(now));
+            if shard.len() >= cap {
+                let victim = shard.values().min_by_key(|r| r.expires_at).map(|r| r.id);
+                if let Some(victim) = victim {
+                    shard.remove(&victim);
                 }
             }
         }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::record::Entries;
-use crate::{Expiry, Id, RecordId};
+use crate::{Expiry, Id, Record, RecordId};
 
 /// Timestamps and version of the record this request loaded.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +62,22 @@ impl State {
             return !self.entries.is_empty();
         }
         self.originals.iter().any(|(k, orig)| self.entries.get(k) != orig.as_ref())
+    }
+
+    /// A record of this session's data (moved out of the state: entries, expiry override,
+    /// user and label) under `id`, at version 1.
+    pub(crate) fn take_record(
+        &mut self,
+        id: RecordId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Record {
+        let mut record = Record::new(id, created_at, expires_at);
+        record.entries = std::mem::take(&mut self.entries);
+        record.expiry = self.expiry;
+        record.user = self.user.take();
+        record.label = self.label.take();
+        record
     }
 
     /// Whether the end of the request has anything to do: a failed load to report, a
