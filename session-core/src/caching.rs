@@ -28,11 +28,11 @@
 //! ```
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
-
 use tokio::sync::broadcast;
 
-use crate::{Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore, StoreError};
+use crate::{
+    Applied, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore, StoreError,
+};
 
 /// A cache store in front of a backing store. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -94,35 +94,26 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
         Ok(found)
     }
 
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
-        match self.backing.save(record, expected).await {
-            Ok(()) => {
-                self.refresh_cache(record).await;
-                Ok(())
-            }
+    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
+        let applied = match self.backing.apply(patch).await {
+            Ok(applied) => applied,
             Err(err) => {
                 // Conflict: the cached copy is older than the backing store's. NotFound: the
                 // record is gone. Either way the cached copy must not be served again.
                 if matches!(err, StoreError::Conflict | StoreError::NotFound) {
-                    self.forget(&record.id).await;
+                    self.forget(&patch.id).await;
                 }
-                Err(err)
+                return Err(err);
             }
+        };
+        // The same patch on the cached copy gives the backing store's record exactly when
+        // the copy was current: then both reach the same version. Otherwise drop it.
+        let current = !applied.ended
+            && matches!(self.cache.apply(patch).await, Ok(cached) if cached.version == applied.version);
+        if !current {
+            self.forget(&patch.id).await;
         }
-    }
-
-    async fn touch(
-        &self,
-        id: &RecordId,
-        expires_at: OffsetDateTime,
-        last_seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let existed = self.backing.touch(id, expires_at, last_seen).await?;
-        let cached = if existed { self.cache.touch(id, expires_at, last_seen).await } else { Ok(false) };
-        if !existed || cached.is_err() {
-            self.forget(id).await;
-        }
-        Ok(existed)
+        Ok(applied)
     }
 
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {

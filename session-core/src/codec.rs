@@ -149,6 +149,31 @@ impl Record {
     }
 }
 
+impl Expiry {
+    /// The expiry as compact MessagePack, for stores that keep [`Record::expiry`] apart from
+    /// the record (and compare it byte for byte, as [`ExpiryChange::Keep`](crate::ExpiryChange::Keep)
+    /// asks). Equal expiries always encode to equal bytes.
+    ///
+    /// ```
+    /// use session_core::Expiry;
+    /// let e = Expiry::OnInactivity(time::Duration::days(30));
+    /// assert_eq!(Expiry::from_bytes(&e.to_bytes()).unwrap(), e);
+    /// ```
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        rmp_serde::to_vec(&WireExpiry::from(*self)).expect("an expiry always encodes")
+    }
+
+    /// Decodes what [`Expiry::to_bytes`] made.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](crate::StoreError::Corrupt) when the bytes are not an expiry.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::StoreError> {
+        decode_bounded::<WireExpiry>(bytes).and_then(TryInto::try_into).map_err(crate::StoreError::Corrupt)
+    }
+}
+
 fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
     let wire: Wire<Entries, String> = decode_bounded(bytes)?;
     if wire.format != RECORD_FORMAT {

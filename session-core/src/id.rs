@@ -229,6 +229,33 @@ impl RecordId {
     }
 }
 
+/// Hashes a [`RecordId`] by eight of its bytes for in-process tables: the digest is
+/// uniform and no client can choose it (that would take a SHA-256 preimage), so a keyed hash
+/// buys nothing there. Bytes 8..16, since tables sharded by a leading byte would otherwise
+/// see equal low bits within a shard.
+#[derive(Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        match bytes.get(8..16) {
+            Some(part) => word.copy_from_slice(part),
+            None => {
+                let n = bytes.len().min(8);
+                word[..n].copy_from_slice(&bytes[..n]);
+            }
+        }
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+    }
+
+    fn write_usize(&mut self, _length_prefix: usize) {}
+}
+
 impl fmt::Debug for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A digest is not a secret, but a short prefix is all a log ever needs.

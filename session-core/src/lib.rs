@@ -14,8 +14,8 @@ mod error;
 pub mod expiry;
 mod id;
 pub mod layer;
+pub mod patch;
 mod record;
-mod save;
 mod session;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -30,6 +30,7 @@ pub use crate::error::{BoxError, Error};
 pub use crate::expiry::Expiry;
 pub use crate::id::{Id, ParseIdError, RecordId};
 pub use crate::layer::{SessionLayer, SessionService};
+pub use crate::patch::{Applied, Change, ExpiryChange, Patch};
 pub use crate::record::{Entries, Record};
 pub use crate::session::Session;
 pub use crate::store::{ExpiredDeletion, SessionStore, StoreError};

@@ -1,18 +1,18 @@
 //! The storage backend trait.
 //!
-//! A store keeps [`Record`]s keyed by [`RecordId`] (a digest of the cookie's id) and
-//! supports optimistic concurrency: [`SessionStore::save`] writes only when the stored
-//! version is the one the caller loaded. The layer handles the rest: on
-//! [`StoreError::Conflict`] it reloads, re-applies only this request's changed keys and saves
-//! again, so concurrent requests of one session that change different keys all keep their
-//! changes.
+//! A store keeps [`Record`]s keyed by [`RecordId`] (a digest of the cookie's id). The end of
+//! a request never sends a whole record back: it sends a [`Patch`] (the keys it set or
+//! removed), which the store applies atomically to whatever it holds now. So concurrent
+//! requests of one session that change different keys never conflict, and an in-place
+//! [`Session::update`](crate::Session::update) is re-run by the layer when its key changed
+//! underneath it ([`StoreError::Conflict`]).
 //!
 //! A store in a few lines (a single lock; the real `MemoryStore` is sharded):
 //!
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
-//! use session_core::{Record, RecordId, SessionStore, StoreError};
+//! use session_core::{Applied, Patch, Record, RecordId, SessionStore, StoreError};
 //! use time::OffsetDateTime;
 //!
 //! #[derive(Debug, Default)]
@@ -33,21 +33,15 @@
 //!         let now = OffsetDateTime::now_utc();
 //!         Ok(self.0.lock().unwrap().get(id).filter(|r| !r.is_expired_at(now)).cloned())
 //!     }
-//!     async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+//!     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
 //!         let mut map = self.0.lock().unwrap();
 //!         let now = OffsetDateTime::now_utc();
-//!         match map.get_mut(&record.id).filter(|r| !r.is_expired_at(now)) {
-//!             None => Err(StoreError::NotFound),
-//!             Some(r) if r.version != expected => Err(StoreError::Conflict),
-//!             Some(r) => { *r = record.clone(); Ok(()) }
+//!         let record = map.get_mut(&patch.id).filter(|r| !r.is_expired_at(now)).ok_or(StoreError::NotFound)?;
+//!         let applied = patch.apply_to(record, now)?;
+//!         if applied.ended {
+//!             map.remove(&patch.id);
 //!         }
-//!     }
-//!     async fn touch(&self, id: &RecordId, at: OffsetDateTime, seen: OffsetDateTime) -> Result<bool, StoreError> {
-//!         let now = OffsetDateTime::now_utc();
-//!         match self.0.lock().unwrap().get_mut(id).filter(|r| !r.is_expired_at(now)) {
-//!             Some(r) => { r.expires_at = at; r.last_seen = seen; Ok(true) }
-//!             None => Ok(false),
-//!         }
+//!         Ok(applied)
 //!     }
 //!     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
 //!         self.0.lock().unwrap().remove(id);
@@ -63,19 +57,20 @@ use time::OffsetDateTime;
 
 use tokio::sync::broadcast;
 
-use crate::{BoxError, Record, RecordId, SessionEvent, SessionHandle, SessionInfo};
+use crate::{Applied, BoxError, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo};
 
 /// What a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// `save`: the stored version is not the expected one (another request saved first).
-    #[error("session record was changed by another request (version conflict)")]
+    /// `apply`: a [`Change::expect`](crate::Change::expect) does not hold (another request
+    /// changed that key first); nothing was applied.
+    #[error("a session key was changed by another request first")]
     Conflict,
     /// `create`: a live record with this id exists already; the caller picks a new id.
     #[error("a session record with this id exists already")]
     Collision,
-    /// `save`: the record no longer exists (deleted or expired meanwhile). A store must not
+    /// `apply`: the record no longer exists (deleted or expired meanwhile). A store must not
     /// re-create it.
     #[error("session record no longer exists")]
     NotFound,
@@ -100,7 +95,7 @@ impl StoreError {
 /// A session storage backend.
 ///
 /// Every method must honour expiry: an expired record is never returned by `load` and
-/// counts as absent for `create`, `save` and `touch`.
+/// counts as absent for `create` and `apply`.
 ///
 /// A stored record that does not decode (torn write, disk corruption, a foreign value
 /// under the key) is no session: `load` logs it without its content or id, may delete it,
@@ -116,21 +111,12 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// The live record with this id, or `None` if there is none or it has expired.
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError>;
 
-    /// Replaces the record if its stored version is `expected`; the new record carries
-    /// `record.version` (the layer passes `expected + 1`). Returns
-    /// [`StoreError::Conflict`] on a version mismatch and [`StoreError::NotFound`] when the
-    /// record is gone; it never re-creates a deleted record.
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError>;
-
-    /// The session was used: moves the expiry of a live record and records `last_seen`,
-    /// without changing its data or version (so it never conflicts with a save). Returns
-    /// whether the record existed.
-    async fn touch(
-        &self,
-        id: &RecordId,
-        expires_at: OffsetDateTime,
-        last_seen: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
+    /// Applies `patch` to the live record atomically: all of it or, when an expectation
+    /// fails, none of it ([`StoreError::Conflict`]). [`Patch::apply_to`] does the work for
+    /// stores that hold a decoded record. A patch that leaves the record empty or expired
+    /// deletes it ([`Applied::ended`]). Returns [`StoreError::NotFound`] when there is no
+    /// live record; it never re-creates a deleted one.
+    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError>;
 
     /// Deletes the record; deleting a missing record is not an error.
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError>;

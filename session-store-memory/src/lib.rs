@@ -6,7 +6,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use session_core::{ExpiredDeletion, Record, RecordId, SessionInfo, SessionStore, StoreError};
+use session_core::{
+    Applied, ExpiredDeletion, Patch, Record, RecordId, SessionInfo, SessionStore, StoreError,
+};
 use time::OffsetDateTime;
 
 /// Number of independently locked shards; a power of two so the shard is a mask away.
@@ -140,36 +142,21 @@ impl SessionStore for MemoryStore {
         Ok(live(&mut self.shard(id), id, now).map(|r| r.clone()))
     }
 
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
         let now = OffsetDateTime::now_utc();
-        let mut shard = self.shard(&record.id);
-        match live(&mut shard, &record.id, now) {
-            None => Err(StoreError::NotFound),
-            Some(current) if current.version != expected => Err(StoreError::Conflict),
-            Some(current) => {
-                let user_changed = current.user != record.user;
-                current.clone_from(record);
-                drop(shard);
-                if user_changed {
-                    self.index(record);
-                }
-                Ok(())
-            }
+        let mut shard = self.shard(&patch.id);
+        let current = live(&mut shard, &patch.id, now).ok_or(StoreError::NotFound)?;
+        let reindex = patch.user.is_some() && patch.user != current.user;
+        let applied = patch.apply_to(current, now)?;
+        if applied.ended {
+            shard.remove(&patch.id);
+            return Ok(applied);
         }
-    }
-
-    async fn touch(
-        &self,
-        id: &RecordId,
-        expires_at: OffsetDateTime,
-        last_seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let now = OffsetDateTime::now_utc();
-        let mut shard = self.shard(id);
-        let Some(record) = live(&mut shard, id, now) else { return Ok(false) };
-        record.expires_at = expires_at;
-        record.last_seen = last_seen;
-        Ok(true)
+        drop(shard);
+        if let (true, Some(user)) = (reindex, &patch.user) {
+            lock(&self.users).entry(user.clone()).or_default().insert(patch.id);
+        }
+        Ok(applied)
     }
 
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
@@ -330,9 +317,9 @@ mod tests {
                     for _ in 0..500 {
                         let r = record(Duration::hours(1));
                         store.create(&r).await.unwrap();
-                        let mut next = r.clone();
-                        next.version = 2;
-                        store.save(&next, 1).await.unwrap();
+                        let mut patch = Patch::new(r.id, r.expires_at, r.created_at);
+                        patch.changes.push(session_core::Change::set("k", Some(vec![1].into())));
+                        store.apply(&patch).await.unwrap();
                         ids.push(r.id);
                     }
                     ids

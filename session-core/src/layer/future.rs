@@ -6,7 +6,7 @@ use http::header::{Entry, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use crate::save::CookieUpdate;
+use crate::session::CookieUpdate;
 use crate::Session;
 
 type SaveFuture<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;

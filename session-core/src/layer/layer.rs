@@ -6,38 +6,9 @@ use tower_layer::Layer;
 
 use super::SessionService;
 use crate::client::ClientCodec;
-use crate::cookie::{CookieConfig, IdCodec, MAX_COOKIE_BYTES};
+use crate::cookie::{CookieConfig, IdCodec};
+use crate::session::{Backend, Config, WriteQueue};
 use crate::{Expiry, KeyRing, SameSite, SessionManager, SessionStore};
-
-/// Where sessions live.
-#[derive(Debug, Clone)]
-pub(crate) enum Backend {
-    Store(Arc<dyn SessionStore>),
-    Client(ClientCodec),
-}
-
-/// Everything a request's [`Session`](crate::Session) needs from the layer.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) backend: Backend,
-    pub(crate) cookie: CookieConfig,
-    pub(crate) id_codec: IdCodec,
-    pub(crate) expiry: Expiry,
-    pub(crate) max_lifetime: Option<Duration>,
-    pub(crate) error_status: StatusCode,
-    /// Shared by every clone of the layer, so sessions and the app see one event stream.
-    pub(crate) manager: SessionManager,
-}
-
-impl Config {
-    /// The longest cookie value worth looking at; anything longer is not ours.
-    pub(crate) fn max_cookie_len(&self) -> usize {
-        match self.backend {
-            Backend::Store(_) => self.id_codec.cookie_len(),
-            Backend::Client(_) => MAX_COOKIE_BYTES,
-        }
-    }
-}
 
 /// Adds a [`Session`](crate::Session) to every request and writes back what changed.
 ///
@@ -79,7 +50,8 @@ impl Config {
 /// cookie token.
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
-    config: Config,
+    // One pointer: axum clones the layer per request on a router without state.
+    config: Arc<Config>,
 }
 
 impl SessionLayer {
@@ -115,7 +87,7 @@ impl SessionLayer {
             Backend::Client(_) => None,
         };
         Self {
-            config: Config {
+            config: Arc::new(Config {
                 manager: SessionManager::new(store),
                 backend,
                 cookie: CookieConfig::default(),
@@ -123,21 +95,26 @@ impl SessionLayer {
                 expiry: Expiry::default(),
                 max_lifetime: None,
                 error_status: StatusCode::INTERNAL_SERVER_ERROR,
-            },
+                queue: Arc::new(WriteQueue::default()),
+            }),
         }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
     }
 
     /// The cookie name (default `id`). Prefer `__Host-...` on HTTPS sites.
     #[must_use]
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.config.cookie.name = name.into();
+        self.config_mut().cookie.name = name.into();
         self
     }
 
     /// The cookie's Path (default `/`).
     #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
-        self.config.cookie.path = path.into();
+        self.config_mut().cookie.path = path.into();
         self
     }
 
@@ -148,7 +125,7 @@ impl SessionLayer {
     /// A Domain sends the cookie to every subdomain too, and lets subdomains set it.
     #[must_use]
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
-        self.config.cookie.domain = Some(domain.into());
+        self.config_mut().cookie.domain = Some(domain.into());
         self
     }
 
@@ -160,7 +137,7 @@ impl SessionLayer {
     /// read and replay it. Turn it off only for local development over `http://`.
     #[must_use]
     pub fn with_secure(mut self, secure: bool) -> Self {
-        self.config.cookie.secure = secure;
+        self.config_mut().cookie.secure = secure;
         self
     }
 
@@ -172,7 +149,7 @@ impl SessionLayer {
     /// session cookie.
     #[must_use]
     pub fn with_http_only(mut self, http_only: bool) -> Self {
-        self.config.cookie.http_only = http_only;
+        self.config_mut().cookie.http_only = http_only;
         self
     }
 
@@ -184,14 +161,14 @@ impl SessionLayer {
     /// state-changing route with CSRF tokens.
     #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
-        self.config.cookie.same_site = same_site;
+        self.config_mut().cookie.same_site = same_site;
         self
     }
 
     /// The Partitioned attribute (CHIPS; default false). Requires Secure.
     #[must_use]
     pub fn with_partitioned(mut self, partitioned: bool) -> Self {
-        self.config.cookie.partitioned = partitioned;
+        self.config_mut().cookie.partitioned = partitioned;
         self
     }
 
@@ -199,7 +176,7 @@ impl SessionLayer {
     /// override it with [`Session::set_expiry`](crate::Session::set_expiry).
     #[must_use]
     pub fn with_expiry(mut self, expiry: Expiry) -> Self {
-        self.config.expiry = expiry;
+        self.config_mut().expiry = expiry;
         self
     }
 
@@ -207,7 +184,7 @@ impl SessionLayer {
     /// it is and whatever its expiry says.
     #[must_use]
     pub fn with_max_lifetime(mut self, max: Duration) -> Self {
-        self.config.max_lifetime = Some(max);
+        self.config_mut().max_lifetime = Some(max);
         self
     }
 
@@ -216,14 +193,14 @@ impl SessionLayer {
     /// protected.
     #[must_use]
     pub fn with_signed(mut self, keys: KeyRing) -> Self {
-        self.config.id_codec = IdCodec::Signed(keys);
+        self.config_mut().id_codec = IdCodec::Signed(keys);
         self
     }
 
     /// Encrypt the id cookie with AES-256-GCM (server-side mode). Ignored in client-side mode.
     #[must_use]
     pub fn with_private(mut self, keys: KeyRing) -> Self {
-        self.config.id_codec = IdCodec::Private(keys);
+        self.config_mut().id_codec = IdCodec::Private(keys);
         self
     }
 
@@ -237,7 +214,7 @@ impl SessionLayer {
     /// The status of the response when the store fails (default 500).
     #[must_use]
     pub fn with_error_status(mut self, status: StatusCode) -> Self {
-        self.config.error_status = status;
+        self.config_mut().error_status = status;
         self
     }
 }
@@ -249,6 +226,6 @@ impl<S> Layer<S> for SessionLayer {
         if let Some(problem) = self.config.cookie.prefix_violation() {
             panic!("invalid SessionLayer configuration: {problem}");
         }
-        SessionService::new(inner, Arc::new(self.config.clone()))
+        SessionService::new(inner, Arc::clone(&self.config))
     }
 }

@@ -46,5 +46,4 @@ mod service;
 
 pub use self::future::ResponseFuture;
 pub use self::layer::SessionLayer;
-pub(crate) use self::layer::{Backend, Config};
 pub use self::service::SessionService;

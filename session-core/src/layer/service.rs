@@ -4,7 +4,8 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::{Config, ResponseFuture};
+use super::ResponseFuture;
+use crate::session::Config;
 use crate::Session;
 
 /// The service [`SessionLayer`](super::SessionLayer) wraps around your service.

@@ -1,8 +1,7 @@
 //! The lazy load: verify the cookie, fetch the record, check its expiry.
 
-use super::{Meta, Session, StateGuard};
+use super::{Backend, Meta, Session, StateGuard};
 use crate::codec::decode_client;
-use crate::layer::Backend;
 use crate::record::Entries;
 use crate::store::now;
 use crate::{Error, Expiry, Id, RecordId};
@@ -71,6 +70,8 @@ impl Session {
                     }
                     if !st.owner_changed {
                         st.user = found.user;
+                    }
+                    if !st.label_changed {
                         st.label = found.label;
                     }
                 }
@@ -100,7 +101,6 @@ impl Session {
                 let meta = Meta {
                     created_at: record.created_at,
                     expires_at: record.expires_at,
-                    version: record.version,
                     refresh: policy.refresh_due(now, record.created_at, record.expires_at),
                 };
                 Ok(Some(Found {
@@ -120,7 +120,7 @@ impl Session {
                     return Ok(None);
                 }
                 let refresh = self.policy(p.expiry).refresh_due(now, p.created_at, p.expires_at);
-                let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, version: 0, refresh };
+                let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, refresh };
                 Ok(Some(Found {
                     id: None,
                     meta,

@@ -20,8 +20,11 @@
 //!     .layer(SessionLayer::new(MemoryStore::default()));
 //! ```
 
+mod config;
 mod load;
+mod queue;
 mod state;
+mod writeback;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,11 +34,14 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub(crate) use self::config::{Backend, Config};
+pub(crate) use self::queue::WriteQueue;
+use self::state::Updater;
 pub(crate) use self::state::{Meta, State};
+pub(crate) use self::writeback::CookieUpdate;
 use crate::codec::{decode_value, encode_client, encode_value};
 use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
 use crate::expiry::Policy;
-use crate::layer::{Backend, Config};
 use crate::store::now;
 use crate::{Error, Expiry, Id, Record, SessionEvent, SessionHandle};
 
@@ -131,7 +137,7 @@ impl Session {
     /// (it must load first, so there is a record to change).
     pub(crate) fn take_state_if_loaded(&self) -> Option<State> {
         let mut st = self.state();
-        if (st.expiry_changed || st.owner_changed) && !st.loaded {
+        if (st.expiry_changed || st.owner_changed || st.label_changed) && !st.loaded {
             return None;
         }
         Some(std::mem::take(&mut *st))
@@ -173,7 +179,7 @@ impl Session {
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
         let bytes = encode_value(&value).map_err(|source| Error::Encode { key: key.to_owned(), source })?;
         let mut st = self.load().await?;
-        self.write(&mut st, key, Some(bytes))
+        self.write(&mut st, key, Some(bytes), None)
     }
 
     /// Removes `key` and returns its value decoded as `T`.
@@ -185,46 +191,54 @@ impl Session {
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let mut st = self.load().await?;
         let value = st.entries.get(key).map(|b| decode(key, b)).transpose()?;
-        st.write(key, None, false);
+        st.write(key, None, false, None);
         Ok(value)
     }
 
     /// Changes the value under `key` in place: decodes it (or starts from `T::default()`),
     /// runs `f`, and writes it back only if its encoding changed (an absent key left at its
-    /// default stays absent). This is the mutation
-    /// Flask's session cannot see (`session["list"].append(x)`).
+    /// default stays absent). This is the mutation Flask's session cannot see
+    /// (`session["list"].append(x)`), and it is exact under concurrency: when another
+    /// request changed the key first, `f` runs again, at the end of this request, on the
+    /// value that request stored. So 64 concurrent requests that each add one to a counter
+    /// leave it 64 higher. That is why `f` must be `Clone + Send + 'static` (a `move`
+    /// closure over owned, cloneable values), and why it should do nothing but change the
+    /// value: it may run more than once.
     ///
     /// ```
     /// # async fn f(session: session_core::Session) -> Result<(), session_core::Error> {
-    /// session.update("tags", |tags: &mut Vec<String>| tags.push("rust".into())).await?;
+    /// session.update("visits", |n: &mut u64| *n += 1).await?;
+    /// let tag = String::from("rust");
+    /// session.update("tags", move |tags: &mut Vec<String>| tags.push(tag)).await?;
     /// # Ok(()) }
     /// ```
     ///
+    /// By contrast [`insert`](Session::insert) is last-writer-wins: two requests that read
+    /// a counter and insert one more both store the same number. Never torn: a value is
+    /// always one request's whole value.
+    ///
     /// # Errors
     ///
-    /// As [`get`](Session::get) and [`insert`](Session::insert).
+    /// As [`get`](Session::get) and [`insert`](Session::insert). A value that another
+    /// request stored with a type `f` cannot read makes the write-back fail ([`Error::Decode`],
+    /// a 500 from the layer).
     pub async fn update<T, F>(&self, key: &str, f: F) -> Result<(), Error>
     where
         T: Serialize + DeserializeOwned + Default,
-        F: FnOnce(&mut T),
+        F: FnOnce(&mut T) + Clone + Send + 'static,
     {
         let current = self.load().await?.entries.get(key).cloned();
-        let mut value: T = match &current {
-            Some(bytes) => decode(key, bytes)?,
-            None => T::default(),
-        };
-        f(&mut value);
-        let encode = |v: &T| encode_value(v).map_err(|source| Error::Encode { key: key.to_owned(), source });
-        let bytes = encode(&value)?;
-        let unchanged = match &current {
-            Some(old) => *old == bytes,
-            // An absent key left at its default stays absent.
-            None => encode(&T::default())? == bytes,
-        };
-        if !unchanged {
-            self.write(&mut self.state(), key, Some(bytes))?;
+        let mut redo = updater::<T, F>(f);
+        let bytes = redo(key, current.as_ref())?;
+        let mut st = self.state();
+        if st.entries.get(key) != current.as_ref() {
+            // A clone changed the key while `f` ran: run it again on the value now there.
+            let now = st.entries.get(key).cloned();
+            drop(st);
+            let bytes = redo(key, now.as_ref())?;
+            return self.write(&mut self.state(), key, bytes, Some(redo));
         }
-        Ok(())
+        self.write(&mut st, key, bytes, Some(redo))
     }
 
     /// Whether `key` holds a value.
@@ -273,7 +287,7 @@ impl Session {
         let mut st = self.load().await?;
         let keys: Vec<String> = st.entries.keys().map(str::to_owned).collect();
         for key in keys {
-            st.write(&key, None, false);
+            st.write(&key, None, false, None);
         }
         Ok(())
     }
@@ -327,7 +341,7 @@ impl Session {
             record.last_seen = now;
             (old, record)
         };
-        let new = crate::save::create_with_fresh_id(&**store, &mut record).await?;
+        let new = writeback::create_with_fresh_id(&**store, &mut record).await?;
         store.delete(&old).await?;
         let (old_handle, new_handle) =
             (SessionHandle::from_record_id(old), SessionHandle::from_record_id(record.id));
@@ -335,15 +349,11 @@ impl Session {
         let mut st = self.state();
         st.id = Some(new);
         st.rid = Some(record.id);
-        st.meta = Some(Meta {
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-            version: record.version,
-            refresh: None,
-        });
-        st.originals.clear();
+        st.meta = Some(Meta { created_at: record.created_at, expires_at: record.expires_at, refresh: None });
+        st.log.clear();
         st.expiry_changed = false;
         st.owner_changed = false;
+        st.label_changed = false;
         st.cycled = true;
         Ok(())
     }
@@ -390,7 +400,7 @@ impl Session {
     pub fn set_label(&self, label: impl Into<String>) {
         let mut st = self.state();
         st.label = Some(label.into());
-        st.owner_changed = true;
+        st.label_changed = true;
     }
 
     /// The user set with [`set_user`](Session::set_user), in this or an earlier request.
@@ -410,9 +420,15 @@ impl Session {
         self.state().rid.map(SessionHandle::from_record_id)
     }
 
-    fn write(&self, st: &mut State, key: &str, value: Option<Bytes>) -> Result<(), Error> {
+    fn write(
+        &self,
+        st: &mut State,
+        key: &str,
+        value: Option<Bytes>,
+        redo: Option<Updater>,
+    ) -> Result<(), Error> {
         let client = matches!(self.0.config.backend, Backend::Client(_));
-        let Some(previous) = st.write(key, value, client) else { return Ok(()) };
+        let Some(previous) = st.write(key, value, client, redo) else { return Ok(()) };
         if let Backend::Client(codec) = &self.0.config.backend {
             let created = st.meta.map_or_else(now, |m| m.created_at);
             // The expiry instant is not known until the save; its largest encoding
@@ -427,6 +443,28 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// `f` as a re-runnable update of encoded values: stored bytes (or absent) in, new bytes
+/// out; an absent key left at its default stays absent.
+fn updater<T, F>(f: F) -> Updater
+where
+    T: Serialize + DeserializeOwned + Default,
+    F: FnOnce(&mut T) + Clone + Send + 'static,
+{
+    Box::new(move |key: &str, current: Option<&Bytes>| {
+        let mut value: T = match current {
+            Some(bytes) => decode(key, bytes)?,
+            None => T::default(),
+        };
+        f.clone()(&mut value);
+        let encode = |v: &T| encode_value(v).map_err(|source| Error::Encode { key: key.to_owned(), source });
+        let bytes = encode(&value)?;
+        if current.is_none() && encode(&T::default())? == bytes {
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    })
 }
 
 /// Values up to this many encoded bytes are decoded while the state is locked.

@@ -6,14 +6,35 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::record::Entries;
-use crate::{Expiry, Id, Record, RecordId};
+use crate::{Error, Expiry, Id, Record, RecordId};
 
-/// Timestamps and version of the record this request loaded.
+/// Re-runs one in-place update on a value: the stored bytes (`None`: absent) in, the new
+/// bytes out (`None`: the key stays absent). See `Session::update`.
+pub(crate) type Updater = Box<dyn FnMut(&str, Option<&Bytes>) -> Result<Option<Bytes>, Error> + Send>;
+
+/// How a written key's final value came about, so the write-back knows whether it depends
+/// on what is stored.
+pub(crate) enum Redo {
+    /// Set (or removed) outright: the value holds whatever is stored.
+    Set,
+    /// Only changed in place since it was loaded: these updates, in order, turn the loaded
+    /// value into the final one, and run again on a fresher value after a conflict.
+    Update(Vec<Updater>),
+}
+
+/// One entry of the dirty log.
+pub(crate) struct Logged {
+    pub(crate) key: Arc<str>,
+    /// What the key held when loaded.
+    pub(crate) original: Option<Bytes>,
+    pub(crate) redo: Redo,
+}
+
+/// Timestamps of the record this request loaded.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Meta {
     pub(crate) created_at: OffsetDateTime,
     pub(crate) expires_at: OffsetDateTime,
-    pub(crate) version: u64,
     /// The new expiry instant when a throttled refresh was due at load time, so the end
     /// of a read-only request decides without any time arithmetic.
     pub(crate) refresh: Option<OffsetDateTime>,
@@ -34,11 +55,11 @@ pub(crate) struct State {
     /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
     pub(crate) meta: Option<Meta>,
     pub(crate) entries: Entries,
-    /// The value each written key had when loaded (first write wins): the dirty log. Kept
-    /// only for a stored session (`meta` is set); in a new one every entry is new.
-    /// A list, not a map: a request writes a handful of keys, and a linear scan of a few
-    /// entries beats hashing and a table allocation.
-    pub(crate) originals: Vec<(Arc<str>, Option<Bytes>)>,
+    /// The value each written key had when loaded (first write wins) and how it changed
+    /// since: the dirty log. Kept only for a stored session (`meta` is set); in a new one
+    /// every entry is new. A list, not a map: a request writes a handful of keys, and a
+    /// linear scan of a few entries beats hashing and a table allocation.
+    pub(crate) log: Vec<Logged>,
     pub(crate) expiry: Option<Expiry>,
     pub(crate) expiry_changed: bool,
     /// The cookie was made with a fallback key: re-issue it under the primary.
@@ -50,8 +71,10 @@ pub(crate) struct State {
     /// Who the session belongs to, and the device label (see `set_user`).
     pub(crate) user: Option<String>,
     pub(crate) label: Option<String>,
-    /// `set_user` or `set_label` was called: a change to save.
+    /// `set_user` was called: a change to save.
     pub(crate) owner_changed: bool,
+    /// `set_label` was called: a change to save.
+    pub(crate) label_changed: bool,
 }
 
 impl State {
@@ -61,7 +84,7 @@ impl State {
             // Nothing stored yet: whatever it holds is new.
             return !self.entries.is_empty();
         }
-        self.originals.iter().any(|(k, orig)| self.entries.get(k) != orig.as_ref())
+        self.log.iter().any(|l| self.entries.get(&l.key) != l.original.as_ref())
     }
 
     /// A record of this session's data (moved out of the state: entries, expiry override,
@@ -87,6 +110,7 @@ impl State {
         self.load_failed
             || self.expiry_changed
             || self.owner_changed
+            || self.label_changed
             || self.cycled
             || self.reissue
             || self.ended
@@ -96,38 +120,54 @@ impl State {
 
     /// Whether a key was written (possibly back to what it was): cheaper than `is_dirty`.
     pub(crate) fn was_written(&self) -> bool {
-        !self.originals.is_empty() || (self.meta.is_none() && !self.entries.is_empty())
+        !self.log.is_empty() || (self.meta.is_none() && !self.entries.is_empty())
     }
 
     /// Sets (`Some`) or removes (`None`) `key`, logging its loaded value on the first
-    /// write. Returns `None` when nothing changed; otherwise `Some(previous)` when `undo` is
+    /// write. `redo` is how the write came about: `None` for an outright set (the key's
+    /// final value no longer depends on what is stored), `Some(updater)` for an in-place
+    /// update. Returns `None` when nothing changed; otherwise `Some(previous)` when `undo` is
     /// asked for (to put back with `undo`), `Some(None)` when not (no copy is made).
-    pub(super) fn write(&mut self, key: &str, value: Option<Bytes>, undo: bool) -> Option<Option<Bytes>> {
+    pub(super) fn write(
+        &mut self,
+        key: &str,
+        value: Option<Bytes>,
+        undo: bool,
+        redo: Option<Updater>,
+    ) -> Option<Option<Bytes>> {
         if self.entries.get(key) == value.as_ref() {
+            // Unchanged here, but an update of a key that is being updated in place must
+            // run again with the others after a conflict.
+            if let (Some(f), Some(l)) = (redo, self.log.iter_mut().find(|l| &*l.key == key)) {
+                if let Redo::Update(fs) = &mut l.redo {
+                    fs.push(f);
+                }
+            }
             return None;
         }
         let old = match value {
             Some(v) => self.entries.insert(key, v),
             None => self.entries.remove(key),
         };
+        let previous = if undo { old.clone() } else { None };
         // A session with no stored record (new, or flushed) needs no log: all it holds is new.
-        let log = self.meta.is_some() && !self.originals.iter().any(|(k, _)| &**k == key);
-        // The map's copy of the key when it still holds one (no allocation).
-        let logged_key = || self.entries.shared_key(key).unwrap_or_else(|| Arc::from(key));
-        Some(match (log, undo) {
-            (true, true) => {
-                let k = logged_key();
-                self.originals.push((k, old.clone()));
-                old
+        if self.meta.is_some() {
+            match self.log.iter_mut().find(|l| &*l.key == key) {
+                Some(l) => match (&mut l.redo, redo) {
+                    (Redo::Update(fs), Some(f)) => fs.push(f),
+                    (redo, None) => *redo = Redo::Set,
+                    // Updating a value set outright: the result holds whatever is stored.
+                    (Redo::Set, Some(_)) => {}
+                },
+                None => {
+                    // The map's copy of the key when it still holds one (no allocation).
+                    let key = self.entries.shared_key(key).unwrap_or_else(|| Arc::from(key));
+                    let redo = redo.map_or(Redo::Set, |f| Redo::Update(vec![f]));
+                    self.log.push(Logged { key, original: old, redo });
+                }
             }
-            (true, false) => {
-                let k = logged_key();
-                self.originals.push((k, old));
-                None
-            }
-            (false, true) => old,
-            (false, false) => None,
-        })
+        }
+        Some(previous)
     }
 
     /// Puts back what `write` replaced (the log keeps its first entry, which stays right).

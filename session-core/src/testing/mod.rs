@@ -31,14 +31,32 @@ macro_rules! store_conformance_tests {
             create_never_overwrites,
             create_replaces_an_expired_record,
             expired_records_are_never_loaded,
-            save_with_the_loaded_version_succeeds,
-            save_with_a_stale_version_conflicts,
-            save_never_resurrects_a_deleted_record,
-            touch_moves_only_the_expiry,
+            apply_changes_only_the_named_keys,
+            values_and_keys_are_kept_exactly,
+            apply_with_a_failed_expectation_changes_nothing,
+            apply_never_resurrects_a_deleted_record,
+            apply_that_empties_the_record_deletes_it,
+            a_refresh_moves_only_the_expiry,
+            a_stale_refresh_never_lengthens_a_changed_expiry,
             delete_is_idempotent,
             many_records_stay_apart,
-            concurrent_requests_changing_different_keys_both_survive,
         );
+        $crate::store_conformance_tests!(@multi $make;
+            concurrent_patches_are_atomic,
+            concurrent_increments_through_the_layer_are_exact,
+            concurrent_increments_from_two_instances_are_exact,
+            concurrent_writers_of_distinct_keys_all_land,
+            concurrent_appends_keep_every_entry,
+            a_logout_racing_writers_leaves_nothing,
+        );
+    };
+    (@multi $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testing::$case($make.await).await;
+            }
+        )*
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -76,9 +94,11 @@ macro_rules! expired_deletion_tests {
     };
 }
 
+mod concurrency;
 mod records;
 mod users;
 
+pub use self::concurrency::*;
 pub use self::records::*;
 pub use self::users::*;
 
@@ -136,16 +156,8 @@ impl<S: SessionStore, G: std::fmt::Debug + Send + Sync + 'static> SessionStore f
     async fn load(&self, id: &crate::RecordId) -> Result<Option<crate::Record>, crate::StoreError> {
         self.store.load(id).await
     }
-    async fn save(&self, record: &crate::Record, expected: u64) -> Result<(), crate::StoreError> {
-        self.store.save(record, expected).await
-    }
-    async fn touch(
-        &self,
-        id: &crate::RecordId,
-        expires_at: time::OffsetDateTime,
-        last_seen: time::OffsetDateTime,
-    ) -> Result<bool, crate::StoreError> {
-        self.store.touch(id, expires_at, last_seen).await
+    async fn apply(&self, patch: &crate::Patch) -> Result<crate::Applied, crate::StoreError> {
+        self.store.apply(patch).await
     }
     async fn delete(&self, id: &crate::RecordId) -> Result<(), crate::StoreError> {
         self.store.delete(id).await

@@ -9,7 +9,7 @@ use time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::records::record;
+use super::records::{patch_of, record};
 use super::FnService;
 use crate::{Id, Record, Session, SessionHandle, SessionInfo, SessionLayer, SessionStore};
 
@@ -65,15 +65,13 @@ pub async fn the_index_follows_user_changes_and_deletes(store: impl SessionStore
     let r = record(&[("k", b"v")], Duration::hours(1));
     store.create(&r).await.unwrap();
     assert!(store.sessions_of(&alice).await.unwrap().is_empty());
-    let mut v2 = r.clone();
-    v2.version = 2;
-    v2.user = Some(alice.clone());
-    store.save(&v2, 1).await.unwrap();
+    let mut to_alice = patch_of(&r);
+    to_alice.user = Some(alice.clone());
+    store.apply(&to_alice).await.unwrap();
     assert_eq!(handles(&store.sessions_of(&alice).await.unwrap()), handles_of(&[&r]));
-    let mut v3 = v2.clone();
-    v3.version = 3;
-    v3.user = Some(bob.clone());
-    store.save(&v3, 2).await.unwrap();
+    let mut to_bob = patch_of(&r);
+    to_bob.user = Some(bob.clone());
+    store.apply(&to_bob).await.unwrap();
     assert!(store.sessions_of(&alice).await.unwrap().is_empty(), "moved to bob");
     assert_eq!(handles(&store.sessions_of(&bob).await.unwrap()), handles_of(&[&r]));
     store.delete(&r.id).await.unwrap();

@@ -1,0 +1,198 @@
+//! The write-back at the end of a request: what to store, and which cookie to send.
+//!
+//! A stored session is never saved whole: the request's changed keys become a
+//! [`Patch`](crate::Patch) that the store applies to whatever it holds, through the
+//! session's write queue (see `queue`), which combines concurrent write-backs of one
+//! session and re-runs in-place updates when their key changed underneath them.
+
+use http::HeaderValue;
+use time::OffsetDateTime;
+
+use super::queue::{self, Job, JobChange, Outcome};
+use super::state::Redo;
+use super::{Backend, State};
+use crate::store::now;
+use crate::{Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
+
+/// Attempts at finding an unused id.
+const MAX_CREATE_ATTEMPTS: usize = 4;
+
+/// What the response must do with the cookie.
+#[derive(Debug)]
+pub(crate) enum CookieUpdate {
+    None,
+    Set(HeaderValue),
+    Remove,
+}
+
+/// Stores `record` under a fresh random id, retrying on the (astronomically unlikely)
+/// collision; returns the id.
+pub(crate) async fn create_with_fresh_id(
+    store: &dyn SessionStore,
+    record: &mut Record,
+) -> Result<Id, StoreError> {
+    let mut last = StoreError::Collision;
+    for _ in 0..MAX_CREATE_ATTEMPTS {
+        let id = Id::random();
+        record.id = id.record_id();
+        record.version = 1;
+        match store.create(record).await {
+            Ok(()) => return Ok(id),
+            Err(StoreError::Collision) => last = StoreError::Collision,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last)
+}
+
+/// What the end of a server-side request does, decided without awaiting anything, so the
+/// write-back future keeps only what its one store call needs.
+enum Plan {
+    Done(CookieUpdate),
+    Create(Record),
+    /// Changes (or only a due expiry refresh) for the stored session.
+    Patch {
+        id: Id,
+        rid: RecordId,
+        job: Job,
+        /// The cookie must be re-sent whatever the expiry mode: a new expiry, id or key.
+        resend: bool,
+    },
+}
+
+impl Session {
+    /// Writes back what this request changed; called by the layer after the inner service
+    /// answered with a non-5xx status.
+    pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
+        let st = match self.take_state_if_loaded() {
+            Some(st) => st,
+            None => {
+                // `set_expiry` alone was called: load so there is something to save. Rare,
+                // so boxed, which keeps the common write-back future small.
+                std::mem::take(&mut *Box::pin(self.load()).await?)
+            }
+        };
+        if st.load_failed {
+            return Err(Error::Store(StoreError::backend(
+                "the session failed to load earlier in this request",
+            )));
+        }
+        let store = match &self.config().backend {
+            Backend::Store(store) => &**store,
+            Backend::Client(_) => return self.finish_client(st),
+        };
+        let now = now();
+        match self.plan(st, now) {
+            Plan::Done(update) => Ok(update),
+            Plan::Create(mut record) => {
+                let id = create_with_fresh_id(store, &mut record).await?;
+                let policy = self.policy(record.expiry);
+                Ok(self.set(&id, policy.max_age(now, record.expires_at)))
+            }
+            Plan::Patch { id, rid, job, resend } => {
+                let policy = job.policy;
+                match queue::submit(&self.0.config, rid, job).await? {
+                    Outcome::Applied(applied) if applied.ended => Ok(CookieUpdate::Remove),
+                    Outcome::Applied(applied)
+                        if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) =>
+                    {
+                        Ok(self.set(&id, policy.max_age(now, applied.expires_at)))
+                    }
+                    Outcome::Applied(_) => Ok(CookieUpdate::None),
+                    // Deleted meanwhile (logout raced this request): never resurrect it, and
+                    // leave the cookie alone, since another response may have set a new one.
+                    Outcome::Gone => Ok(CookieUpdate::None),
+                }
+            }
+        }
+    }
+
+    /// Decides the end of a server-side request from its state.
+    fn plan(&self, mut st: State, now: OffsetDateTime) -> Plan {
+        let policy = self.policy(st.expiry);
+        let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
+            // A new session (or one flushed in this request): stored only once it holds data.
+            if !st.entries.is_empty() {
+                // The id is a placeholder: `create_with_fresh_id` draws the real one.
+                let placeholder = RecordId::from_bytes([0; 32]);
+                return Plan::Create(st.take_record(placeholder, now, policy.expires_at(now, now)));
+            }
+            let remove = st.ended && self.had_cookie();
+            return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
+        };
+        let changes: Vec<JobChange> = std::mem::take(&mut st.log)
+            .into_iter()
+            .filter_map(|l| {
+                let value = st.entries.get(&l.key).cloned();
+                // Written, but back to what it was: nothing to store.
+                (value != l.original).then(|| JobChange {
+                    key: l.key,
+                    value,
+                    original: l.original,
+                    redo: match l.redo {
+                        Redo::Set => None,
+                        Redo::Update(updates) => Some(updates),
+                    },
+                })
+            })
+            .collect();
+        let changed = st.expiry_changed || st.owner_changed || st.label_changed || !changes.is_empty();
+        let resend = st.expiry_changed || st.cycled || st.reissue;
+        if changed || meta.refresh.is_some() {
+            let job = Job {
+                changes,
+                expiry: if st.expiry_changed {
+                    ExpiryChange::Set(st.expiry)
+                } else {
+                    ExpiryChange::Keep(st.expiry)
+                },
+                policy,
+                created_at: meta.created_at,
+                user: if st.owner_changed { st.user.take() } else { None },
+                label: if st.label_changed { st.label.take() } else { None },
+            };
+            return Plan::Patch { id, rid, job, resend };
+        }
+        Plan::Done(if resend {
+            self.set(&id, policy.max_age(now, meta.expires_at))
+        } else {
+            CookieUpdate::None
+        })
+    }
+
+    fn finish_client(&self, st: State) -> Result<CookieUpdate, Error> {
+        let Backend::Client(codec) = &self.config().backend else {
+            return Err(Error::Store(StoreError::backend("not a client-side session")));
+        };
+        let now = now();
+        let changed = st.is_dirty() || st.expiry_changed || st.cycled || st.reissue;
+        let policy = self.policy(st.expiry);
+        let created_at = st.meta.map_or(now, |m| m.created_at);
+        let refresh = st.meta.and_then(|m| m.refresh);
+        if !changed && refresh.is_none() {
+            return Ok(if st.ended && self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
+        }
+        if st.entries.is_empty() {
+            return Ok(if self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
+        }
+        let expires_at = policy.expires_at(now, created_at);
+        let payload = crate::codec::encode_client(&st.entries, created_at, expires_at, st.expiry);
+        let name = &self.config().cookie.name;
+        let size = name.len() + 1 + codec.encoded_len(payload.len());
+        if size > crate::cookie::MAX_COOKIE_BYTES {
+            return Err(Error::CookieTooLarge { size, limit: crate::cookie::MAX_COOKIE_BYTES });
+        }
+        let value = codec.encode(name, &payload);
+        Ok(CookieUpdate::Set(self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at))))
+    }
+
+    fn set(&self, id: &Id, max_age: Option<time::Duration>) -> CookieUpdate {
+        let config = self.config();
+        let (codec, name) = (&config.id_codec, &config.cookie.name);
+        CookieUpdate::Set(config.cookie.set_cookie_with(
+            codec.cookie_len(),
+            |out| codec.encode_into(name, id, out),
+            max_age,
+        ))
+    }
+}
