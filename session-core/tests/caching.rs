@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Counting, Counts};
-use session_core::{CachingStore, Id, Record, SessionStore, StoreError};
+use session_core::{CachingStore, Change, Id, Patch, Record, SessionStore, StoreError};
 use session_store_memory::MemoryStore;
 use time::{Duration, OffsetDateTime};
 
@@ -35,6 +35,11 @@ async fn loads_are_served_from_the_cache() {
     assert_eq!(Counts::get(&backing.counts.load), 1);
 }
 
+fn patch(r: &Record) -> Patch {
+    let now = OffsetDateTime::now_utc();
+    Patch::new(r.id, now + Duration::hours(1), now)
+}
+
 #[tokio::test]
 async fn a_stale_cache_cannot_overwrite_newer_data() {
     // Two app instances, each with its own cache, share one backing store.
@@ -44,31 +49,42 @@ async fn a_stale_cache_cannot_overwrite_newer_data() {
     let r = record();
     a.create(&r).await.unwrap();
     assert!(b.load(&r.id).await.unwrap().is_some()); // b caches version 1
-    let mut v2 = r.clone();
-    v2.version = 2;
-    v2.entries.insert("from_a", vec![2].into());
-    a.save(&v2, 1).await.unwrap();
-    // b's cached version 1 is stale: its save based on it conflicts...
-    let mut stale = b.load(&r.id).await.unwrap().unwrap();
+    let mut from_a = patch(&r);
+    from_a.changes.push(Change::update("k", Some(vec![1].into()), Some(vec![2].into())));
+    assert_eq!(a.apply(&from_a).await.unwrap().version, 2);
+    // b's cached copy is stale: an update based on it conflicts in the backing store...
+    let stale = b.load(&r.id).await.unwrap().unwrap();
     assert_eq!(stale.version, 1);
-    stale.version = 2;
-    assert!(matches!(b.save(&stale, 1).await, Err(StoreError::Conflict)));
+    let mut from_b = patch(&r);
+    from_b.changes.push(Change::update("k", Some(vec![1].into()), Some(vec![3].into())));
+    assert!(matches!(b.apply(&from_b).await, Err(StoreError::Conflict)));
     // ...and the conflict dropped the stale copy: the reload sees version 2.
-    assert_eq!(b.load(&r.id).await.unwrap(), Some(v2.clone()));
-    assert_eq!(backing.load(&r.id).await.unwrap(), Some(v2));
+    let fresh = b.load(&r.id).await.unwrap().unwrap();
+    assert_eq!((fresh.version, fresh.entries.get("k").map(|v| v[0])), (2, Some(2)));
+    assert_eq!(backing.load(&r.id).await.unwrap(), Some(fresh));
 }
 
 #[tokio::test]
-async fn deletes_and_touches_reach_both() {
+async fn a_current_cache_follows_patches_and_deletes_reach_both() {
     let cache = MemoryStore::default();
     let backing = MemoryStore::default();
     let store = CachingStore::new(cache.clone(), backing.clone());
     let r = record();
     store.create(&r).await.unwrap();
-    let later = r.expires_at + Duration::hours(1);
-    assert!(store.touch(&r.id, later, r.created_at).await.unwrap());
-    assert_eq!(cache.load(&r.id).await.unwrap().unwrap().expires_at, later);
-    assert_eq!(backing.load(&r.id).await.unwrap().unwrap().expires_at, later);
+    let mut p = patch(&r);
+    p.changes.push(Change::set("more", Some(vec![9].into())));
+    store.apply(&p).await.unwrap();
+    let (cached, stored) =
+        (cache.load(&r.id).await.unwrap().unwrap(), backing.load(&r.id).await.unwrap().unwrap());
+    assert_eq!(cached, stored, "the cached copy followed the patch");
+    assert_eq!(cached.expires_at, p.expires_at);
+    // A cache that missed a write (another instance's) is dropped rather than patched.
+    let mut elsewhere = patch(&r);
+    elsewhere.changes.push(Change::set("other", Some(vec![1].into())));
+    backing.apply(&elsewhere).await.unwrap();
+    store.apply(&p).await.unwrap();
+    assert!(cache.load(&r.id).await.unwrap().is_none(), "a stale copy is not kept");
+    assert_eq!(store.load(&r.id).await.unwrap(), backing.load(&r.id).await.unwrap());
     store.delete(&r.id).await.unwrap();
     assert!(cache.is_empty() && backing.is_empty());
 }

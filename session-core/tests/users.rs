@@ -119,16 +119,8 @@ impl session_core::SessionStore for ListenCount {
     async fn load(&self, id: &session_core::RecordId) -> Result<Option<session_core::Record>, StoreError> {
         self.0.load(id).await
     }
-    async fn save(&self, r: &session_core::Record, v: u64) -> Result<(), StoreError> {
-        self.0.save(r, v).await
-    }
-    async fn touch(
-        &self,
-        id: &session_core::RecordId,
-        at: time::OffsetDateTime,
-        seen: time::OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.0.touch(id, at, seen).await
+    async fn apply(&self, patch: &session_core::Patch) -> Result<session_core::Applied, StoreError> {
+        self.0.apply(patch).await
     }
     async fn delete(&self, id: &session_core::RecordId) -> Result<(), StoreError> {
         self.0.delete(id).await

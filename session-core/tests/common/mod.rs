@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use session_core::{Expiry, Record, RecordId, Session, SessionLayer, SessionStore, StoreError};
+use session_core::{
+    Applied, Expiry, ExpiryChange, Patch, Record, RecordId, Session, SessionLayer, SessionStore, StoreError,
+};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -66,7 +68,7 @@ pub fn routes() -> Router {
         .route(
             "/push/{key}/{item}",
             post(|s: Session, Path((k, item)): Path<(String, String)>| async move {
-                s.update(&k, |v: &mut Vec<String>| v.push(item)).await.map(|()| "pushed")
+                s.update(&k, move |v: &mut Vec<String>| v.push(item)).await.map(|()| "pushed")
             }),
         )
         .route(
@@ -214,7 +216,9 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
 pub struct Counts {
     pub create: AtomicUsize,
     pub load: AtomicUsize,
+    /// Patches that change keys, the expiry, user or label.
     pub save: AtomicUsize,
+    /// Patches that change nothing but the expiry instant (throttled refreshes).
     pub touch: AtomicUsize,
     pub delete: AtomicUsize,
 }
@@ -267,18 +271,14 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         }
         self.inner.load(id).await
     }
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
-        self.counts.save.fetch_add(1, Ordering::SeqCst);
-        self.inner.save(record, expected).await
-    }
-    async fn touch(
-        &self,
-        id: &RecordId,
-        at: OffsetDateTime,
-        seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.counts.touch.fetch_add(1, Ordering::SeqCst);
-        self.inner.touch(id, at, seen).await
+    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
+        let refresh = patch.changes.is_empty()
+            && matches!(patch.expiry, ExpiryChange::Keep(_))
+            && patch.user.is_none()
+            && patch.label.is_none();
+        let count = if refresh { &self.counts.touch } else { &self.counts.save };
+        count.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(patch).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         self.counts.delete.fetch_add(1, Ordering::SeqCst);
@@ -292,7 +292,7 @@ pub struct Failing<S> {
     pub inner: S,
     pub fail_load: Arc<std::sync::atomic::AtomicBool>,
     pub fail_writes: Arc<std::sync::atomic::AtomicBool>,
-    /// `save` always reports a conflict.
+    /// `apply` always reports a conflict.
     pub always_conflict: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -314,25 +314,14 @@ impl<S: SessionStore> SessionStore for Failing<S> {
         }
         self.inner.load(id).await
     }
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
+    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
         if self.always_conflict.load(Ordering::SeqCst) {
             return Err(StoreError::Conflict);
         }
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(outage());
         }
-        self.inner.save(record, expected).await
-    }
-    async fn touch(
-        &self,
-        id: &RecordId,
-        at: OffsetDateTime,
-        seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(outage());
-        }
-        self.inner.touch(id, at, seen).await
+        self.inner.apply(patch).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         if self.fail_writes.load(Ordering::SeqCst) {
@@ -345,4 +334,10 @@ impl<S: SessionStore> SessionStore for Failing<S> {
 /// The record behind a plain (unsigned) id cookie value.
 pub fn record_id(cookie: &str) -> RecordId {
     cookie.parse::<session_core::Id>().expect("a plain id cookie").record_id()
+}
+
+/// Puts `record` in place of the stored one, as a test's way to move time or expiry.
+pub async fn replace(store: &impl SessionStore, record: &Record) {
+    store.delete(&record.id).await.expect("delete");
+    store.create(record).await.expect("create");
 }
