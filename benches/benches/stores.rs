@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use session_core::{Id, Record, SessionStore};
+use session_core::{Change, Id, Patch, Record, SessionStore};
 use session_store_memory::MemoryStore;
 use time::{Duration, OffsetDateTime};
 
@@ -18,22 +18,29 @@ fn record(entries: usize) -> Record {
     r
 }
 
-/// load / save / create+delete against one store.
+/// A patch of `r` that sets one key, as a request's write-back sends it.
+fn one_key_patch(r: &Record, n: u64) -> Patch {
+    let now = OffsetDateTime::now_utc();
+    let mut p = Patch::new(r.id, now + Duration::hours(1), now);
+    p.changes.push(Change::set("counter", Some(n.to_be_bytes().to_vec().into())));
+    p
+}
+
+/// load / apply (one key of a 20-key record) / create+delete against one store.
 fn store_ops<S: SessionStore>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: S) {
     let store = Arc::new(store);
-    let mut existing = record(20);
+    let existing = record(20);
     rt.block_on(store.create(&existing)).unwrap();
     let mut g = c.benchmark_group(format!("store/{name}"));
     g.bench_function("load", |b| {
         b.to_async(rt).iter(|| async { store.load(&existing.id).await.unwrap().unwrap() })
     });
-    g.bench_function("save", |b| {
+    g.bench_function("apply", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let start = Instant::now();
-                for _ in 0..iters {
-                    existing.version += 1;
-                    store.save(&existing, existing.version - 1).await.unwrap();
+                for n in 0..iters {
+                    store.apply(&one_key_patch(&existing, n)).await.unwrap();
                 }
                 start.elapsed()
             })
@@ -54,7 +61,7 @@ fn memory_contention(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let store = MemoryStore::default();
     let mut g = c.benchmark_group("store/memory-2-threads");
-    g.bench_function("load+save per op", |b| {
+    g.bench_function("load+apply per op", |b| {
         b.iter_custom(|iters| {
             let per_task = iters.div_ceil(2);
             rt.block_on(async {
@@ -63,12 +70,11 @@ fn memory_contention(c: &mut Criterion) {
                     .map(|_| {
                         let store = store.clone();
                         tokio::spawn(async move {
-                            let mut r = record(20);
+                            let r = record(20);
                             store.create(&r).await.unwrap();
-                            for _ in 0..per_task {
+                            for n in 0..per_task {
                                 let loaded = store.load(&r.id).await.unwrap().unwrap();
-                                r.version = loaded.version + 1;
-                                store.save(&r, loaded.version).await.unwrap();
+                                store.apply(&one_key_patch(&loaded, n)).await.unwrap();
                             }
                         })
                     })

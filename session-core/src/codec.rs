@@ -52,8 +52,22 @@ pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, Co
 /// Decodes one value from its bytes, straight from the slice (the reader-based decoder
 /// allocates a scratch buffer on every call, and this runs on every `get`). Bytes after the
 /// value are not looked at: values are only ever written by `encode_value`.
+///
+/// The error never quotes the stored value: serde's messages do ("invalid type: string
+/// \"...\", expected u64"), and errors end up in logs. It names the requested type and
+/// what serde expected instead.
 pub(crate) fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    decode_bounded(bytes)
+    decode_bounded(bytes).map_err(|err| {
+        let said = err.to_string();
+        let expected = said.rsplit_once(", expected ").map(|(_, e)| e);
+        let mut message = format!("the stored value is not a `{}`", std::any::type_name::<T>());
+        if let Some(expected) = expected.filter(|e| !e.contains(['`', '"', '\''])) {
+            message.push_str(" (expected ");
+            message.push_str(expected);
+            message.push(')');
+        }
+        message.into()
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,7 +85,7 @@ impl TryFrom<Instant> for OffsetDateTime {
         if nanos >= 1_000_000_000 {
             return Err("invalid timestamp".into());
         }
-        Ok(OffsetDateTime::from_unix_timestamp(secs)? + Duration::nanoseconds(i64::from(nanos)))
+        Ok(OffsetDateTime::from_unix_timestamp(secs)?.replace_nanosecond(nanos)?)
     }
 }
 
@@ -97,7 +111,11 @@ impl TryFrom<WireExpiry> for Expiry {
     fn try_from(w: WireExpiry) -> Result<Self, CodecError> {
         Ok(match w {
             WireExpiry::Browser => Self::BrowserSession,
-            WireExpiry::Idle(s, n) => Self::OnInactivity(Duration::new(s, n)),
+            // `Duration::new` panics when the nanoseconds carry past the seconds' range.
+            WireExpiry::Idle(s, n) if n.unsigned_abs() < 1_000_000_000 => {
+                Self::OnInactivity(Duration::new(s, n))
+            }
+            WireExpiry::Idle(..) => return Err("invalid idle window".into()),
             WireExpiry::At(t) => Self::AtDateTime(t.try_into()?),
         })
     }
@@ -286,6 +304,58 @@ mod tests {
         assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
         for garbage in [&b""[..], b"\xc1", b"\x93\x01\x02\x03", &r.to_bytes()[..10]] {
             assert!(matches!(Record::from_bytes(garbage), Err(crate::StoreError::Corrupt(_))));
+        }
+    }
+
+    #[test]
+    fn decode_errors_never_quote_the_value() {
+        let stored = encode_value("SENTINEL-9f3a").unwrap();
+        let err = decode_value::<u64>(&stored).unwrap_err().to_string();
+        assert!(!err.contains("SENTINEL"), "{err}");
+        assert!(err.contains("u64"), "{err}");
+        let stored = encode_value(&vec!["SENTINEL-b"; 3]).unwrap();
+        let err = decode_value::<(String, u8, u8)>(&stored).unwrap_err().to_string();
+        assert!(!err.contains("SENTINEL"), "{err}");
+    }
+
+    #[test]
+    fn extreme_stored_instants_and_windows_are_errors_not_panics() {
+        let instants = [
+            (0, 0),
+            (i64::MAX, 0),
+            (i64::MIN, 0),
+            (0, 1_000_000_000),
+            (0, u32::MAX),
+            (253_402_300_799, 999_999_999),
+        ];
+        let windows = [
+            (i64::MAX, 999_999_999),
+            (i64::MAX, i32::MAX),
+            (i64::MIN, i32::MIN),
+            (i64::MIN, -999_999_999),
+            (0, 0),
+        ];
+        for (secs, nanos) in instants {
+            for (ws, wn) in windows {
+                let wire = Wire {
+                    format: RECORD_FORMAT,
+                    id: vec![0; 32],
+                    created_at: Instant(secs, nanos),
+                    expires_at: Instant(secs, nanos),
+                    expiry: Some(WireExpiry::Idle(ws, wn)),
+                    version: u64::MAX,
+                    entries: Entries::new(),
+                    user: None::<&str>,
+                    label: None::<&str>,
+                    last_seen: Instant(secs, nanos),
+                };
+                let bytes = rmp_serde::to_vec(&wire).unwrap();
+                // Either way: a record or `Corrupt`, never a panic.
+                if let Ok(r) = Record::from_bytes(&bytes) {
+                    assert_eq!(r.created_at.unix_timestamp(), secs);
+                }
+                let _ = decode_client(&bytes);
+            }
         }
     }
 }

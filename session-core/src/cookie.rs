@@ -39,6 +39,24 @@ impl Default for CookieConfig {
     }
 }
 
+/// `Max-Age` in whole seconds, rounded up: a live session never gets `Max-Age=0` (which
+/// tells the browser to delete the cookie), and an expiry computed a moment earlier in the
+/// request still says the whole window.
+fn max_age_seconds(age: Duration) -> u64 {
+    if age <= Duration::ZERO {
+        return 0;
+    }
+    let whole = age.whole_seconds();
+    let up = if age > Duration::seconds(whole) { whole.saturating_add(1) } else { whole };
+    up.unsigned_abs()
+}
+
+/// Whether `name` starts with the cookie prefix `prefix`, which browsers match without
+/// regard to case (RFC 6265bis): `__host-x` gets the `__Host-` rules.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
 impl CookieConfig {
     /// Checks the cookie-prefix rules of RFC 6265bis; returns what is wrong.
     pub(crate) fn prefix_violation(&self) -> Option<String> {
@@ -60,7 +78,7 @@ impl CookieConfig {
                 return Some(format!("cookie {name:?}: Domain {domain:?} is not a host name"));
             }
         }
-        if name.starts_with("__Host-") {
+        if has_prefix(name, "__Host-") {
             if self.domain.is_some() {
                 return Some(format!("cookie {name:?}: the __Host- prefix forbids a Domain attribute"));
             }
@@ -70,7 +88,7 @@ impl CookieConfig {
             if self.path != "/" {
                 return Some(format!("cookie {name:?}: the __Host- prefix requires Path=/"));
             }
-        } else if name.starts_with("__Secure-") && !self.secure {
+        } else if has_prefix(name, "__Secure-") && !self.secure {
             return Some(format!("cookie {name:?}: the __Secure- prefix requires Secure"));
         }
         if self.partitioned && !self.secure {
@@ -95,10 +113,7 @@ impl CookieConfig {
         write_value: impl FnOnce(&mut String),
         max_age: Option<Duration>,
     ) -> HeaderValue {
-        // Rounded, not truncated: an expiry computed a moment earlier in the request still
-        // says the whole window.
-        let max_age =
-            max_age.map(|age| (age + Duration::milliseconds(500)).whole_seconds().max(0).unsigned_abs());
+        let max_age = max_age.map(max_age_seconds);
         let max_age_len = max_age.map_or(0, |secs| "; Max-Age=".len() + decimal_len(secs));
         // Exactly sized, so the header takes the buffer over without another allocation
         // (a larger one would cost `Bytes` a second allocation, a shrink a `realloc`).
@@ -375,6 +390,18 @@ mod tests {
     }
 
     #[test]
+    fn max_age_rounds_up_and_never_deletes_a_live_session() {
+        assert_eq!(max_age_seconds(Duration::milliseconds(400)), 1);
+        assert_eq!(max_age_seconds(Duration::nanoseconds(1)), 1);
+        assert_eq!(max_age_seconds(Duration::seconds(3600) - Duration::microseconds(3)), 3600);
+        assert_eq!(max_age_seconds(Duration::seconds(2)), 2);
+        assert_eq!(max_age_seconds(Duration::seconds(1) + Duration::nanoseconds(1)), 2);
+        assert_eq!(max_age_seconds(Duration::ZERO), 0);
+        assert_eq!(max_age_seconds(-Duration::seconds(5)), 0);
+        assert_eq!(max_age_seconds(Duration::MAX), i64::MAX.unsigned_abs());
+    }
+
+    #[test]
     fn prefix_rules() {
         let host = |f: fn(&mut CookieConfig)| {
             let mut c = CookieConfig { name: "__Host-s".into(), ..CookieConfig::default() };
@@ -385,6 +412,15 @@ mod tests {
         assert!(host(|c| c.domain = Some("example.com".into())).unwrap().contains("__Host-"));
         assert!(host(|c| c.secure = false).unwrap().contains("__Host-"));
         assert!(host(|c| c.path = "/app".into()).unwrap().contains("__Host-"));
+        // Browsers match prefixes without regard to case.
+        for name in ["__host-s", "__HOST-s", "__hOsT-s"] {
+            let c = CookieConfig { name: name.into(), secure: false, ..CookieConfig::default() };
+            assert!(c.prefix_violation().unwrap().contains("__Host-"), "{name}");
+        }
+        for name in ["__secure-s", "__SECURE-s"] {
+            let c = CookieConfig { name: name.into(), secure: false, ..CookieConfig::default() };
+            assert!(c.prefix_violation().unwrap().contains("__Secure-"), "{name}");
+        }
         let bad = CookieConfig { name: "a b".into(), ..CookieConfig::default() };
         assert!(bad.prefix_violation().is_some());
         let bad_path = CookieConfig { path: "/a;b=c".into(), ..CookieConfig::default() };

@@ -47,12 +47,13 @@ impl Policy {
     /// When a record written now should expire.
     pub(crate) fn expires_at(&self, now: OffsetDateTime, created_at: OffsetDateTime) -> OffsetDateTime {
         let natural = match self.expiry {
-            Expiry::BrowserSession => now + BROWSER_SESSION_IDLE,
-            Expiry::OnInactivity(window) => now + window,
+            // Saturating: `OnInactivity(Duration::MAX)` means "never", not a panic.
+            Expiry::BrowserSession => now.saturating_add(BROWSER_SESSION_IDLE),
+            Expiry::OnInactivity(window) => now.saturating_add(window),
             Expiry::AtDateTime(at) => at,
         };
         match self.max_lifetime {
-            Some(max) => natural.min(created_at + max),
+            Some(max) => natural.min(created_at.saturating_add(max)),
             None => natural,
         }
     }
@@ -64,7 +65,7 @@ impl Policy {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> bool {
-        expires_at <= now || self.max_lifetime.is_some_and(|max| created_at + max <= now)
+        expires_at <= now || self.max_lifetime.is_some_and(|max| created_at.saturating_add(max) <= now)
     }
 
     /// The cookie's `Max-Age` for a record expiring at `expires_at`; `None` for a
@@ -134,6 +135,33 @@ mod tests {
         // Refreshing cannot push past the cap.
         let later = t0() + Duration::hours(20);
         assert_eq!(p.refresh_due(later, t0(), t0() + Duration::days(1)), None);
+    }
+
+    #[test]
+    fn extreme_durations_and_instants_saturate_instead_of_panicking() {
+        let far = OffsetDateTime::new_utc(
+            time::Date::from_calendar_date(9999, time::Month::December, 31).unwrap(),
+            time::Time::from_hms(23, 0, 0).unwrap(),
+        );
+        for expiry in [
+            Expiry::OnInactivity(Duration::MAX),
+            Expiry::OnInactivity(Duration::MIN),
+            Expiry::AtDateTime(far),
+            Expiry::BrowserSession,
+        ] {
+            for max_lifetime in [None, Some(Duration::MAX), Some(Duration::MIN)] {
+                let p = Policy { expiry, max_lifetime };
+                for (now, created) in [(t0(), t0()), (far, far), (far, t0()), (t0(), far)] {
+                    let exp = p.expires_at(now, created);
+                    let _ = p.is_expired(now, created, exp);
+                    let _ = p.max_age(now, exp);
+                    let _ = p.refresh_due(now, created, exp);
+                    let _ = p.refresh_due(now, created, far);
+                }
+            }
+        }
+        let never = Policy { expiry: Expiry::OnInactivity(Duration::MAX), max_lifetime: None };
+        assert!(!never.is_expired(t0(), t0(), never.expires_at(t0(), t0())));
     }
 
     #[test]

@@ -191,6 +191,8 @@ async fn logs_name_no_id_cookie_or_data() {
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/secret-key/secret-value").await;
     let cookie = c.cookie.clone().unwrap();
+    // Read with the wrong type: serde's own message would quote the value.
+    assert_eq!(c.get("/get-u32-or-fail/secret-key").await.status, 500);
     store.fail_load.store(true, Ordering::SeqCst);
     assert_eq!(c.get("/get/secret-key").await.status, 500);
     store.fail_load.store(false, Ordering::SeqCst);
@@ -200,6 +202,7 @@ async fn logs_name_no_id_cookie_or_data() {
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("session failed"), "errors are logged: {log}");
     assert!(log.contains("connection refused"), "with their cause: {log}");
+    assert!(log.contains("secret-key") && log.contains("u32"), "a decode error names key and type: {log}");
     for secret in [cookie.as_str(), "secret-value", &record_id(&cookie).to_string()] {
         assert!(!log.contains(secret), "log leaks {secret}: {log}");
     }

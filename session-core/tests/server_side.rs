@@ -367,11 +367,22 @@ async fn cache_headers_accompany_every_cookie_and_respect_the_app() {
     let r = c.post("/insert/a/1").await;
     assert_eq!(r.headers[header::CACHE_CONTROL], "private, no-store");
     assert_eq!(r.headers[header::VARY], "Cookie");
-    let mut fresh = Client::new(c.app.clone());
-    let r = fresh.post("/no-store-header").await;
-    assert!(r.set_cookie().is_some());
-    assert_eq!(r.headers[header::CACHE_CONTROL], "no-cache", "the app's own header stays");
-    assert_eq!(r.headers[header::VARY], "Cookie");
+    // An app's own header stays when it already keeps shared caches out; anything that
+    // lets a shared cache store the response (and hand the cookie to others) is replaced.
+    for (own, want) in [
+        ("no-store", "no-store"),
+        ("private,%20max-age=60", "private, max-age=60"),
+        ("public,%20max-age=600", "private, no-store"),
+        ("no-cache", "private, no-store"),
+        ("max-age=600", "private, no-store"),
+        ("private,%20public", "private, no-store"),
+    ] {
+        let mut fresh = Client::new(c.app.clone());
+        let r = fresh.post(&format!("/cache-control?{own}")).await;
+        assert!(r.set_cookie().is_some());
+        assert_eq!(r.headers[header::CACHE_CONTROL], want, "app said {own}");
+        assert_eq!(r.headers[header::VARY], "Cookie");
+    }
 }
 
 #[tokio::test]

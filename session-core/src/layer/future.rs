@@ -67,6 +67,16 @@ where
     }
 }
 
+/// Whether a `Cache-Control` value keeps shared caches from storing the response:
+/// `no-store`, or `private` without `public`.
+fn keeps_shared_caches_out(value: &HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else { return false };
+    let has = |name: &str| {
+        value.split(',').any(|d| d.split('=').next().is_some_and(|d| d.trim().eq_ignore_ascii_case(name)))
+    };
+    has("no-store") || (has("private") && !has("public"))
+}
+
 async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Response<B> {
     let update = match session.finish().await {
         Ok(update) => update,
@@ -87,7 +97,18 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
     let headers = res.headers_mut();
     headers.append(SET_COOKIE, cookie);
     // One lookup per header (`entry`), whether it is there or not.
-    headers.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("private, no-store"));
+    // A shared cache must never hand this cookie to someone else: whatever the app said,
+    // the response becomes private unless it is already unstorable.
+    match headers.entry(CACHE_CONTROL) {
+        Entry::Vacant(e) => {
+            e.insert(HeaderValue::from_static("private, no-store"));
+        }
+        Entry::Occupied(mut e) => {
+            if !e.iter().all(keeps_shared_caches_out) || e.iter().next().is_none() {
+                e.insert(HeaderValue::from_static("private, no-store"));
+            }
+        }
+    }
     match headers.entry(VARY) {
         Entry::Vacant(e) => {
             e.insert(HeaderValue::from_static("Cookie"));

@@ -96,7 +96,9 @@ impl Session {
                     Outcome::Applied(applied)
                         if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) =>
                     {
-                        Ok(self.set(&id, policy.max_age(now, applied.expires_at)))
+                        // The batch read the clock after `now`: measure from a later
+                        // instant, so the rounded-up Max-Age never exceeds the window.
+                        Ok(self.set(&id, policy.max_age(crate::store::now(), applied.expires_at)))
                     }
                     Outcome::Applied(_) => Ok(CookieUpdate::None),
                     // Deleted meanwhile (logout raced this request): never resurrect it, and

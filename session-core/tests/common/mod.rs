@@ -34,6 +34,13 @@ pub fn routes() -> Router {
             }),
         )
         .route(
+            // A wrong type becomes the error response (and its log line).
+            "/get-u32-or-fail/{key}",
+            get(|s: Session, Path(k): Path<String>| async move {
+                s.get::<u32>(&k).await.map(|v| format!("{v:?}"))
+            }),
+        )
+        .route(
             "/get-u32/{key}",
             get(|s: Session, Path(k): Path<String>| async move {
                 match s.get::<u32>(&k).await {
@@ -134,10 +141,12 @@ pub fn routes() -> Router {
             }),
         )
         .route(
-            "/no-store-header",
-            post(|s: Session| async move {
+            // The handler's own `Cache-Control`, given as the query string.
+            "/cache-control",
+            post(|s: Session, axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
                 s.insert("a", "1").await.unwrap();
-                ([(header::CACHE_CONTROL, "no-cache")], "custom")
+                let value = q.unwrap_or_default().replace("%20", " ");
+                ([(header::CACHE_CONTROL, value)], "custom")
             }),
         )
         .route(

@@ -71,7 +71,8 @@ pub(crate) async fn global_add(
 pub(crate) async fn session_add(session: Session, Form(form): Form<EntryForm>) -> Result<Response, AppError> {
     let text = entry(&form)?;
     session
-        .update(KEY_DEMO, |list: &mut Vec<String>| {
+        .update(KEY_DEMO, move |list: &mut Vec<String>| {
+            // Runs again on the stored list if a parallel request changed it first.
             list.insert(0, text);
             list.truncate(MAX_ENTRIES);
         })

@@ -107,7 +107,7 @@ pub(crate) async fn prefs(session: &Session) -> Result<Prefs, AppError> {
 /// Queues a message for the next page this session sees.
 pub(crate) async fn flash(session: &Session, kind: &str, text: impl Into<String>) -> Result<(), AppError> {
     let msg = Flash { kind: kind.into(), text: text.into() };
-    session.update(KEY_FLASH, |list: &mut Vec<Flash>| list.push(msg)).await?;
+    session.update(KEY_FLASH, move |list: &mut Vec<Flash>| list.push(msg)).await?;
     Ok(())
 }
 
