@@ -8,7 +8,7 @@
 
 use std::io;
 
-use session_core::{Record, RecordId, StoreError};
+use session_core::{Applied, Patch, Record, RecordId, StoreError};
 use time::OffsetDateTime;
 
 use crate::disk::{self, Stored};
@@ -43,46 +43,35 @@ pub(crate) fn load(layout: &Layout, id: &RecordId) -> Result<Option<Record>, Sto
     }
 }
 
-/// Returns whether the record's user changed (so the caller knows how to update the index).
-pub(crate) fn save(layout: &Layout, record: &Record, expected: u64) -> Result<bool, StoreError> {
-    let lock = match lock_if_present(layout, &record.id)? {
+/// Applies `patch` under the session's file lock: read, change, write (or delete when it
+/// ends the session) as one step for every process sharing the folder, so writers of
+/// different keys never conflict. Returns the outcome and, when the session goes on with a
+/// user, the record (for the caller to index once the lock is released: a lost index entry
+/// comes back with the next write) with whether its user changed.
+pub(crate) fn apply(layout: &Layout, patch: &Patch) -> Result<(Applied, Option<(Record, bool)>), StoreError> {
+    let lock = match lock_if_present(layout, &patch.id)? {
         Some(lock) => lock,
         None => return Err(StoreError::NotFound),
     };
-    match disk::read(layout, &record.id).map_err(StoreError::backend)? {
-        Stored::Found(current) if !current.is_expired_at(now()) => {
-            if current.version != expected {
-                return Err(StoreError::Conflict);
-            }
-            disk::write(layout, record).map_err(StoreError::backend)?;
-            drop(lock);
-            Ok(current.user != record.user)
-        }
-        stored => {
-            forget(layout, &record.id, stored, lock).map_err(StoreError::backend)?;
-            Err(StoreError::NotFound)
-        }
-    }
-}
-
-pub(crate) fn touch(
-    layout: &Layout,
-    id: &RecordId,
-    expires_at: OffsetDateTime,
-    last_seen: OffsetDateTime,
-) -> Result<bool, StoreError> {
-    let Some(lock) = lock_if_present(layout, id)? else {
-        return Ok(false);
-    };
-    match disk::read(layout, id).map_err(StoreError::backend)? {
+    match disk::read(layout, &patch.id).map_err(StoreError::backend)? {
         Stored::Found(mut record) if !record.is_expired_at(now()) => {
-            record.expires_at = expires_at;
-            record.last_seen = last_seen;
+            let user_before = record.user.clone();
+            let applied = patch.apply_to(&mut record, now())?;
+            if applied.ended {
+                disk::remove(&layout.path(&patch.id, Kind::Record)).map_err(StoreError::backend)?;
+                disk::sync_dir(layout.dir()).map_err(StoreError::backend)?;
+                lock.remove_file().map_err(StoreError::backend)?;
+                return Ok((applied, None));
+            }
             disk::write(layout, &record).map_err(StoreError::backend)?;
             drop(lock);
-            Ok(true)
+            let changed = user_before != record.user;
+            Ok((applied, record.user.is_some().then_some((record, changed))))
         }
-        stored => forget(layout, id, stored, lock).map(|()| false).map_err(StoreError::backend),
+        stored => {
+            forget(layout, &patch.id, stored, lock).map_err(StoreError::backend)?;
+            Err(StoreError::NotFound)
+        }
     }
 }
 

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use session_core::{ExpiredDeletion, Record, RecordId, SessionInfo, SessionStore, StoreError};
-use time::OffsetDateTime;
+use session_core::{
+    Applied, ExpiredDeletion, Patch, Record, RecordId, SessionInfo, SessionStore, StoreError,
+};
 use tokio::sync::Mutex;
 
 use crate::layout::Layout;
@@ -131,23 +132,16 @@ impl SessionStore for FileStore {
         self.run(move |layout| ops::load(layout, &id)).await
     }
 
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
-        let (id, record) = (record.id, record.clone());
+    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
+        let (id, patch) = (patch.id, patch.clone());
         self.run_locked(&id, move |layout| {
-            let user_changed = ops::save(layout, &record, expected)?;
-            index::note(layout, &record, user_changed)
+            let (applied, owned) = ops::apply(layout, &patch)?;
+            if let Some((record, user_changed)) = owned {
+                index::note(layout, &record, user_changed)?;
+            }
+            Ok(applied)
         })
         .await
-    }
-
-    async fn touch(
-        &self,
-        id: &RecordId,
-        expires_at: OffsetDateTime,
-        last_seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let id = *id;
-        self.run_locked(&id, move |layout| ops::touch(layout, &id, expires_at, last_seen)).await
     }
 
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {

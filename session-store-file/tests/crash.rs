@@ -68,18 +68,20 @@ async fn garbage_or_another_sessions_record_is_no_session() {
 }
 
 #[tokio::test]
-async fn save_and_touch_on_a_corrupt_file_find_no_session_and_create_replaces_it() {
+async fn apply_on_a_corrupt_file_finds_no_session_and_create_replaces_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path()).unwrap();
     let r = record(Duration::hours(1));
     let path = dir.path().join(r.id.to_string());
     std::fs::write(&path, b"torn").unwrap();
-    let mut next = r.clone();
-    next.version = 2;
-    assert!(matches!(store.save(&next, 1).await, Err(session_core::StoreError::NotFound)));
+    let mut patch = session_core::Patch::new(r.id, r.expires_at, r.last_seen);
+    patch.changes.push(session_core::Change::set("k", Some(vec![1].into())));
+    assert!(matches!(store.apply(&patch).await, Err(session_core::StoreError::NotFound)));
     assert!(!path.exists());
     std::fs::write(&path, b"torn").unwrap();
-    assert!(!store.touch(&r.id, r.expires_at, r.last_seen).await.unwrap());
+    let refresh = session_core::Patch::new(r.id, r.expires_at, r.last_seen);
+    assert!(matches!(store.apply(&refresh).await, Err(session_core::StoreError::NotFound)));
+    assert!(!path.exists());
     std::fs::write(&path, b"torn").unwrap();
     store.create(&r).await.unwrap();
     assert_eq!(store.load(&r.id).await.unwrap(), Some(r));

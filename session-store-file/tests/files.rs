@@ -55,9 +55,7 @@ async fn the_folder_is_0700_and_every_file_0600() {
     assert_eq!(mode(&sessions), 0o700);
     let r = record(Duration::hours(1));
     store.create(&r).await.unwrap();
-    let mut next = r.clone();
-    next.version = 2;
-    store.save(&next, 1).await.unwrap();
+    store.apply(&session_core::Patch::new(r.id, r.expires_at, r.last_seen)).await.unwrap();
     let names = names(&sessions);
     assert_eq!(names.len(), 2, "the record and its lock file");
     for name in names {

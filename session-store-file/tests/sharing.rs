@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{record, set_key};
-use session_core::{SessionStore, StoreError};
+use session_core::{Change, Patch, SessionStore, StoreError};
 use session_store_file::FileStore;
 use time::Duration;
 
@@ -45,35 +45,39 @@ async fn two_stores_writing_different_keys_of_one_session_lose_nothing() {
         }
         assert_eq!(stored.version, 1 + 2 * TASKS_PER_STORE as u64, "one save per key");
     }
-    // Not a guarantee, but with this many racing tasks the retry path is what was tested.
-    eprintln!("{conflicts} conflicts were merged");
+    assert_eq!(conflicts, 0, "patches of different keys never conflict");
+}
+
+fn patch(id: &session_core::RecordId) -> Patch {
+    let now = time::OffsetDateTime::now_utc();
+    Patch::new(*id, now + Duration::hours(1), now)
 }
 
 #[tokio::test]
-async fn a_save_based_on_a_version_the_other_store_replaced_conflicts() {
+async fn an_update_based_on_a_value_the_other_store_replaced_conflicts() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (FileStore::new(dir.path()).unwrap(), FileStore::new(dir.path()).unwrap());
     let session = record(Duration::hours(1));
     a.create(&session).await.unwrap();
-
-    let mut from_a = a.load(&session.id).await.unwrap().unwrap();
-    let mut from_b = b.load(&session.id).await.unwrap().unwrap();
-    from_a.entries.insert("a", vec![1].into());
-    from_a.version = 2;
-    a.save(&from_a, 1).await.unwrap();
-    from_b.entries.insert("b", vec![2].into());
-    from_b.version = 2;
-    assert!(matches!(b.save(&from_b, 1).await, Err(StoreError::Conflict)));
-    assert_eq!(b.load(&session.id).await.unwrap(), Some(from_a.clone()), "b's write changed nothing");
-
-    // The retry the layer does: reload, re-apply, save against the new version.
-    let mut retry = b.load(&session.id).await.unwrap().unwrap();
-    retry.entries.insert("b", vec![2].into());
-    retry.version = 3;
-    b.save(&retry, 2).await.unwrap();
+    // Both loaded `init = [1]`; a changes it first.
+    let mut from_a = patch(&session.id);
+    from_a.changes.push(Change::update("init", Some(vec![1].into()), Some(vec![2].into())));
+    a.apply(&from_a).await.unwrap();
+    let mut from_b = patch(&session.id);
+    from_b.changes.push(Change::update("init", Some(vec![1].into()), Some(vec![3].into())));
+    from_b.changes.push(Change::set("b", Some(vec![2].into())));
+    assert!(matches!(b.apply(&from_b).await, Err(StoreError::Conflict)));
+    let now = b.load(&session.id).await.unwrap().unwrap();
+    assert_eq!(now.entries.get("init").map(|v| v[0]), Some(2), "b's write changed nothing");
+    assert!(!now.entries.contains_key("b"));
+    // The retry the layer does: the update again on the value now stored.
+    let mut retry = patch(&session.id);
+    retry.changes.push(Change::update("init", Some(vec![2].into()), Some(vec![3].into())));
+    retry.changes.push(Change::set("b", Some(vec![2].into())));
+    b.apply(&retry).await.unwrap();
     let keys: Vec<String> =
         a.load(&session.id).await.unwrap().unwrap().entries.keys().map(str::to_owned).collect();
-    assert_eq!(keys, ["a", "b", "init"]);
+    assert_eq!(keys, ["b", "init"]);
 }
 
 #[tokio::test]
@@ -84,9 +88,7 @@ async fn create_and_delete_are_seen_by_the_other_store() {
     a.create(&session).await.unwrap();
     assert!(matches!(b.create(&session).await, Err(StoreError::Collision)));
     b.delete(&session.id).await.unwrap();
-    let mut next = session.clone();
-    next.version = 2;
-    assert!(matches!(a.save(&next, 1).await, Err(StoreError::NotFound)));
+    assert!(matches!(a.apply(&patch(&session.id)).await, Err(StoreError::NotFound)));
     assert_eq!(a.load(&session.id).await.unwrap(), None);
 }
 
@@ -99,20 +101,23 @@ async fn a_new_store_on_the_same_folder_sees_every_session_after_a_restart() {
         for r in &sessions {
             before.create(r).await.unwrap();
         }
-        let mut changed = sessions[0].clone();
-        changed.entries.insert("cart", vec![3].into());
-        changed.version = 2;
-        before.save(&changed, 1).await.unwrap();
+        let mut changed = patch(&sessions[0].id);
+        changed.changes.push(Change::set("cart", Some(vec![3].into())));
+        before.apply(&changed).await.unwrap();
         let (later, seen) =
             (sessions[1].expires_at + Duration::hours(1), sessions[1].created_at + Duration::minutes(1));
-        assert!(before.touch(&sessions[1].id, later, seen).await.unwrap());
+        before.apply(&Patch::new(sessions[1].id, later, seen)).await.unwrap();
     }
     let after = FileStore::new(dir.path()).unwrap();
     let first = after.load(&sessions[0].id).await.unwrap().unwrap();
     assert_eq!((first.version, first.entries.len()), (2, 2));
     let second = after.load(&sessions[1].id).await.unwrap().unwrap();
     assert_eq!(second.expires_at, sessions[1].expires_at + Duration::hours(1));
-    assert_eq!(second.last_seen, sessions[1].created_at + Duration::minutes(1), "touch persists last_seen");
+    assert_eq!(
+        second.last_seen,
+        sessions[1].created_at + Duration::minutes(1),
+        "a refresh persists last_seen"
+    );
     for r in &sessions[2..] {
         assert_eq!(after.load(&r.id).await.unwrap().as_ref(), Some(r));
     }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{names, record};
-use session_core::{ExpiredDeletion, Record, SessionStore};
+use session_core::{ExpiredDeletion, Patch, Record, SessionStore};
 use session_store_file::FileStore;
 use sha2::{Digest, Sha256};
 use time::Duration;
@@ -74,17 +74,14 @@ async fn the_sweep_prunes_entries_of_gone_records_and_empty_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path()).unwrap();
     let live = owned("alice", Duration::hours(1));
-    let expired = owned("alice", Duration::hours(1));
+    // Indexed while live, then it expires on its own.
+    let expired = owned("alice", Duration::milliseconds(200));
     let deleted = owned("bob", Duration::hours(1));
     for r in [&live, &expired, &deleted] {
         store.create(r).await.unwrap();
     }
-    // Ends `expired` by a save, as the layer does, so it was indexed while live.
-    let mut ended = expired.clone();
-    ended.version = 2;
-    ended.expires_at = time::OffsetDateTime::now_utc() - Duration::seconds(1);
-    store.save(&ended, 1).await.unwrap();
     store.delete(&deleted.id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // Leftovers of a crash and a lock file whose index is gone.
     let users = dir.path().join("users");
     let stray = index_name("carol");
@@ -105,12 +102,11 @@ async fn a_changed_user_moves_between_indexes_and_touch_keeps_it_listed() {
     let store = FileStore::new(dir.path()).unwrap();
     let r = owned("alice", Duration::hours(1));
     store.create(&r).await.unwrap();
-    let mut to_bob = r.clone();
-    to_bob.version = 2;
+    let mut to_bob = Patch::new(r.id, r.expires_at, r.created_at);
     to_bob.user = Some("bob".into());
-    store.save(&to_bob, 1).await.unwrap();
+    store.apply(&to_bob).await.unwrap();
     let seen = r.created_at + Duration::minutes(5);
-    assert!(store.touch(&r.id, r.expires_at + Duration::hours(1), seen).await.unwrap());
+    store.apply(&Patch::new(r.id, r.expires_at + Duration::hours(1), seen)).await.unwrap();
 
     assert!(store.sessions_of("alice").await.unwrap().is_empty());
     assert!(!dir.path().join("users").join(index_name("alice")).exists(), "the empty index went");
@@ -129,9 +125,9 @@ async fn a_lost_index_entry_comes_back_with_the_next_save() {
     // As a crash between the record write and the index update would leave it.
     std::fs::remove_file(dir.path().join("users").join(index_name("alice"))).unwrap();
     assert!(store.sessions_of("alice").await.unwrap().is_empty());
-    let mut next = r.clone();
-    next.version = 2;
-    store.save(&next, 1).await.unwrap();
+    let mut next = Patch::new(r.id, r.expires_at, r.created_at);
+    next.changes.push(session_core::Change::set("k", Some(vec![2].into())));
+    store.apply(&next).await.unwrap();
     assert_eq!(store.sessions_of("alice").await.unwrap().len(), 1);
 }
 

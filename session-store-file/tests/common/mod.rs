@@ -3,7 +3,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use session_core::{Id, Record, RecordId, SessionStore, StoreError};
+use session_core::{Change, Id, Patch, Record, RecordId, SessionStore, StoreError};
 use session_store_file::FileStore;
 use time::{Duration, OffsetDateTime};
 
@@ -15,21 +15,17 @@ pub(crate) fn record(ttl: Duration) -> Record {
     record
 }
 
-/// What a request does through the layer: load, change one key, save with the loaded
-/// version, and on `Conflict` reload, re-apply its own key and retry. Returns the number
-/// of conflicts it met.
+/// What a request's write-back does: one patch that sets one key, whatever else is
+/// stored. Returns the number of conflicts it met, which must be 0: writers of different
+/// keys never conflict.
 pub(crate) async fn set_key(store: &FileStore, id: &RecordId, key: &str) -> usize {
-    let mut conflicts = 0;
-    loop {
-        let mut record = store.load(id).await.expect("load").expect("session exists");
-        let expected = record.version;
-        record.entries.insert(key.to_owned(), key.as_bytes().to_vec().into());
-        record.version = expected + 1;
-        match store.save(&record, expected).await {
-            Ok(()) => return conflicts,
-            Err(StoreError::Conflict) => conflicts += 1,
-            Err(err) => panic!("save failed: {err}"),
-        }
+    let now = OffsetDateTime::now_utc();
+    let mut patch = Patch::new(*id, now + Duration::hours(1), now);
+    patch.changes.push(Change::set(key, Some(key.as_bytes().to_vec().into())));
+    match store.apply(&patch).await {
+        Ok(_) => 0,
+        Err(StoreError::Conflict) => 1,
+        Err(err) => panic!("apply failed: {err}"),
     }
 }
 
