@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod apply;
 mod events;
+mod hash;
 mod join;
 mod scripts;
-mod value;
+mod users;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisError, Value};
 use session_core::{
-    Id, Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore, StoreError,
+    Applied, Id, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore, StoreError,
 };
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
@@ -41,9 +43,10 @@ const RECONNECT_RETRIES: usize = 2;
 /// default) or [`ClusterConnection`]. Any other [`redis::aio::ConnectionLike`] that is
 /// cheap to clone and shares its underlying connection across clones works too.
 ///
-/// Each record is one string key, `<prefix><record id in hex>`, with a native expiry, so
-/// every session operation is a single-key command or script: one round trip, valid on a
-/// Cluster. Sessions with a user are also listed in a per-user set (one more round trip
+/// Each record is one hash, `<prefix><record id in hex>`, with a field per session entry
+/// and a native expiry, so every session operation is a single-key command or script: one
+/// round trip, valid on a Cluster. A write-back runs in a Lua script on the server, so
+/// writers of different keys never conflict. Sessions with a user are also listed in a per-user set (one more round trip
 /// when such a session is written), and session events travel between app instances over
 /// pub/sub; see the crate documentation.
 ///
@@ -122,7 +125,7 @@ where
 
     /// The set of a user's record ids, named by the SHA-256 of the user name.
     fn user_key(&self, digest: &[u8; 32]) -> String {
-        format!("{}user:{}", self.prefix, value::hex(digest))
+        format!("{}user:{}", self.prefix, hash::hex(digest))
     }
 
     fn channel(&self) -> String {
@@ -135,60 +138,22 @@ where
         self.connection.clone()
     }
 
-    /// Lists `id` in the user's set and keeps the set alive at least until `expires_at`.
-    /// Nothing to do for a record that has ended.
-    async fn index(
-        &self,
-        digest: &[u8; 32],
-        id: &RecordId,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        if expires_at <= OffsetDateTime::now_utc() {
-            return Ok(());
-        }
-        scripts::INDEX
-            .key(self.user_key(digest))
-            .arg(id.to_string())
-            .arg(value::expire_at_arg(value::unix_ms(expires_at)))
-            .invoke_async::<i64>(&mut self.connection())
+    /// Deletes an old-format or undecodable value found under a session key: it is no
+    /// session, and one bad key must not fail every request of a browser until it expires.
+    async fn discard(&self, id: &RecordId) -> Result<(), StoreError> {
+        tracing::warn!("removing an undecodable session record from Redis");
+        redis::cmd("DEL")
+            .arg(self.key(id))
+            .exec_async(&mut self.connection())
             .await
-            .map_err(StoreError::backend)?;
-        Ok(())
+            .map_err(StoreError::backend)
     }
+}
 
-    /// Removes members from a user's set; a failure only leaves them for the next listing.
-    async fn unindex(&self, user_key: &str, members: &[Vec<u8>]) {
-        if members.is_empty() {
-            return;
-        }
-        let mut cmd = redis::cmd("SREM");
-        cmd.arg(user_key);
-        for member in members {
-            cmd.arg(member.as_slice());
-        }
-        if let Err(err) = cmd.exec_async(&mut self.connection()).await {
-            tracing::warn!(error = %err, "removing ended sessions from a user index failed");
-        }
-    }
-
-    /// The listing entry of the record a user-set member names, if it is a live session of
-    /// `user`; `None` means the member is stale.
-    async fn lookup(&self, member: &[u8], user: &str) -> Result<Option<SessionInfo>, StoreError> {
-        let Some(id) = std::str::from_utf8(member).ok().and_then(|s| s.parse::<RecordId>().ok()) else {
-            return Ok(None);
-        };
-        let stored: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.key(&id))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)?;
-        // An undecodable value is no session here; `load` removes it when its cookie comes.
-        let Some(record) = stored.and_then(|v| value::decode(&v).ok()) else { return Ok(None) };
-        let live = record.id == id
-            && record.user.as_deref() == Some(user)
-            && !record.is_expired_at(OffsetDateTime::now_utc());
-        Ok(live.then(|| SessionInfo::from_record(&record)).flatten())
-    }
+/// Whether Redis refused a command because the key holds another type: a session stored
+/// by an older version of this crate, as a string.
+fn is_wrong_type(err: &RedisError) -> bool {
+    err.code() == Some("WRONGTYPE")
 }
 
 impl RedisStore<ConnectionManager> {
@@ -252,19 +217,19 @@ impl<C> SessionStore for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
+    /// The create script: a live record under the key is a collision; the hash and its
+    /// expiry are written at once. Then, for a user's session, the index script.
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
-        let digest = record.user.as_deref().map(value::user_digest);
-        let reply: Value = redis::cmd("SET")
-            .arg(self.key(&record.id))
-            .arg(value::encode(record, digest.as_ref()))
-            .arg("NX")
-            .arg("PXAT")
-            .arg(value::expire_at_arg(value::unix_ms(record.expires_at)))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)?;
-        // NX answers nil when a live key exists; Redis treats an expired one as absent.
-        if reply == Value::Nil {
+        let digest = record.user.as_deref().map(hash::user_digest);
+        let mut call = scripts::CREATE.prepare_invoke();
+        call.key(self.key(&record.id))
+            .arg(hash::nanos(OffsetDateTime::now_utc()))
+            .arg(hash::expire_at_arg(record.expires_at));
+        hash::fields(record, digest.as_ref(), |field, value| {
+            call.arg(field).arg(value);
+        });
+        let created: i64 = call.invoke_async(&mut self.connection()).await.map_err(StoreError::backend)?;
+        if created == 0 {
             return Err(StoreError::Collision);
         }
         // The record first, then its index entry: a listing in between misses a session
@@ -280,81 +245,37 @@ where
         Ok(())
     }
 
+    /// One `HGETALL`. A value that is not a session hash (an old-format string, an
+    /// undecodable hash) is no session: it is logged, without its key or content, and
+    /// deleted.
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-        let stored: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.key(id))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)?;
-        let Some(stored) = stored else { return Ok(None) };
-        let record = match value::decode(&stored) {
-            Ok(record) if record.id == *id => record,
-            // Corrupt, or another session's value under this key: no session, and the value
-            // goes, so one bad key cannot fail every request of a browser until it expires.
-            Ok(_) | Err(_) => {
-                tracing::warn!("removing an undecodable session record from Redis");
-                redis::cmd("DEL")
-                    .arg(self.key(id))
-                    .query_async::<()>(&mut self.connection())
-                    .await
-                    .map_err(StoreError::backend)?;
-                return Ok(None);
-            }
+        let reply: Result<Value, RedisError> =
+            redis::cmd("HGETALL").arg(self.key(id)).query_async(&mut self.connection()).await;
+        let decoded = match reply {
+            Ok(reply) => hash::decode(*id, reply),
+            Err(err) if is_wrong_type(&err) => Err(hash::corrupt("not a hash")),
+            Err(err) => return Err(StoreError::backend(err)),
         };
-        // Redis expires keys by its own clock, in whole milliseconds; the contract is kept
-        // by ours.
-        Ok((!record.is_expired_at(OffsetDateTime::now_utc())).then_some(record))
-    }
-
-    async fn save(&self, record: &Record, expected: u64) -> Result<(), StoreError> {
-        let digest = record.user.as_deref().map(value::user_digest);
-        let outcome: i64 = scripts::SAVE
-            .key(self.key(&record.id))
-            .arg(&expected.to_be_bytes()[..])
-            .arg(value::encode(record, digest.as_ref()))
-            .arg(value::expire_at_arg(value::unix_ms(record.expires_at)))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)?;
-        match outcome {
-            1 => {}
-            0 => return Err(StoreError::Conflict),
-            -1 => return Err(StoreError::NotFound),
-            other => return Err(StoreError::backend(format!("save script answered {other}"))),
-        }
-        // Every save of a user's session re-lists it (the user may be new) and moves the
-        // set's expiry along with the session's. A failure here fails the save, though the
-        // record is written; the next save or touch lists it again.
-        match &digest {
-            Some(digest) => self.index(digest, &record.id, record.expires_at).await,
-            None => Ok(()),
+        match decoded {
+            // Redis expires keys by its own clock, in whole milliseconds; the contract is
+            // kept by ours.
+            Ok(record) => Ok(record.filter(|r| !r.is_expired_at(OffsetDateTime::now_utc()))),
+            Err(_) => self.discard(id).await.map(|()| None),
         }
     }
 
-    async fn touch(
-        &self,
-        id: &RecordId,
-        expires_at: OffsetDateTime,
-        last_seen: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let ms = value::unix_ms(expires_at);
-        let user: Option<Vec<u8>> = scripts::TOUCH
-            .key(self.key(id))
-            .arg(value::expire_at_arg(ms))
-            .arg(&value::touch_header(expires_at, last_seen)[..])
-            .arg(value::USER_DIGEST_FIRST)
-            .arg(value::USER_DIGEST_LAST)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)?;
-        let Some(user) = user else { return Ok(false) };
-        // The session lives longer now, so must the user's set.
-        if let Ok(digest) = <[u8; 32]>::try_from(user.as_slice()) {
-            if digest != value::NO_USER {
-                self.index(&digest, id, expires_at).await?;
-            }
+    /// One `EVALSHA` of the apply script, which changes the hash in place; then, when the
+    /// patch set a user or moved a user's session's expiry later, the index script.
+    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
+        let call = apply::invocation(self.key(&patch.id), patch, OffsetDateTime::now_utc());
+        let reply: Value = call.invoke_async(&mut self.connection()).await.map_err(StoreError::backend)?;
+        let apply::Outcome { applied, reindex } = apply::outcome(reply)?;
+        // A failure here fails the write-back, though the patch is applied; the next
+        // write that moves the expiry lists the session again.
+        if let Some(digest) = &reindex {
+            self.index(digest, &patch.id, applied.expires_at).await?;
         }
-        Ok(true)
+        Ok(applied)
     }
 
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
@@ -366,11 +287,11 @@ where
             .map_err(StoreError::backend)
     }
 
-    /// `SMEMBERS` of the user's set, then a `GET` of every member (concurrently, at most
+    /// `SMEMBERS` of the user's set, then an `HMGET` of every member's metadata (concurrently, at most
     /// 128 in flight); members whose record is gone, expired or moved to another user are
     /// removed from the set (`SREM`).
     async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
-        let user_key = self.user_key(&value::user_digest(user));
+        let user_key = self.user_key(&hash::user_digest(user));
         let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
             .arg(&user_key)
             .query_async(&mut self.connection())
@@ -425,7 +346,7 @@ where
             }
         }
         let members: Vec<Vec<u8>> = ended.iter().map(|h| h.to_string().into_bytes()).collect();
-        self.unindex(&self.user_key(&value::user_digest(user)), &members).await;
+        self.unindex(&self.user_key(&hash::user_digest(user)), &members).await;
         Ok(ended)
     }
 

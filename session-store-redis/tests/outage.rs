@@ -113,7 +113,8 @@ async fn an_outage_is_a_500_and_the_store_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(send(&app, Method::GET, "/get/k", Some(&cookie)).await.body, "after");
-    // A save runs the script, which the fresh server must load again (NOSCRIPT).
+    // A write-back runs the apply script, which the fresh server must load again (NOSCRIPT),
+    // as the create above did with the create script.
     assert_eq!(send(&app, Method::POST, "/set/k2/saved", Some(&cookie)).await.status, StatusCode::OK);
     assert_eq!(send(&app, Method::GET, "/get/k2", Some(&cookie)).await.body, "saved");
     // Without persistence the old session died with the server: logged out, not an error.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use session_core::{Id, Record, SessionHandle, SessionStore};
+use session_core::{Id, Patch, Record, SessionHandle, SessionStore};
 use session_store_redis::redis;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -41,15 +41,26 @@ async fn run(store: impl SessionStore, prefix: &str, con: &mut impl redis::aio::
     let expires: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(con).await.unwrap();
     assert_eq!(expires, ms(long.expires_at), "the set lives exactly as long as its longest session");
 
-    // A touch that outlasts every session moves the set's expiry along.
+    // A refresh (a patch without changes) that outlasts every session moves the set's
+    // expiry along, though the patch names no user.
     let later = OffsetDateTime::now_utc() + Duration::hours(5);
     let seen = OffsetDateTime::now_utc();
-    assert!(store.touch(&short.id, later, seen).await.unwrap());
+    let applied = store.apply(&Patch::new(short.id, later, seen)).await.unwrap();
+    assert_eq!((applied.version, applied.expires_at, applied.ended), (2, later, false));
     let expires: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(con).await.unwrap();
     assert_eq!(expires, ms(later));
+    let record_key = format!("{prefix}{}", short.id);
+    let expires: i64 = redis::cmd("PEXPIRETIME").arg(&record_key).query_async(con).await.unwrap();
+    assert_eq!(expires, ms(later), "the session's own key moved too");
+    // One that moves it earlier leaves the set alone: it lives as long as its longest.
+    let sooner = OffsetDateTime::now_utc() + Duration::hours(1);
+    store.apply(&Patch::new(short.id, sooner, seen)).await.unwrap();
+    let expires: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(con).await.unwrap();
+    assert_eq!(expires, ms(later));
+    store.apply(&Patch::new(short.id, later, seen)).await.unwrap();
     let listed = store.sessions_of(&user).await.unwrap();
-    let touched = listed.iter().find(|i| i.handle == SessionHandle::from_record_id(short.id)).unwrap();
-    assert_eq!((ms(touched.expires_at), ms(touched.last_seen)), (ms(later), ms(seen)));
+    let refreshed = listed.iter().find(|i| i.handle == SessionHandle::from_record_id(short.id)).unwrap();
+    assert_eq!((refreshed.expires_at, refreshed.last_seen), (later, seen));
 
     // An ended session leaves the set at the next listing.
     store.delete(&long.id).await.unwrap();
