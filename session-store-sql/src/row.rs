@@ -2,8 +2,8 @@
 //!
 //! `data` holds [`Record::to_bytes`], which carries every field at full precision. The
 //! other columns repeat what SQL must see: `expires_at` for the expiry checks and the
-//! sweep, `version` for the compare-and-set of `save`, `user_id` for the per-user index,
-//! `last_seen` for `touch` (which must not rewrite `data`), `created_at` for people querying
+//! sweep, `version` for the compare-and-set of `apply`, `user_id` for the per-user index,
+//! `last_seen` (kept beside `data` by older versions' `touch`), `created_at` for people querying
 //! the table. Instants are integer Unix milliseconds rather than timestamp types so SQLite
 //! and PostgreSQL compare them the same way, against the app's clock passed as a parameter.
 
@@ -62,7 +62,7 @@ pub(crate) fn now_ms() -> i64 {
 /// The columns a loaded row is decoded from (`SELECT data, expires_at, last_seen, version`).
 pub(crate) type Loaded = (Vec<u8>, i64, i64, i64);
 
-/// The record in a loaded row. `touch` moves only the `expires_at` and `last_seen` columns,
+/// The record in a loaded row. Older versions' `touch` moved only the `expires_at` and `last_seen` columns,
 /// so they win over the copies inside `data` whenever the two differ.
 pub(crate) fn decode(
     id: &RecordId,

@@ -24,10 +24,13 @@ pub(crate) struct Statements {
     pub(crate) schema: [String; 3],
     pub(crate) create: String,
     pub(crate) load: String,
+    /// Opens the transaction of `apply`, taking the write lock at once on SQLite.
+    pub(crate) begin: &'static str,
+    /// `load`, locking the row for the rest of the transaction on PostgreSQL.
+    pub(crate) load_for_update: String,
     pub(crate) save: String,
-    pub(crate) is_live: String,
-    pub(crate) touch: String,
     pub(crate) delete: String,
+    pub(crate) delete_version: String,
     pub(crate) delete_corrupt: String,
     pub(crate) delete_expired: String,
     pub(crate) sessions_of: String,
@@ -61,7 +64,19 @@ impl Statements {
                  (SELECT id FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
         };
+        let (begin, lock_row) = match dialect {
+            // Deferred, a transaction that reads then writes fails with SQLITE_BUSY when
+            // another writer committed in between; IMMEDIATE queues on the busy timeout.
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => ("BEGIN IMMEDIATE", ""),
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => ("BEGIN", " FOR UPDATE"),
+        };
         Self {
+            begin,
+            load_for_update: format!(
+                "SELECT data, expires_at, last_seen, version FROM {t} WHERE id = $1 AND expires_at > $2{lock_row}"
+            ),
             schema: [
                 format!(
                     "CREATE TABLE IF NOT EXISTS {t} (id {bytes} NOT NULL PRIMARY KEY, data {bytes} NOT NULL, \
@@ -89,9 +104,8 @@ impl Statements {
                 "UPDATE {t} SET data = $3, user_id = $4, created_at = $5, last_seen = $6, expires_at = $7, \
                  version = $8 WHERE id = $1 AND version = $2 AND expires_at > $9"
             ),
-            is_live: format!("SELECT 1 FROM {t} WHERE id = $1 AND expires_at > $2"),
-            touch: format!("UPDATE {t} SET expires_at = $2, last_seen = $3 WHERE id = $1 AND expires_at > $4"),
             delete: format!("DELETE FROM {t} WHERE id = $1"),
+            delete_version: format!("DELETE FROM {t} WHERE id = $1 AND version = $2"),
             delete_corrupt: format!("DELETE FROM {t} WHERE id = $1 AND data = $2"),
             delete_expired,
             sessions_of: format!(

@@ -49,58 +49,73 @@ macro_rules! impl_session_store {
                 self.decode_or_discard(id, row).await
             }
 
-            async fn save(
+            /// One transaction that holds the session's row (SQLite: the write lock, taken at
+            /// `BEGIN IMMEDIATE`; PostgreSQL: `SELECT ... FOR UPDATE`) from the read to the
+            /// write, so concurrent patches of one session queue instead of conflicting.
+            async fn apply(
                 &self,
-                record: &session_core::Record,
-                expected: u64,
-            ) -> Result<(), session_core::StoreError> {
+                patch: &session_core::Patch,
+            ) -> Result<session_core::Applied, session_core::StoreError> {
                 use session_core::StoreError;
-                let c = $crate::row::Columns::of(record)?;
-                let now = $crate::row::now_ms();
-                let written = sqlx::query(&self.sql.save)
-                    .bind(&c.id[..])
-                    .bind($crate::row::version_column(expected)?)
-                    .bind(c.data)
-                    .bind(c.user_id)
-                    .bind(c.created_at)
-                    .bind(c.last_seen)
-                    .bind(c.expires_at)
-                    .bind(c.version)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(StoreError::backend)?
-                    .rows_affected();
-                if written == 1 {
-                    return Ok(());
+                let mut tx = self.pool.begin_with(self.sql.begin).await.map_err(StoreError::backend)?;
+                let outcome = async {
+                    let found: Option<$crate::row::Loaded> = sqlx::query_as(&self.sql.load_for_update)
+                        .bind(&patch.id.as_bytes()[..])
+                        .bind($crate::row::now_ms())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::backend)?;
+                    let Some(row) = found else { return Ok(None) };
+                    let Ok(mut record) = $crate::row::decode(&patch.id, &row) else {
+                        // Handled outside this transaction, as a load handles a corrupt row.
+                        return Ok(Some(Err(row)));
+                    };
+                    let expected = $crate::row::version_column(record.version)?;
+                    let applied = patch.apply_to(&mut record, time::OffsetDateTime::now_utc())?;
+                    if applied.ended {
+                        sqlx::query(&self.sql.delete_version)
+                            .bind(&patch.id.as_bytes()[..])
+                            .bind(expected)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::backend)?;
+                    } else {
+                        let c = $crate::row::Columns::of(&record)?;
+                        sqlx::query(&self.sql.save)
+                            .bind(&c.id[..])
+                            .bind(expected)
+                            .bind(c.data)
+                            .bind(c.user_id)
+                            .bind(c.created_at)
+                            .bind(c.last_seen)
+                            .bind(c.expires_at)
+                            .bind(c.version)
+                            .bind($crate::row::now_ms())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::backend)?;
+                    }
+                    Ok(Some(Ok(applied)))
                 }
-                // Nothing written: another version is live, or no row is. Asked at the same
-                // `now`, so an expiry in between cannot pass a conflict off as missing.
-                let live = sqlx::query(&self.sql.is_live)
-                    .bind(&c.id[..])
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(StoreError::backend)?;
-                Err(if live.is_some() { StoreError::Conflict } else { StoreError::NotFound })
-            }
-
-            async fn touch(
-                &self,
-                id: &session_core::RecordId,
-                expires_at: time::OffsetDateTime,
-                last_seen: time::OffsetDateTime,
-            ) -> Result<bool, session_core::StoreError> {
-                let written = sqlx::query(&self.sql.touch)
-                    .bind(&id.as_bytes()[..])
-                    .bind($crate::row::unix_ms(expires_at))
-                    .bind($crate::row::unix_ms(last_seen))
-                    .bind($crate::row::now_ms())
-                    .execute(&self.pool)
-                    .await
-                    .map_err(session_core::StoreError::backend)?
-                    .rows_affected();
-                Ok(written == 1)
+                .await;
+                match outcome {
+                    Ok(Some(Ok(applied))) => {
+                        tx.commit().await.map_err(StoreError::backend)?;
+                        Ok(applied)
+                    }
+                    other => {
+                        // Roll back now: a transaction merely dropped is rolled back only when
+                        // its connection is next used, and would hold its locks until then.
+                        tx.rollback().await.map_err(StoreError::backend)?;
+                        match other? {
+                            Some(Err(row)) => {
+                                let _ = self.decode_or_discard(&patch.id, row).await?;
+                                Err(StoreError::NotFound)
+                            }
+                            _ => Err(StoreError::NotFound),
+                        }
+                    }
+                }
             }
 
             async fn delete(&self, id: &session_core::RecordId) -> Result<(), session_core::StoreError> {

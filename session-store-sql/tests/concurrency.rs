@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use session_core::{RecordId, SessionStore, StoreError};
+use session_core::{Change, Patch, RecordId, SessionStore};
 use session_store_sql::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use session_store_sql::{sqlx, SqliteStore};
 use time::Duration;
@@ -13,20 +13,11 @@ use time::Duration;
 const TASKS: usize = 16;
 const ROUNDS: usize = 50;
 
-/// What a request does through the layer: load, change one key, save with the loaded
-/// version, and on `Conflict` reload and retry.
-async fn set_key(store: &SqliteStore, id: &RecordId, key: &str) {
-    loop {
-        let mut record = store.load(id).await.expect("load").expect("session exists");
-        let expected = record.version;
-        record.entries.insert(key.to_owned(), key.as_bytes().to_vec().into());
-        record.version = expected + 1;
-        match store.save(&record, expected).await {
-            Ok(()) => return,
-            Err(StoreError::Conflict) => tokio::task::yield_now().await,
-            Err(err) => panic!("save failed: {err:?}"),
-        }
-    }
+fn one_key(id: &RecordId, key: &str, value: &[u8]) -> Patch {
+    let now = time::OffsetDateTime::now_utc();
+    let mut patch = Patch::new(*id, now + Duration::hours(1), now);
+    patch.changes.push(Change::set(key, Some(value.to_vec().into())));
+    patch
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -56,13 +47,19 @@ async fn sqlite_wal_file_serves_many_tasks_without_locking_errors() {
                     let mut r = common::record(Duration::hours(1));
                     store.create(&r).await.unwrap_or_else(|e| panic!("create: {e:?}"));
                     assert_eq!(store.load(&r.id).await.unwrap().as_ref(), Some(&r));
+                    store
+                        .apply(&one_key(&r.id, "round", &[round as u8]))
+                        .await
+                        .unwrap_or_else(|e| panic!("apply: {e:?}"));
                     r.entries.insert("round", vec![round as u8].into());
-                    r.version = 2;
-                    store.save(&r, 1).await.unwrap_or_else(|e| panic!("save: {e:?}"));
-                    assert_eq!(store.load(&r.id).await.unwrap(), Some(r));
+                    assert_eq!(store.load(&r.id).await.unwrap().map(|got| got.entries), Some(r.entries));
                     // Every tenth round, a request to the one session all tasks share.
                     if round % 10 == 0 {
-                        set_key(&store, &shared, &format!("task{task}-round{round}")).await;
+                        let key = format!("task{task}-round{round}");
+                        store
+                            .apply(&one_key(&shared, &key, key.as_bytes()))
+                            .await
+                            .expect("distinct keys never conflict");
                     }
                 }
             })

@@ -1,11 +1,13 @@
-//! What the shared suite does not cover, on both engines: stale versions, sweeps of more
+//! What the shared suite does not cover, on both engines: stale updates, sweeps of more
 //! than one batch, corrupt rows, restarts, and the per-user index's edge cases.
 
 mod common;
 
 use async_trait::async_trait;
 use common::{record, Scratch};
-use session_core::{ExpiredDeletion, Record, RecordId, SessionHandle, SessionStore, StoreError};
+use session_core::{
+    Change, ExpiredDeletion, Patch, Record, RecordId, SessionHandle, SessionStore, StoreError,
+};
 use session_store_sql::sqlx;
 use session_store_sql::{PostgresStore, SqliteStore};
 use time::Duration;
@@ -41,31 +43,31 @@ impl Rows for Scratch<PostgresStore> {
     }
 }
 
-async fn rejects_a_stale_version(store: impl Rows) {
+fn patch(id: &RecordId) -> Patch {
+    let now = time::OffsetDateTime::now_utc();
+    Patch::new(*id, now + Duration::hours(1), now)
+}
+
+/// An update expecting a value that another writer replaced is refused whole; a patch of
+/// a deleted session writes no row.
+async fn rejects_a_stale_update(store: impl Rows) {
     let r = record(Duration::hours(1));
     store.create(&r).await.unwrap();
-    let mut mine = store.load(&r.id).await.unwrap().unwrap();
-    let mut theirs = mine.clone();
-    theirs.entries.insert("who", b"theirs".to_vec().into());
-    theirs.version = 2;
-    store.save(&theirs, 1).await.unwrap();
-
-    // Saved on top of version 1, which is gone: refused, and nothing of it is written.
-    mine.entries.insert("who", b"mine".to_vec().into());
-    mine.version = 2;
-    assert!(matches!(store.save(&mine, 1).await, Err(StoreError::Conflict)));
-    // A version from the future is no better than one from the past.
-    mine.version = 10;
-    assert!(matches!(store.save(&mine, 9).await, Err(StoreError::Conflict)));
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().entries, theirs.entries);
-
-    mine.version = 3;
-    store.save(&mine, 2).await.unwrap();
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 3);
+    let mut theirs = patch(&r.id);
+    theirs.changes.push(Change::set("who", Some(b"theirs".to_vec().into())));
+    store.apply(&theirs).await.unwrap();
+    // Based on "who" being absent, which it no longer is: refused, nothing written.
+    let mut mine = patch(&r.id);
+    mine.changes.push(Change::update("who", None, Some(b"mine".to_vec().into())));
+    mine.changes.push(Change::set("also", Some(b"x".to_vec().into())));
+    assert!(matches!(store.apply(&mine).await, Err(StoreError::Conflict)));
+    let stored = store.load(&r.id).await.unwrap().unwrap();
+    assert_eq!(stored.entries.get("who").map(|v| &v[..]), Some(&b"theirs"[..]));
+    assert!(!stored.entries.contains_key("also"));
+    assert_eq!(stored.version, 2);
     store.delete(&r.id).await.unwrap();
-    mine.version = 4;
-    assert!(matches!(store.save(&mine, 3).await, Err(StoreError::NotFound)));
-    assert_eq!(store.count().await, 0, "a refused save wrote a row");
+    assert!(matches!(store.apply(&theirs).await, Err(StoreError::NotFound)));
+    assert_eq!(store.count().await, 0, "a refused patch wrote a row");
 }
 
 async fn sweeps_more_than_one_batch(store: impl Rows) {
@@ -125,7 +127,7 @@ async fn users_edge_cases(store: impl Rows) {
     }
     let later = a.expires_at + Duration::hours(1);
     let seen = a.created_at + Duration::minutes(2);
-    assert!(store.touch(&a.id, later, seen).await.unwrap());
+    store.apply(&Patch::new(a.id, later, seen)).await.unwrap();
     let list = store.sessions_of(&user).await.unwrap();
     let info = list.iter().find(|i| i.handle == handle(&a)).expect("a listed");
     assert!((info.last_seen - seen).abs() < Duration::milliseconds(1));
@@ -164,8 +166,8 @@ macro_rules! on_each_engine {
             }
 
             #[tokio::test]
-            async fn rejects_a_stale_version() {
-                super::rejects_a_stale_version(common::$engine().await).await;
+            async fn rejects_a_stale_update() {
+                super::rejects_a_stale_update(common::$engine().await).await;
             }
 
             #[tokio::test]
@@ -188,18 +190,18 @@ async fn sqlite_sessions_survive_a_restart() {
     let first = common::sqlite().await;
     let r = record(Duration::hours(1));
     first.create(&r).await.unwrap();
-    let mut next = r.clone();
-    next.version = 2;
-    next.entries.insert("after", b"save".to_vec().into());
-    first.save(&next, 1).await.unwrap();
+    let mut change = patch(&r.id);
+    change.changes.push(Change::set("after", Some(b"save".to_vec().into())));
+    first.apply(&change).await.unwrap();
+    let next = first.load(&r.id).await.unwrap().unwrap();
     let later = next.expires_at + Duration::hours(1);
     let seen = next.created_at + Duration::minutes(1);
-    assert!(first.touch(&r.id, later, seen).await.unwrap());
+    first.apply(&Patch::new(r.id, later, seen)).await.unwrap();
     first.pool().close().await;
 
     let reopened = SqliteStore::open(common::sqlite_path(&first)).await.unwrap();
     let got = reopened.load(&r.id).await.unwrap().expect("session kept across a restart");
-    assert_eq!((got.entries, got.version), (next.entries, 2));
+    assert_eq!((got.entries, got.version), (next.entries, 3));
     assert!((got.expires_at - later).abs() < Duration::milliseconds(1));
     assert!((got.last_seen - seen).abs() < Duration::milliseconds(1));
 }
@@ -209,9 +211,8 @@ async fn postgres_sessions_survive_a_restart() {
     let first = common::postgres().await;
     let r = record(Duration::hours(1));
     first.create(&r).await.unwrap();
-    let mut next = r.clone();
-    next.version = 2;
-    first.save(&next, 1).await.unwrap();
+    first.apply(&patch(&r.id)).await.unwrap();
+    let next = first.load(&r.id).await.unwrap().unwrap();
     first.pool().close().await;
 
     let url = common::env("DATABASE_URL");
