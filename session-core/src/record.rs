@@ -279,7 +279,8 @@ pub struct Record {
     pub expires_at: OffsetDateTime,
     /// The session's own expiry, when it overrides the layer's default.
     pub expiry: Option<Expiry>,
-    /// Incremented by every save; stores compare it to detect concurrent writes.
+    /// Incremented by every applied [`Patch`](crate::Patch); a cache compares it to tell
+    /// whether its copy is current.
     pub version: u64,
     /// The user this session belongs to, once the app set one; stores that keep a per-user
     /// index key it by this.
@@ -287,7 +288,7 @@ pub struct Record {
     /// A label the app chose for this session, e.g. "Firefox on Linux".
     pub label: Option<String>,
     /// When the session was last used: set by every save and by the throttled expiry
-    /// refresh ([`SessionStore::touch`](crate::SessionStore::touch)), not by every request.
+    /// refresh (a [`Patch`](crate::Patch) without changes), not by every request.
     pub last_seen: OffsetDateTime,
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn note(layout: &Layout, record: &Record, user_changed: bool) -> Resu
     let Some(user) = &record.user else {
         return Ok(());
     };
-    // An expired record never lives again (save and touch refuse it): it needs no entry.
+    // An expired record never lives again (`apply` refuses it): it needs no entry.
     if record.is_expired_at(ops::now()) {
         return Ok(());
     }

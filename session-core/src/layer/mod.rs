@@ -8,8 +8,8 @@
 //! | the handler...                      | store calls               | `Set-Cookie`           |
 //! |-------------------------------------|---------------------------|------------------------|
 //! | never touched the session           | none                      | none                   |
-//! | only read it                        | one load (+ a throttled touch) | only on refresh   |
-//! | changed keys                        | load, save (CAS + merge)  | when Max-Age moves     |
+//! | only read it                        | one load (+ a throttled refresh patch) | only on refresh |
+//! | changed keys                        | load, one patch of those keys | when Max-Age moves |
 //! | inserted into a new session         | create                    | new id                 |
 //! | called `flush` / emptied it         | delete                    | removal                |
 //! | called `cycle_id`                   | create new, delete old    | new id                 |
