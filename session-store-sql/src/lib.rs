@@ -15,6 +15,8 @@ mod statements;
 mod store;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod table;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod tx;
 
 pub use crate::error::Error;
 #[cfg(feature = "postgres")]

@@ -2,9 +2,8 @@
 //!
 //! `data` holds [`Record::to_bytes`], which carries every field at full precision. The
 //! other columns repeat what SQL must see: `expires_at` for the expiry checks and the
-//! sweep, `version` for the compare-and-set of `apply`, `user_id` for the per-user index,
-//! `last_seen` (kept beside `data` by older versions' `touch`), `created_at` for people querying
-//! the table. Instants are integer Unix milliseconds rather than timestamp types so SQLite
+//! sweep, `user_id` for the per-user index, and `version`, `last_seen`, `created_at` for
+//! people querying the table (`version` is also checked against the record's on decode). Instants are integer Unix milliseconds rather than timestamp types so SQLite
 //! and PostgreSQL compare them the same way, against the app's clock passed as a parameter.
 
 use session_core::{Record, RecordId, StoreError};
@@ -40,7 +39,7 @@ impl Columns {
     }
 }
 
-/// Both engines' integers are signed 64-bit; a version past `i64::MAX` takes 2^63 saves.
+/// Both engines' integers are signed 64-bit; a version past `i64::MAX` takes 2^63 patches.
 pub(crate) fn version_column(version: u64) -> Result<i64, StoreError> {
     i64::try_from(version).map_err(|_| StoreError::backend("session version exceeds the BIGINT range"))
 }
@@ -62,8 +61,9 @@ pub(crate) fn now_ms() -> i64 {
 /// The columns a loaded row is decoded from (`SELECT data, expires_at, last_seen, version`).
 pub(crate) type Loaded = (Vec<u8>, i64, i64, i64);
 
-/// The record in a loaded row. Older versions' `touch` moved only the `expires_at` and `last_seen` columns,
-/// so they win over the copies inside `data` whenever the two differ.
+/// The record in a loaded row. The `expires_at` and `last_seen` columns win over the copies
+/// inside `data` whenever the two differ: rows written by earlier versions, whose `touch`
+/// moved only those columns, keep loading with their refreshed expiry. (`apply` writes both.)
 pub(crate) fn decode(
     id: &RecordId,
     (data, expires_at, last_seen, version): &Loaded,

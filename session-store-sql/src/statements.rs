@@ -2,8 +2,8 @@
 //! per-connection statement cache reuses the prepared statement).
 //!
 //! Both engines run the same statements (SQLite 3.24+ has PostgreSQL's upsert, and sqlx
-//! numbers SQLite's `$n` parameters like PostgreSQL's) except for the column types and
-//! the batched delete of the sweep.
+//! numbers SQLite's `$n` parameters like PostgreSQL's) except for the column types, how
+//! `apply` locks the row it patches, and the batched delete of the sweep.
 
 use crate::table::Table;
 
@@ -24,13 +24,14 @@ pub(crate) struct Statements {
     pub(crate) schema: [String; 3],
     pub(crate) create: String,
     pub(crate) load: String,
-    /// Opens the transaction of `apply`, taking the write lock at once on SQLite.
+    /// Opens the transaction of `apply`.
     pub(crate) begin: &'static str,
-    /// `load`, locking the row for the rest of the transaction on PostgreSQL.
-    pub(crate) load_for_update: String,
-    pub(crate) save: String,
+    /// `load` inside that transaction, holding the row until it ends.
+    pub(crate) lock_live: String,
+    /// Writes a patched record; run under the lock `lock_live` took, so it needs no
+    /// version or expiry check of its own.
+    pub(crate) update: String,
     pub(crate) delete: String,
-    pub(crate) delete_version: String,
     pub(crate) delete_corrupt: String,
     pub(crate) delete_expired: String,
     pub(crate) sessions_of: String,
@@ -65,18 +66,18 @@ impl Statements {
             ),
         };
         let (begin, lock_row) = match dialect {
-            // Deferred, a transaction that reads then writes fails with SQLITE_BUSY when
-            // another writer committed in between; IMMEDIATE queues on the busy timeout.
+            // The write lock up front: a deferred transaction that reads, then writes, fails
+            // with SQLITE_BUSY (no busy timeout helps) when another connection wrote in
+            // between. IMMEDIATE waits for the lock on the busy timeout instead, and holds
+            // it, so the row read is the row written.
             #[cfg(feature = "sqlite")]
             Dialect::Sqlite => ("BEGIN IMMEDIATE", ""),
+            // Only this row is locked: patches of other sessions go on in parallel.
             #[cfg(feature = "postgres")]
             Dialect::Postgres => ("BEGIN", " FOR UPDATE"),
         };
         Self {
             begin,
-            load_for_update: format!(
-                "SELECT data, expires_at, last_seen, version FROM {t} WHERE id = $1 AND expires_at > $2{lock_row}"
-            ),
             schema: [
                 format!(
                     "CREATE TABLE IF NOT EXISTS {t} (id {bytes} NOT NULL PRIMARY KEY, data {bytes} NOT NULL, \
@@ -100,12 +101,13 @@ impl Statements {
             load: format!(
                 "SELECT data, expires_at, last_seen, version FROM {t} WHERE id = $1 AND expires_at > $2"
             ),
-            save: format!(
-                "UPDATE {t} SET data = $3, user_id = $4, created_at = $5, last_seen = $6, expires_at = $7, \
-                 version = $8 WHERE id = $1 AND version = $2 AND expires_at > $9"
+            lock_live: format!(
+                "SELECT data, expires_at, last_seen, version FROM {t} WHERE id = $1 AND expires_at > $2{lock_row}"
+            ),
+            update: format!(
+                "UPDATE {t} SET data = $2, user_id = $3, last_seen = $4, expires_at = $5, version = $6 WHERE id = $1"
             ),
             delete: format!("DELETE FROM {t} WHERE id = $1"),
-            delete_version: format!("DELETE FROM {t} WHERE id = $1 AND version = $2"),
             delete_corrupt: format!("DELETE FROM {t} WHERE id = $1 AND data = $2"),
             delete_expired,
             sessions_of: format!(

@@ -6,9 +6,9 @@
 
 /// Implements [`SessionStore`](session_core::SessionStore) and
 /// [`ExpiredDeletion`](session_core::ExpiredDeletion) for a type with fields
-/// `pool: sqlx::Pool<_>` and `sql: Arc<Statements>`.
+/// `pool: sqlx::Pool<_>` whose connections are `$conn`, and `sql: Arc<Statements>`.
 macro_rules! impl_session_store {
-    ($store:ty) => {
+    ($store:ty, $conn:ty) => {
         #[async_trait::async_trait]
         impl session_core::SessionStore for $store {
             async fn create(&self, record: &session_core::Record) -> Result<(), session_core::StoreError> {
@@ -49,73 +49,37 @@ macro_rules! impl_session_store {
                 self.decode_or_discard(id, row).await
             }
 
-            /// One transaction that holds the session's row (SQLite: the write lock, taken at
-            /// `BEGIN IMMEDIATE`; PostgreSQL: `SELECT ... FOR UPDATE`) from the read to the
-            /// write, so concurrent patches of one session queue instead of conflicting.
+            /// One transaction holds the session's row from the read to the write (SQLite:
+            /// the database's write lock, taken by `BEGIN IMMEDIATE`; PostgreSQL: the row,
+            /// by `SELECT ... FOR UPDATE`), so concurrent patches of one session, from any
+            /// number of processes, queue instead of conflicting or retrying.
             async fn apply(
                 &self,
                 patch: &session_core::Patch,
             ) -> Result<session_core::Applied, session_core::StoreError> {
                 use session_core::StoreError;
-                let mut tx = self.pool.begin_with(self.sql.begin).await.map_err(StoreError::backend)?;
-                let outcome = async {
-                    let found: Option<$crate::row::Loaded> = sqlx::query_as(&self.sql.load_for_update)
-                        .bind(&patch.id.as_bytes()[..])
-                        .bind($crate::row::now_ms())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(StoreError::backend)?;
-                    let Some(row) = found else { return Ok(None) };
-                    let Ok(mut record) = $crate::row::decode(&patch.id, &row) else {
-                        // Handled outside this transaction, as a load handles a corrupt row.
-                        return Ok(Some(Err(row)));
-                    };
-                    let expected = $crate::row::version_column(record.version)?;
-                    let applied = patch.apply_to(&mut record, time::OffsetDateTime::now_utc())?;
-                    if applied.ended {
-                        sqlx::query(&self.sql.delete_version)
-                            .bind(&patch.id.as_bytes()[..])
-                            .bind(expected)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(StoreError::backend)?;
-                    } else {
-                        let c = $crate::row::Columns::of(&record)?;
-                        sqlx::query(&self.sql.save)
-                            .bind(&c.id[..])
-                            .bind(expected)
-                            .bind(c.data)
-                            .bind(c.user_id)
-                            .bind(c.created_at)
-                            .bind(c.last_seen)
-                            .bind(c.expires_at)
-                            .bind(c.version)
-                            .bind($crate::row::now_ms())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(StoreError::backend)?;
-                    }
-                    Ok(Some(Ok(applied)))
+                let conn = self.pool.acquire().await.map_err(StoreError::backend)?;
+                let mut tx = $crate::tx::Locked::new(conn);
+                // A bare `&str` goes as a simple query: nothing to prepare for one word.
+                if let Err(err) = sqlx::Executor::execute(tx.conn(), self.sql.begin).await {
+                    // A `BEGIN` that failed (SQLite: still busy after the timeout) opened
+                    // nothing: the connection can go back to the pool.
+                    tx.release();
+                    return Err(StoreError::backend(err));
                 }
-                .await;
-                match outcome {
-                    Ok(Some(Ok(applied))) => {
-                        tx.commit().await.map_err(StoreError::backend)?;
-                        Ok(applied)
-                    }
-                    other => {
-                        // Roll back now: a transaction merely dropped is rolled back only when
-                        // its connection is next used, and would hold its locks until then.
-                        tx.rollback().await.map_err(StoreError::backend)?;
-                        match other? {
-                            Some(Err(row)) => {
-                                let _ = self.decode_or_discard(&patch.id, row).await?;
-                                Err(StoreError::NotFound)
-                            }
-                            _ => Err(StoreError::NotFound),
-                        }
-                    }
+                let outcome = self.apply_locked(tx.conn(), patch).await;
+                // Committed also when no live row was found: a corrupt one may have been deleted.
+                let end = if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                match sqlx::Executor::execute(tx.conn(), end).await {
+                    Ok(_) => tx.release(),
+                    // The transaction may still be open (SQLite keeps it on a busy `COMMIT`):
+                    // dropping the guard closes the connection, which ends it.
+                    Err(err) if outcome.is_ok() => return Err(StoreError::backend(err)),
+                    // The rollback failed, but closing ends the transaction just the same;
+                    // the patch's own error is the answer.
+                    Err(_) => {}
                 }
+                outcome?.ok_or(StoreError::NotFound)
             }
 
             async fn delete(&self, id: &session_core::RecordId) -> Result<(), session_core::StoreError> {
@@ -199,6 +163,62 @@ macro_rules! impl_session_store {
         }
 
         impl $store {
+            /// The statements of `apply`, inside its transaction on `conn`: the patched
+            /// record's outcome, or `None` when no live record is stored.
+            async fn apply_locked(
+                &self,
+                conn: &mut $conn,
+                patch: &session_core::Patch,
+            ) -> Result<Option<session_core::Applied>, session_core::StoreError> {
+                use session_core::StoreError;
+                let id = &patch.id.as_bytes()[..];
+                // One clock reading for the row's liveness and the patch's.
+                let now = time::OffsetDateTime::now_utc();
+                let found: Option<$crate::row::Loaded> = sqlx::query_as(&self.sql.lock_live)
+                    .bind(id)
+                    .bind($crate::row::unix_ms(now))
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(StoreError::backend)?;
+                let Some(row) = found else { return Ok(None) };
+                let mut record = match $crate::row::decode(&patch.id, &row) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        // No session, as for a load; the row is ours until the commit, so
+                        // nothing written meanwhile can be deleted with it.
+                        $crate::row::warn_discarding(&err);
+                        sqlx::query(&self.sql.delete)
+                            .bind(id)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(StoreError::backend)?;
+                        return Ok(None);
+                    }
+                };
+                let applied = patch.apply_to(&mut record, now)?;
+                if applied.ended {
+                    sqlx::query(&self.sql.delete)
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::backend)?;
+                } else {
+                    // `user_id` is written with `data`, so the per-user index follows the patch.
+                    let c = $crate::row::Columns::of(&record)?;
+                    sqlx::query(&self.sql.update)
+                        .bind(id)
+                        .bind(c.data)
+                        .bind(c.user_id)
+                        .bind(c.last_seen)
+                        .bind(c.expires_at)
+                        .bind(c.version)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::backend)?;
+                }
+                Ok(Some(applied))
+            }
+
             /// The record in a loaded row; a row that does not decode is deleted (only if it
             /// still holds the bytes that failed, so a record written meanwhile stays) and is
             /// no session.
