@@ -17,7 +17,7 @@
 //!   kinds of lock cannot deadlock.
 //!
 //! A crash between the record write and the index update leaves the session unlisted
-//! until its next save, which checks the index again.
+//! until its next patch, which checks the index again.
 //!
 //! Indexes are replaced like records (temp file, `fsync`, rename, folder `fsync`) and
 //! locked like sessions, with a `users/<key>.lock` file, so processes sharing the folder
@@ -35,7 +35,7 @@ use crate::layout::{Kind, Layout, UserKey};
 use crate::lock::FileLock;
 use crate::ops;
 
-/// Called after `record` was created or saved, with no session lock held: makes sure the
+/// Called after `record` was created or patched, with no session lock held: makes sure the
 /// index of its user lists it. `user_changed` is false when the stored record already had
 /// this user.
 pub(crate) fn note(layout: &Layout, record: &Record, user_changed: bool) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! The store operations as blocking functions, run on tokio's blocking pool.
 //!
 //! Every change reads the record and writes its replacement under the session's file lock,
-//! so the version check and the write are one step for every process sharing the folder.
+//! so reading, patching and writing are one step for every process sharing the folder.
 //! Reads take no lock: a rename swaps the whole file, so a reader sees the old record or
 //! the new one. Every change releases the session's lock before it returns, so the caller
 //! can update a user index without holding a session lock (see `index` for the order).

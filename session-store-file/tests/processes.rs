@@ -1,13 +1,13 @@
 //! Real processes sharing one folder: this test binary starts copies of itself, each
-//! running `child_writer` or `child_indexer`, so the file locks are tested across process
-//! boundaries.
+//! running `child_writer` (distinct keys, then conditional increments of one counter) or
+//! `child_indexer`, so the file locks are tested across process boundaries.
 
 mod common;
 
 use std::process::{Command, Stdio};
 
 use common::{record, set_key};
-use session_core::{RecordId, SessionStore};
+use session_core::{Change, Patch, RecordId, SessionStore, StoreError};
 use session_store_file::FileStore;
 use time::Duration;
 
@@ -20,8 +20,26 @@ const USER: &str = "shared-user";
 const CHILDREN: usize = 3;
 const TASKS_PER_CHILD: usize = 12;
 
+/// What the layer does for an in-place update: read the counter, patch it conditionally
+/// on that value, and on `Conflict` (another writer counted first) read it again.
+async fn increment(store: &FileStore, id: &RecordId) {
+    loop {
+        let current = store.load(id).await.unwrap().expect("session kept");
+        let n = current.entries.get("n").map_or(0, |v| u64::from_be_bytes(v[..].try_into().unwrap()));
+        let now = time::OffsetDateTime::now_utc();
+        let mut patch = Patch::new(*id, now + Duration::hours(1), now);
+        let expected = current.entries.get("n").cloned();
+        patch.changes.push(Change::update("n", expected, Some((n + 1).to_be_bytes().to_vec().into())));
+        match store.apply(&patch).await {
+            Ok(_) => return,
+            Err(StoreError::Conflict) => tokio::task::yield_now().await,
+            Err(err) => panic!("increment failed: {err}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_writing_different_keys_of_one_session_lose_nothing() {
+async fn processes_patching_one_session_lose_no_key_and_no_increment() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path()).unwrap();
     let session = record(Duration::hours(1));
@@ -35,7 +53,11 @@ async fn processes_writing_different_keys_of_one_session_lose_nothing() {
             assert!(stored.entries.contains_key(&format!("child{n}-task{t}")), "child{n}-task{t} lost");
         }
     }
-    assert_eq!(stored.version, 1 + (CHILDREN * TASKS_PER_CHILD) as u64);
+    let writes = (CHILDREN * TASKS_PER_CHILD) as u64;
+    let counted = stored.entries.get("n").map(|v| u64::from_be_bytes(v[..].try_into().unwrap()));
+    assert_eq!(counted, Some(writes), "an increment was lost or counted twice");
+    // One version per key set and per increment that held; refused patches count none.
+    assert_eq!(stored.version, 1 + 2 * writes);
 }
 
 /// The body of a child process; does nothing when run as an ordinary test.
@@ -53,7 +75,10 @@ async fn child_writer() {
     let tasks: Vec<_> = (0..TASKS_PER_CHILD)
         .map(|t| {
             let (store, key) = (store.clone(), format!("child{n}-task{t}"));
-            tokio::spawn(async move { set_key(&store, &id, &key).await })
+            tokio::spawn(async move {
+                assert_eq!(set_key(&store, &id, &key).await, 0, "a patch of a distinct key conflicted");
+                increment(&store, &id).await;
+            })
         })
         .collect();
     for task in tasks {
