@@ -116,6 +116,27 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
         Ok(applied)
     }
 
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+        let applied = match self.backing.cycle(patch, to).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                if matches!(err, StoreError::Conflict | StoreError::NotFound) {
+                    self.forget(&patch.id).await;
+                }
+                return Err(err);
+            }
+        };
+        // The cached copy moves the same way (leaving the cache's own forward, which a later
+        // delete follows), or both ids are dropped from the cache.
+        let current = !applied.ended
+            && matches!(self.cache.cycle(patch, to).await, Ok(cached) if cached.version == applied.version);
+        if !current {
+            self.forget(&patch.id).await;
+            self.forget(&to).await;
+        }
+        Ok(applied)
+    }
+
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         self.backing.delete(id).await?;
         self.forget(id).await;

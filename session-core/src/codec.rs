@@ -71,7 +71,7 @@ pub(crate) fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Codec
 }
 
 #[derive(Serialize, Deserialize)]
-struct Instant(i64, u32);
+pub(crate) struct Instant(i64, u32);
 
 impl From<OffsetDateTime> for Instant {
     fn from(t: OffsetDateTime) -> Self {

@@ -7,44 +7,77 @@
 //! [`Session::update`](crate::Session::update) is re-run by the layer when its key changed
 //! underneath it ([`StoreError::Conflict`]).
 //!
-//! A store in a few lines (a single lock; the real `MemoryStore` is sharded):
+//! A store in a few lines (a single lock; the real `MemoryStore` is sharded). It keeps a
+//! [`Stored`](crate::Stored) per id: a record, or the forward `cycle` leaves behind.
 //!
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
-//! use session_core::{Applied, Patch, Record, RecordId, SessionStore, StoreError};
+//! use session_core::{Applied, Forward, Patch, Record, RecordId, SessionStore, Stored, StoreError};
 //! use time::OffsetDateTime;
 //!
 //! #[derive(Debug, Default)]
-//! struct Tiny(Mutex<HashMap<RecordId, Record>>);
+//! struct Tiny(Mutex<HashMap<RecordId, Stored>>);
+//!
+//! fn live(map: &mut HashMap<RecordId, Stored>, id: &RecordId, now: OffsetDateTime) -> Option<Record> {
+//!     match map.get(id) {
+//!         Some(Stored::Record(r)) if !r.is_expired_at(now) => Some(r.clone()),
+//!         _ => None,
+//!     }
+//! }
 //!
 //! #[async_trait::async_trait]
 //! impl SessionStore for Tiny {
 //!     async fn create(&self, record: &Record) -> Result<(), StoreError> {
 //!         let mut map = self.0.lock().unwrap();
-//!         let now = OffsetDateTime::now_utc();
-//!         if map.get(&record.id).is_some_and(|r| !r.is_expired_at(now)) {
+//!         if map.get(&record.id).is_some_and(|s| s.expires_at() > OffsetDateTime::now_utc()) {
 //!             return Err(StoreError::Collision);
 //!         }
-//!         map.insert(record.id, record.clone());
+//!         map.insert(record.id, Stored::Record(record.clone()));
 //!         Ok(())
 //!     }
 //!     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-//!         let now = OffsetDateTime::now_utc();
-//!         Ok(self.0.lock().unwrap().get(id).filter(|r| !r.is_expired_at(now)).cloned())
+//!         Ok(live(&mut self.0.lock().unwrap(), id, OffsetDateTime::now_utc()))
 //!     }
 //!     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
 //!         let mut map = self.0.lock().unwrap();
 //!         let now = OffsetDateTime::now_utc();
-//!         let record = map.get_mut(&patch.id).filter(|r| !r.is_expired_at(now)).ok_or(StoreError::NotFound)?;
-//!         let applied = patch.apply_to(record, now)?;
+//!         let mut record = live(&mut map, &patch.id, now).ok_or(StoreError::NotFound)?;
+//!         let applied = patch.apply_to(&mut record, now)?;
 //!         if applied.ended {
 //!             map.remove(&patch.id);
+//!         } else {
+//!             map.insert(patch.id, Stored::Record(record));
 //!         }
 //!         Ok(applied)
 //!     }
+//!     async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+//!         let mut map = self.0.lock().unwrap();
+//!         let now = OffsetDateTime::now_utc();
+//!         let mut record = live(&mut map, &patch.id, now).ok_or(StoreError::NotFound)?;
+//!         let old_expires_at = record.expires_at;
+//!         let applied = patch.apply_to(&mut record, now)?;
+//!         if applied.ended {
+//!             map.remove(&patch.id);
+//!             return Ok(applied);
+//!         }
+//!         if map.get(&to).is_some_and(|s| s.expires_at() > now) {
+//!             return Err(StoreError::Collision);
+//!         }
+//!         record.id = to;
+//!         map.insert(to, Stored::Record(record));
+//!         map.insert(patch.id, Stored::Forward(Forward::new(to, old_expires_at, now)));
+//!         Ok(applied)
+//!     }
 //!     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
-//!         self.0.lock().unwrap().remove(id);
+//!         let mut map = self.0.lock().unwrap();
+//!         let mut next = Some(*id);
+//!         for _ in 0..=session_core::store::MAX_FORWARDS {
+//!             let Some(id) = next.take() else { break };
+//!             if let Some(Stored::Forward(f)) = map.remove(&id) {
+//!                 next = Some(f.to);
+//!             }
+//!         }
 //!         Ok(())
 //!     }
 //! }
@@ -58,6 +91,10 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use crate::{Applied, BoxError, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo};
+
+/// How many [`Forward`]s a [`SessionStore::delete`] follows: a chain longer than this (an id
+/// cycled this often within [`Forward::LIFETIME`](crate::Forward::LIFETIME)) is cut there.
+pub const MAX_FORWARDS: usize = 16;
 
 /// What a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +155,26 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// live record; it never re-creates a deleted one.
     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError>;
 
-    /// Deletes the record; deleting a missing record is not an error.
+    /// Gives the live record `patch.id` a new id ([`Session::cycle_id`](crate::Session::cycle_id)),
+    /// atomically: applies `patch` to what is stored (as [`apply`](SessionStore::apply) does),
+    /// stores the result under `to` (same `created_at`, so the absolute lifetime still counts
+    /// from the first login), and replaces the old record with a [`Forward`](crate::Forward) to `to`.
+    ///
+    /// The forward is what makes a logout that races the id change hold: it is no session
+    /// for `load`, `apply` and `sessions_of`, but [`delete`](SessionStore::delete) of the
+    /// old id (a logout, a revoke of a handle listed a moment earlier) follows it and
+    /// deletes the new record too. It lives until [`Forward::expires_at`](crate::Forward::expires_at).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when there is no live record (deleted, expired, or already a
+    /// forward): nothing is created. [`StoreError::Conflict`] when an expectation fails and
+    /// [`StoreError::Collision`] when `to` is taken: nothing changes.
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError>;
+
+    /// Deletes the record; deleting a missing record is not an error. When `id` holds a
+    /// [`Forward`](crate::Forward) left by [`cycle`](SessionStore::cycle), deletes it and the record it
+    /// leads to, following at most [`MAX_FORWARDS`] forwards.
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError>;
 
     /// The live sessions whose [`Record::user`] is `user`, in any order. Expired sessions

@@ -122,6 +122,13 @@ impl session_core::SessionStore for ListenCount {
     async fn apply(&self, patch: &session_core::Patch) -> Result<session_core::Applied, StoreError> {
         self.0.apply(patch).await
     }
+    async fn cycle(
+        &self,
+        patch: &session_core::Patch,
+        to: session_core::RecordId,
+    ) -> Result<session_core::Applied, StoreError> {
+        self.0.cycle(patch, to).await
+    }
     async fn delete(&self, id: &session_core::RecordId) -> Result<(), StoreError> {
         self.0.delete(id).await
     }

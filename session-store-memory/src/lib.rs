@@ -6,8 +6,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use session_core::store::MAX_FORWARDS;
 use session_core::{
-    Applied, ExpiredDeletion, Patch, Record, RecordId, SessionInfo, SessionStore, StoreError,
+    Applied, ExpiredDeletion, Forward, Patch, Record, RecordId, SessionInfo, SessionStore, Stored, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -30,7 +31,8 @@ pub struct MemoryStore {
 
 /// Records are boxed: a table of small slots grows and inserts with less copying, and a
 /// new record is written into freshly recycled (cached) memory rather than into the table.
-type Shard = HashMap<RecordId, Box<Record>, BuildHasherDefault<DigestHasher>>;
+/// A slot holds a record or the [`Forward`] a `cycle` left.
+type Shard = HashMap<RecordId, Box<Stored>, BuildHasherDefault<DigestHasher>>;
 
 /// Hashes a [`RecordId`] by eight of its bytes. Record ids are SHA-256 digests of random
 /// ids: uniform, and no client can choose one (it would need a preimage), so they need no
@@ -79,7 +81,8 @@ impl MemoryStore {
         self
     }
 
-    /// Number of records held, expired ones not yet swept included.
+    /// Number of records held, expired ones not yet swept included, and the forwards that
+    /// [`SessionStore::cycle`] leaves at old ids (each kept at most [`Forward::LIFETIME`]).
     #[must_use]
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
@@ -98,7 +101,11 @@ impl MemoryStore {
     }
 
     fn shard(&self, id: &RecordId) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[usize::from(id.as_bytes()[0]) & (SHARDS - 1)])
+        lock(&self.shards[self.shard_index(id)])
+    }
+
+    fn shard_index(&self, id: &RecordId) -> usize {
+        usize::from(id.as_bytes()[0]) & (SHARDS - 1)
     }
 }
 
@@ -109,29 +116,73 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn live<'a>(shard: &'a mut Shard, id: &RecordId, now: OffsetDateTime) -> Option<&'a mut Record> {
-    shard.get_mut(id).map(|r| &mut **r).filter(|r| !r.is_expired_at(now))
+    match shard.get_mut(id).map(|s| &mut **s) {
+        Some(Stored::Record(r)) if !r.is_expired_at(now) => Some(r),
+        _ => None,
+    }
+}
+
+/// `cycle` under the locks of both shards (`target: None` when `to` is in `from`'s shard);
+/// returns the user to index the new record under.
+fn move_record(
+    from: &mut Shard,
+    target: Option<&mut Shard>,
+    patch: &Patch,
+    to: RecordId,
+    now: OffsetDateTime,
+) -> Result<(Applied, Option<String>), StoreError> {
+    let stored = live(from, &patch.id, now).ok_or(StoreError::NotFound)?;
+    let old_expires_at = stored.expires_at;
+    // A copy, so a refused patch or a taken id leaves the old record as it was.
+    let mut record = stored.clone();
+    let applied = patch.apply_to(&mut record, now)?;
+    if applied.ended {
+        from.remove(&patch.id);
+        return Ok((applied, None));
+    }
+    let taken = match &target {
+        Some(t) => t.get(&to),
+        None => from.get(&to),
+    };
+    if taken.is_some_and(|s| current(s, now)) {
+        return Err(StoreError::Collision);
+    }
+    record.id = to;
+    let user = record.user.clone();
+    let moved = Box::new(Stored::Record(record));
+    match target {
+        Some(t) => t.insert(to, moved),
+        None => from.insert(to, moved),
+    };
+    from.insert(patch.id, Box::new(Stored::Forward(Forward::new(to, old_expires_at, now))));
+    Ok((applied, user))
+}
+
+/// Whether a slot still counts (a live record, or a forward not yet expired).
+fn current(slot: &Stored, now: OffsetDateTime) -> bool {
+    slot.expires_at() > now
 }
 
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
         let mut shard = self.shard(&record.id);
-        if let Some(current) = shard.get(&record.id) {
+        if let Some(slot) = shard.get(&record.id) {
             // Only a taken id needs the time: is its record still live?
-            if !current.is_expired_at(OffsetDateTime::now_utc()) {
+            if current(slot, OffsetDateTime::now_utc()) {
                 return Err(StoreError::Collision);
             }
         } else if let Some(cap) = self.shard_capacity.filter(|&cap| shard.len() >= cap) {
             let now = OffsetDateTime::now_utc();
-            shard.retain(|_, r| !r.is_expired_at(now));
+            shard.retain(|_, s| current(s, now));
             if shard.len() >= cap {
-                let victim = shard.values().min_by_key(|r| r.expires_at).map(|r| r.id);
+                let victim = shard.iter().min_by_key(|(_, s)| s.expires_at()).map(|(id, _)| *id);
                 if let Some(victim) = victim {
                     shard.remove(&victim);
                 }
             }
         }
-        shard.insert(record.id, Box::new(record.clone()));
+        shard.insert(record.id, Box::new(Stored::Record(record.clone())));
         drop(shard);
         self.index(record);
         Ok(())
@@ -159,9 +210,34 @@ impl SessionStore for MemoryStore {
         Ok(applied)
     }
 
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let (a, b) = (self.shard_index(&patch.id), self.shard_index(&to));
+        let (applied, user) = if a == b {
+            move_record(&mut lock(&self.shards[a]), None, patch, to, now)?
+        } else {
+            // Both shards locked, always in index order, so two cycles cannot deadlock.
+            let mut lo = lock(&self.shards[a.min(b)]);
+            let mut hi = lock(&self.shards[a.max(b)]);
+            let (from, target) = if a < b { (&mut *lo, &mut *hi) } else { (&mut *hi, &mut *lo) };
+            move_record(from, Some(target), patch, to, now)?
+        };
+        if let Some(user) = user {
+            lock(&self.users).entry(user).or_default().insert(to);
+        }
+        Ok(applied)
+    }
+
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         // The user index keeps the id until the next listing or sweep drops it.
-        self.shard(id).remove(id);
+        let now = OffsetDateTime::now_utc();
+        let mut id = *id;
+        for _ in 0..=MAX_FORWARDS {
+            match self.shard(&id).remove(&id).map(|s| *s) {
+                Some(Stored::Forward(f)) if !f.is_expired_at(now) => id = f.to,
+                _ => break,
+            }
+        }
         Ok(())
     }
 
@@ -205,7 +281,7 @@ impl ExpiredDeletion for MemoryStore {
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
             let before = shard.len();
-            shard.retain(|_, r| !r.is_expired_at(now));
+            shard.retain(|_, s| current(s, now));
             removed += before - shard.len();
         }
         // Drop index entries whose record is gone (expired, deleted or evicted).

@@ -54,8 +54,15 @@ where
                     let res = ready!(fut.poll(cx))?;
                     let session = session.take().expect("polled after completion");
                     // The common cases stay allocation-free: untouched, read-only, or a
-                    // failed response (never saved).
-                    if res.status().is_server_error() || !session.needs_write_back() {
+                    // failed response (never saved; only a logout's cookie removal holds).
+                    if !session.needs_write_back() {
+                        return Poll::Ready(Ok(res));
+                    }
+                    if res.status().is_server_error() {
+                        let mut res = res;
+                        if let Some(removal) = session.cookie_after_failure() {
+                            send_cookie(res.headers_mut(), removal);
+                        }
                         return Poll::Ready(Ok(res));
                     }
                     let fut = Box::pin(write_back(session, res));
@@ -78,6 +85,8 @@ fn keeps_shared_caches_out(value: &HeaderValue) -> bool {
 }
 
 async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Response<B> {
+    // Asked before `finish` takes the request's state.
+    let on_failure = session.cookie_after_failure();
     let update = match session.finish().await {
         Ok(update) => update,
         Err(err) => {
@@ -86,6 +95,9 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
             let mut res = Response::new(B::default());
             *res.status_mut() = session.config().error_status;
             res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Some(removal) = on_failure {
+                send_cookie(res.headers_mut(), removal);
+            }
             return res;
         }
     };
@@ -94,7 +106,12 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
         CookieUpdate::Set(value) => value,
         CookieUpdate::Remove => session.config().cookie.removal(),
     };
-    let headers = res.headers_mut();
+    send_cookie(res.headers_mut(), cookie);
+    res
+}
+
+/// Adds the session's `Set-Cookie`, and makes sure no shared cache stores the response.
+fn send_cookie(headers: &mut http::HeaderMap, cookie: HeaderValue) {
     headers.append(SET_COOKIE, cookie);
     // One lookup per header (`entry`), whether it is there or not.
     // A shared cache must never hand this cookie to someone else: whatever the app said,
@@ -124,5 +141,4 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
             }
         }
     }
-    res
 }

@@ -59,7 +59,7 @@ impl Session {
         match fetched {
             Ok(found) => {
                 st.loaded = true;
-                if let Some(found) = found {
+                if let Some(Fetched::Live(found)) = found {
                     st.id = found.id.map(|(id, _)| id);
                     st.rid = found.id.map(|(_, rid)| rid);
                     st.meta = Some(found.meta);
@@ -74,6 +74,8 @@ impl Session {
                     if !st.label_changed {
                         st.label = found.label;
                     }
+                } else if let Some(Fetched::Gone(rid)) = found {
+                    st.gone = Some(rid);
                 }
                 Ok(st)
             }
@@ -85,7 +87,7 @@ impl Session {
         }
     }
 
-    async fn fetch(&self) -> Result<Option<Found>, Error> {
+    async fn fetch(&self) -> Result<Option<Fetched>, Error> {
         let Some(value) = self.0.cookie.as_deref() else { return Ok(None) };
         let config = &*self.0.config;
         let name = &config.cookie.name;
@@ -93,9 +95,10 @@ impl Session {
         match &config.backend {
             Backend::Store(store) => {
                 let Some((id, reissue)) = config.id_codec.decode(name, value) else { return Ok(None) };
-                let Some(record) = store.load(&id.record_id()).await? else { return Ok(None) };
+                let rid = id.record_id();
+                let Some(record) = store.load(&rid).await? else { return Ok(Some(Fetched::Gone(rid))) };
                 if self.policy(record.expiry).is_expired(now, record.created_at, record.expires_at) {
-                    return Ok(None);
+                    return Ok(Some(Fetched::Gone(rid)));
                 }
                 let policy = self.policy(record.expiry);
                 let meta = Meta {
@@ -103,7 +106,7 @@ impl Session {
                     expires_at: record.expires_at,
                     refresh: policy.refresh_due(now, record.created_at, record.expires_at),
                 };
-                Ok(Some(Found {
+                Ok(Some(Fetched::Live(Found {
                     id: Some((id, record.id)),
                     meta,
                     entries: record.entries,
@@ -111,7 +114,7 @@ impl Session {
                     reissue,
                     user: record.user,
                     label: record.label,
-                }))
+                })))
             }
             Backend::Client(codec) => {
                 let Some((payload, reissue)) = codec.decode(name, value) else { return Ok(None) };
@@ -121,7 +124,7 @@ impl Session {
                 }
                 let refresh = self.policy(p.expiry).refresh_due(now, p.created_at, p.expires_at);
                 let meta = Meta { created_at: p.created_at, expires_at: p.expires_at, refresh };
-                Ok(Some(Found {
+                Ok(Some(Fetched::Live(Found {
                     id: None,
                     meta,
                     entries: p.entries,
@@ -129,10 +132,18 @@ impl Session {
                     reissue,
                     user: None,
                     label: None,
-                }))
+                })))
             }
         }
     }
+}
+
+/// What a cookie led to.
+enum Fetched {
+    Live(Found),
+    /// A well-formed id with no live record: gone, expired, or the old id of a session that
+    /// changed id (a forward, which `flush` must still follow).
+    Gone(RecordId),
 }
 
 struct Found {

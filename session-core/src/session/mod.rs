@@ -43,7 +43,7 @@ use crate::codec::{decode_value, encode_client, encode_value};
 use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
 use crate::expiry::Policy;
 use crate::store::now;
-use crate::{Error, Expiry, Id, Record, SessionEvent, SessionHandle};
+use crate::{Error, Expiry, Id, SessionEvent, SessionHandle};
 
 /// A session: cheap to clone (clones share one state), lazily loaded on first use.
 ///
@@ -293,68 +293,53 @@ impl Session {
     }
 
     /// Destroys the session now: deletes its record and expires the cookie with the
-    /// response. Values inserted afterwards start a new session under a new id.
+    /// response, even when the response is a 5xx (a logout holds whatever the handler does
+    /// next). Values inserted afterwards start a new session under a new id.
+    ///
+    /// When the deletion fails, the response becomes the layer's error status (500) even
+    /// if the handler ignores the error, and the cookie is left alone, so the user sees the
+    /// failure and a retry logs out.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] if loading or deleting failed.
     pub async fn flush(&self) -> Result<(), Error> {
-        let rid = self.load().await?.rid;
-        if let (Some(rid), Backend::Store(store)) = (rid, &self.0.config.backend) {
-            store.delete(&rid).await?;
-            self.0
-                .config
-                .manager
-                .emit(SessionEvent::Destroyed { handle: SessionHandle::from_record_id(rid) })
-                .await;
+        let (rid, gone) = {
+            let st = self.load().await?;
+            (st.rid, st.gone)
+        };
+        // A cookie whose record is gone may still name the forward a racing `cycle_id`
+        // left: deleting it ends the session that moved away, as this logout intends.
+        if let (Some(target), Backend::Store(store)) = (rid.or(gone), &self.0.config.backend) {
+            if let Err(err) = store.delete(&target).await {
+                self.state().load_failed = true;
+                return Err(err.into());
+            }
+            if let Some(rid) = rid {
+                let handle = SessionHandle::from_record_id(rid);
+                self.0.config.manager.emit(SessionEvent::Destroyed { handle }).await;
+            }
         }
         *self.state() = State { loaded: true, ended: true, ..State::default() };
         Ok(())
     }
 
-    /// Gives the session a new id and keeps its data; the old record is deleted. Call it
-    /// when privileges change (at login) so an id planted before login is worthless after.
+    /// Gives the session a new id and keeps its data; the old id stops working. Call it
+    /// when privileges change (at login, after a password change) so an id planted before
+    /// is worthless after.
+    ///
+    /// The change happens when the response is written back, in one atomic store call
+    /// ([`SessionStore::cycle`](crate::SessionStore::cycle)), together with this request's
+    /// other changes, and only if the response is not a 5xx: a failed login keeps the old
+    /// session and its cookie, which still agree. Until then [`id`](Session::id) and
+    /// [`handle`](Session::handle) name the old id. A logout or revoke of the old id racing
+    /// the change ends the new one too. In client-side mode the cookie is sealed afresh.
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] if loading, creating or deleting failed.
+    /// [`Error::Store`] if loading failed.
     pub async fn cycle_id(&self) -> Result<(), Error> {
-        drop(self.load().await?);
-        let Backend::Store(store) = &self.0.config.backend else {
-            // Client-side: no id, but a fresh seal replaces the old cookie.
-            self.state().cycled = true;
-            return Ok(());
-        };
-        let (old, mut record) = {
-            let st = self.state();
-            let (Some(old), Some(meta)) = (st.rid, st.meta) else {
-                // Not stored yet: it will get a fresh id when first saved anyway.
-                return Ok(());
-            };
-            let now = now();
-            let expires_at = self.policy(st.expiry).expires_at(now, meta.created_at);
-            let mut record = Record::new(old, meta.created_at, expires_at);
-            record.entries = st.entries.clone();
-            record.expiry = st.expiry;
-            record.user = st.user.clone();
-            record.label = st.label.clone();
-            record.last_seen = now;
-            (old, record)
-        };
-        let new = writeback::create_with_fresh_id(&**store, &mut record).await?;
-        store.delete(&old).await?;
-        let (old_handle, new_handle) =
-            (SessionHandle::from_record_id(old), SessionHandle::from_record_id(record.id));
-        self.0.config.manager.emit(SessionEvent::Cycled { old: old_handle, new: new_handle }).await;
-        let mut st = self.state();
-        st.id = Some(new);
-        st.rid = Some(record.id);
-        st.meta = Some(Meta { created_at: record.created_at, expires_at: record.expires_at, refresh: None });
-        st.log.clear();
-        st.expiry_changed = false;
-        st.owner_changed = false;
-        st.label_changed = false;
-        st.cycled = true;
+        self.load().await?.cycled = true;
         Ok(())
     }
 

@@ -25,7 +25,8 @@ use crate::expiry::Policy;
 use crate::id::DigestHasher;
 use crate::store::now;
 use crate::{
-    Applied, Change, Error, ExpiryChange, Patch, Record, RecordId, SessionEvent, SessionHandle, StoreError,
+    Applied, Change, Error, ExpiryChange, Id, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionStore,
+    StoreError,
 };
 
 const SHARDS: usize = 64;
@@ -42,6 +43,9 @@ pub(crate) struct Job {
     pub(crate) created_at: OffsetDateTime,
     pub(crate) user: Option<String>,
     pub(crate) label: Option<String>,
+    /// `cycle_id` was called: move the session to a new id. Such a job is always applied
+    /// alone, so no other request's write-back learns the new id or writes under it.
+    pub(crate) cycle: bool,
 }
 
 /// One key this request changed.
@@ -57,9 +61,11 @@ pub(crate) struct JobChange {
 }
 
 /// What became of a job.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     Applied(Applied),
+    /// Applied, and the session moved to this new id (the job cycled it).
+    Moved(Applied, Id),
     /// The record was gone (flushed, revoked or expired): nothing was written.
     Gone,
 }
@@ -179,11 +185,21 @@ fn drain(config: Arc<Config>, rid: RecordId, first: Vec<Waiter>, known: Known) {
         let mut batch = first;
         let mut known = known;
         loop {
-            let (mut jobs, txs): (Vec<Job>, Vec<_>) = batch.into_iter().map(|w| (w.job, w.tx)).unzip();
-            let replies = run_batch(&config, rid, &mut jobs, &mut known).await;
-            for (tx, reply) in txs.into_iter().zip(replies) {
-                // A request that went away still had its changes applied.
-                let _ = tx.send(reply);
+            while !batch.is_empty() {
+                // A job that cycles the id goes alone; those before it go first, as one.
+                let n = match batch.iter().position(|w| w.job.cycle) {
+                    Some(0) => 1,
+                    Some(i) => i,
+                    None => batch.len(),
+                };
+                let rest = batch.split_off(n);
+                let (mut jobs, txs): (Vec<Job>, Vec<_>) = batch.into_iter().map(|w| (w.job, w.tx)).unzip();
+                let replies = run_batch(&config, rid, &mut jobs, &mut known).await;
+                for (tx, reply) in txs.into_iter().zip(replies) {
+                    // A request that went away still had its changes applied.
+                    let _ = tx.send(reply);
+                }
+                batch = rest;
             }
             match take_or_release(&config.queue, &rid) {
                 Some(next) => batch = next,
@@ -202,11 +218,13 @@ fn abandoned() -> Error {
     Error::Store(StoreError::backend("the session write-back was abandoned"))
 }
 
-/// Applies `jobs` as one patch and returns one reply per job, in order.
+/// Applies `jobs` as one patch and returns one reply per job, in order. A job that cycles
+/// the id comes alone (see `drain`), and its patch moves the record.
 async fn run_batch(config: &Config, rid: RecordId, jobs: &mut [Job], known: &mut Known) -> Vec<Reply> {
     let crate::session::Backend::Store(store) = &config.backend else {
         return jobs.iter().map(|_| Err(abandoned())).collect();
     };
+    let cycling = matches!(jobs, [job] if job.cycle);
     let mut fresh: Option<Record> = None;
     for attempt in 0..MAX_APPLY_ATTEMPTS {
         if attempt > 0 {
@@ -225,19 +243,29 @@ async fn run_batch(config: &Config, rid: RecordId, jobs: &mut [Job], known: &mut
             // Every job failed to redo its updates.
             return failed.into_iter().map(|f| Err(f.unwrap_or_else(abandoned))).collect();
         };
-        match store.apply(&patch).await {
-            Ok(applied) => {
+        let result = if cycling {
+            cycle_to_fresh_id(&**store, &patch).await.map(|(applied, id)| (applied, Some(id)))
+        } else {
+            store.apply(&patch).await.map(|applied| (applied, None))
+        };
+        match result {
+            Ok((applied, moved)) => {
                 known.clear();
-                known.extend(patch.changes.into_iter().map(|c| (c.key, c.value)));
-                if applied.ended {
-                    known.clear();
+                let outcome = if applied.ended {
                     let handle = SessionHandle::from_record_id(rid);
                     config.manager.emit(SessionEvent::Destroyed { handle }).await;
-                }
-                return failed
-                    .iter_mut()
-                    .map(|f| f.take().map_or(Ok(Outcome::Applied(applied)), Err))
-                    .collect();
+                    Outcome::Applied(applied)
+                } else if let Some(id) = moved {
+                    // What this process wrote is under the new id now; the old id is a
+                    // forward, so nothing is known about it.
+                    let (old, new) = (SessionHandle::from_record_id(rid), SessionHandle::from_record_id(id.record_id()));
+                    config.manager.emit(SessionEvent::Cycled { old, new }).await;
+                    Outcome::Moved(applied, id)
+                } else {
+                    known.extend(patch.changes.into_iter().map(|c| (c.key, c.value)));
+                    Outcome::Applied(applied)
+                };
+                return failed.iter_mut().map(|f| f.take().map_or_else(|| Ok(outcome.clone()), Err)).collect();
             }
             Err(StoreError::Conflict) => known.clear(),
             // Deleted meanwhile (a logout raced this request): never resurrect it.
@@ -249,6 +277,21 @@ async fn run_batch(config: &Config, rid: RecordId, jobs: &mut [Job], known: &mut
         }
     }
     jobs.iter().map(|_| Err(Error::ConflictRetriesExhausted)).collect()
+}
+
+/// Moves the patched record to a fresh random id, retrying on the (astronomically unlikely)
+/// collision.
+async fn cycle_to_fresh_id(store: &dyn SessionStore, patch: &Patch) -> Result<(Applied, Id), StoreError> {
+    let mut last = StoreError::Collision;
+    for _ in 0..super::writeback::MAX_CREATE_ATTEMPTS {
+        let id = Id::random();
+        match store.cycle(patch, id.record_id()).await {
+            Ok(applied) => return Ok((applied, id)),
+            Err(StoreError::Collision) => last = StoreError::Collision,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last)
 }
 
 /// One store error for every job of a batch: the first keeps it, the others say so.

@@ -47,11 +47,16 @@ pub(crate) struct State {
     pub(crate) loading: bool,
     /// A clone waits for that fetch (so the loader must wake it).
     pub(crate) waiting: bool,
+    /// A load, or a `flush`, failed: the response becomes the error status whatever the
+    /// handler answers, so an outage is never a silent logout or a silent 200.
     pub(crate) load_failed: bool,
     /// The id of the stored record (server-side), once loaded.
     pub(crate) id: Option<Id>,
     /// Its digest, computed once per request.
     pub(crate) rid: Option<RecordId>,
+    /// The digest of a well-formed cookie id under which nothing live was stored (`flush`
+    /// still deletes it, following the forward a racing `cycle_id` may have left).
+    pub(crate) gone: Option<RecordId>,
     /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
     pub(crate) meta: Option<Meta>,
     pub(crate) entries: Entries,
@@ -66,7 +71,8 @@ pub(crate) struct State {
     pub(crate) reissue: bool,
     /// `flush` destroyed the session this request started with.
     pub(crate) ended: bool,
-    /// The cookie must be sent again (new id, or fresh seal).
+    /// `cycle_id` was called: at the write-back a stored session moves to a new id (and
+    /// a client-side one is sealed afresh); either way the cookie is sent again.
     pub(crate) cycled: bool,
     /// Who the session belongs to, and the device label (see `set_user`).
     pub(crate) user: Option<String>,

@@ -15,7 +15,7 @@ use crate::store::now;
 use crate::{Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
-const MAX_CREATE_ATTEMPTS: usize = 4;
+pub(super) const MAX_CREATE_ATTEMPTS: usize = 4;
 
 /// What the response must do with the cookie.
 #[derive(Debug)]
@@ -93,6 +93,9 @@ impl Session {
                 let policy = job.policy;
                 match queue::submit(&self.0.config, rid, job).await? {
                     Outcome::Applied(applied) if applied.ended => Ok(CookieUpdate::Remove),
+                    Outcome::Moved(applied, new) => {
+                        Ok(self.set(&new, policy.max_age(crate::store::now(), applied.expires_at)))
+                    }
                     Outcome::Applied(applied)
                         if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) =>
                     {
@@ -138,7 +141,8 @@ impl Session {
                 })
             })
             .collect();
-        let changed = st.expiry_changed || st.owner_changed || st.label_changed || !changes.is_empty();
+        let changed =
+            st.expiry_changed || st.owner_changed || st.label_changed || st.cycled || !changes.is_empty();
         let resend = st.expiry_changed || st.cycled || st.reissue;
         if changed || meta.refresh.is_some() {
             let job = Job {
@@ -152,6 +156,7 @@ impl Session {
                 created_at: meta.created_at,
                 user: if st.owner_changed { st.user.take() } else { None },
                 label: if st.label_changed { st.label.take() } else { None },
+                cycle: st.cycled,
             };
             return Plan::Patch { id, rid, job, resend };
         }
@@ -186,6 +191,15 @@ impl Session {
         }
         let value = codec.encode(name, &payload);
         Ok(CookieUpdate::Set(self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at))))
+    }
+
+    /// The cookie a failed response (a 5xx, or a failed write-back) still carries: the
+    /// removal, when this request flushed the session its cookie named, so a logout holds
+    /// whatever went wrong after it. Everything else is left as the store has it: a
+    /// `cycle_id` or a change not written back leaves the old id valid, and its cookie with it.
+    pub(crate) fn cookie_after_failure(&self) -> Option<HeaderValue> {
+        let ended = self.state().ended;
+        (ended && self.had_cookie()).then(|| self.config().cookie.removal())
     }
 
     fn set(&self, id: &Id, max_age: Option<time::Duration>) -> CookieUpdate {

@@ -21,7 +21,17 @@ enum Op {
     Append(u32),
     Flush,
     Insert(u32),
+    /// `cycle_id` (as at login), and a key written with it.
+    Cycle,
 }
+
+/// A request extension: after the barrier, wait for this before acting.
+#[derive(Clone)]
+struct Gate(Arc<tokio::sync::Notify>);
+
+/// A request extension for the first request of a session: the user to tie it to.
+#[derive(Clone)]
+struct Owner(String);
 
 type Svc = crate::SessionService<FnService<fn(Request<()>) -> BoxResponse>>;
 type BoxResponse =
@@ -41,17 +51,27 @@ fn handle(req: Request<()>) -> BoxResponse {
         let round = req.extensions().get::<(Op, Arc<Barrier>)>().cloned();
         let Some((op, barrier)) = round else {
             session.insert("init", 1u8).await.expect("insert");
+            if let Some(Owner(user)) = req.extensions().get::<Owner>() {
+                session.set_user(user.clone());
+            }
             return Ok(Response::new(()));
         };
         // Every request loads before any writes back.
         let _: Option<u8> = session.get("init").await.expect("load");
         barrier.wait().await;
+        if let Some(Gate(gate)) = req.extensions().get::<Gate>() {
+            gate.notified().await;
+        }
         match op {
             Op::Increment => session.update("counter", |n: &mut u64| *n += 1).await.expect("update"),
             Op::Key(i) => session.insert(&format!("key{i}"), i).await.expect("insert"),
             Op::Append(i) => session.update("list", move |l: &mut Vec<u32>| l.push(i)).await.expect("update"),
             Op::Flush => session.flush().await.expect("flush"),
             Op::Insert(i) => session.insert("last", i).await.expect("insert"),
+            Op::Cycle => {
+                session.cycle_id().await.expect("cycle_id");
+                session.insert("cycled", 1u8).await.expect("insert");
+            }
         }
         Ok(Response::new(()))
     })
@@ -59,11 +79,25 @@ fn handle(req: Request<()>) -> BoxResponse {
 
 /// Creates a session through `svc`; returns its cookie pair and record id.
 async fn start(svc: &mut Svc) -> (String, crate::RecordId) {
-    let res = svc.call(Request::get("/").body(()).expect("request")).await.expect("infallible");
-    let set = res.headers().get(SET_COOKIE).expect("a new session sets its cookie");
+    start_as(svc, None).await
+}
+
+/// Creates a session through `svc`, tied to `user` if given.
+async fn start_as(svc: &mut Svc, user: Option<&str>) -> (String, crate::RecordId) {
+    let mut req = Request::get("/").body(()).expect("request");
+    if let Some(user) = user {
+        req.extensions_mut().insert(Owner(user.to_owned()));
+    }
+    let res = svc.call(req).await.expect("infallible");
+    cookie_of(&res).expect("a new session sets its cookie")
+}
+
+/// The cookie pair and record id a response sets, if it sets a live one.
+fn cookie_of(res: &Response<()>) -> Option<(String, crate::RecordId)> {
+    let set = res.headers().get(SET_COOKIE)?;
     let pair = set.to_str().expect("ascii").split(';').next().expect("pair").to_owned();
-    let id: Id = pair.split_once('=').expect("name=value").1.parse().expect("an id");
-    (pair, id.record_id())
+    let id: Id = pair.split_once('=').expect("name=value").1.parse().ok()?;
+    Some((pair, id.record_id()))
 }
 
 /// Sends one request per op through the services (round robin), all at once, and returns
@@ -153,4 +187,86 @@ pub async fn a_logout_racing_writers_leaves_nothing(store: impl SessionStore) {
     ops.insert(7, Op::Flush);
     assert_all_ok(&round(&[svc], &pair, &ops).await);
     assert!(store.load(&rid).await.expect("load").is_none(), "a write brought the session back");
+}
+
+/// How a round of `a_cycle_racing_a_logout_or_revoke_leaves_nothing` ends the session.
+#[derive(Clone, Copy, Debug)]
+enum Ender {
+    Flush,
+    Revoke,
+    RevokeUser,
+}
+
+/// A `cycle_id` (a login) racing the end of the same session: a logout request, a revoke
+/// of its handle, or `revoke_user`, landing at the same moment, after the id changed in the
+/// store (having loaded before), or entirely after it (with the old cookie or handle).
+/// Whichever lands first, no live session is left under the old id or the new one, and
+/// neither request fails.
+pub async fn a_cycle_racing_a_logout_or_revoke_leaves_nothing(store: impl SessionStore) {
+    let store: Arc<dyn SessionStore> = Arc::new(store);
+    let mut svc = service(Arc::clone(&store));
+    let user = format!("racer-{}", Id::random());
+    let indexed = !matches!(store.sessions_of(&user).await, Err(crate::StoreError::Unsupported(_)));
+    for round in 0..36u32 {
+        let ender = match round % 3 {
+            0 => Ender::Flush,
+            1 => Ender::Revoke,
+            _ if indexed => Ender::RevokeUser,
+            _ => Ender::Revoke,
+        };
+        // 0: at once; 1: loaded before, acts after the change; 2: entirely after.
+        let timing = (round / 3) % 3;
+        let (pair, rid) = start_as(&mut svc, Some(&user)).await;
+        let barrier = Arc::new(Barrier::new(if timing == 2 { 1 } else { 2 }));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let mut cycle = Request::get("/").header(COOKIE, &pair).body(()).expect("request");
+        cycle.extensions_mut().insert((Op::Cycle, Arc::clone(&barrier)));
+        let (mut cycling, cycle_done) = (svc.clone(), Arc::clone(&done));
+        let cycled = tokio::spawn(async move {
+            let res = cycling.call(cycle).await.expect("infallible");
+            cycle_done.notify_one();
+            res
+        });
+        let (ending_store, mut ending_svc, owner) = (Arc::clone(&store), svc.clone(), user.clone());
+        let ended = tokio::spawn(async move {
+            if timing == 2 {
+                done.notified().await;
+            }
+            match ender {
+                Ender::Flush => {
+                    let mut req = Request::get("/").header(COOKIE, &pair).body(()).expect("request");
+                    req.extensions_mut().insert((Op::Flush, barrier));
+                    if timing == 1 {
+                        req.extensions_mut().insert(Gate(done));
+                    }
+                    ending_svc.call(req).await.expect("infallible").status()
+                }
+                Ender::Revoke | Ender::RevokeUser => {
+                    barrier.wait().await;
+                    if timing == 1 {
+                        done.notified().await;
+                    }
+                    if let Ender::Revoke = ender {
+                        let handle = crate::SessionHandle::from_record_id(rid);
+                        ending_store.revoke(&handle).await.expect("revoke");
+                    } else {
+                        ending_store.revoke_user(&owner, None).await.expect("revoke_user");
+                    }
+                    StatusCode::OK
+                }
+            }
+        });
+        let cycled = cycled.await.expect("cycle task");
+        let ended = ended.await.expect("ending task");
+        assert_all_ok(&[cycled.status(), ended]);
+        let case = format!("round {round} ({ender:?}, timing {timing})");
+        assert!(store.load(&rid).await.expect("load").is_none(), "{case}: the old id lives");
+        if let Some((_, new)) = cookie_of(&cycled) {
+            assert!(store.load(&new).await.expect("load").is_none(), "{case}: the new id lives");
+        }
+        if indexed {
+            let left = store.sessions_of(&user).await.expect("sessions_of");
+            assert!(left.is_empty(), "{case}: {} sessions of the user live", left.len());
+        }
+    }
 }

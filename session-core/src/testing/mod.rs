@@ -40,6 +40,11 @@ macro_rules! store_conformance_tests {
             a_stale_refresh_never_lengthens_a_changed_expiry,
             delete_is_idempotent,
             many_records_stay_apart,
+            cycle_moves_the_record_with_the_patch_applied,
+            cycle_of_a_missing_or_moved_record_creates_nothing,
+            cycle_refusals_change_nothing,
+            deleting_the_old_id_after_a_cycle_ends_the_new_record,
+            a_cycle_that_empties_the_record_deletes_it,
         );
         $crate::store_conformance_tests!(@multi $make;
             concurrent_patches_are_atomic,
@@ -48,6 +53,7 @@ macro_rules! store_conformance_tests {
             concurrent_writers_of_distinct_keys_all_land,
             concurrent_appends_keep_every_entry,
             a_logout_racing_writers_leaves_nothing,
+            a_cycle_racing_a_logout_or_revoke_leaves_nothing,
         );
     };
     (@multi $make:expr; $($case:ident),* $(,)?) => {
@@ -95,10 +101,12 @@ macro_rules! expired_deletion_tests {
 }
 
 mod concurrency;
+mod cycle;
 mod records;
 mod users;
 
 pub use self::concurrency::*;
+pub use self::cycle::*;
 pub use self::records::*;
 pub use self::users::*;
 
@@ -158,6 +166,9 @@ impl<S: SessionStore, G: std::fmt::Debug + Send + Sync + 'static> SessionStore f
     }
     async fn apply(&self, patch: &crate::Patch) -> Result<crate::Applied, crate::StoreError> {
         self.store.apply(patch).await
+    }
+    async fn cycle(&self, patch: &crate::Patch, to: crate::RecordId) -> Result<crate::Applied, crate::StoreError> {
+        self.store.cycle(patch, to).await
     }
     async fn delete(&self, id: &crate::RecordId) -> Result<(), crate::StoreError> {
         self.store.delete(id).await

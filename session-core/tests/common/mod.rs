@@ -230,11 +230,13 @@ pub struct Counts {
     /// Patches that change nothing but the expiry instant (throttled refreshes).
     pub touch: AtomicUsize,
     pub delete: AtomicUsize,
+    /// Id changes (`cycle_id` written back).
+    pub cycle: AtomicUsize,
 }
 
 impl Counts {
     pub fn total(&self) -> usize {
-        [&self.create, &self.load, &self.save, &self.touch, &self.delete]
+        [&self.create, &self.load, &self.save, &self.touch, &self.delete, &self.cycle]
             .iter()
             .map(|c| c.load(Ordering::SeqCst))
             .sum()
@@ -289,6 +291,10 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         count.fetch_add(1, Ordering::SeqCst);
         self.inner.apply(patch).await
     }
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+        self.counts.cycle.fetch_add(1, Ordering::SeqCst);
+        self.inner.cycle(patch, to).await
+    }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         self.counts.delete.fetch_add(1, Ordering::SeqCst);
         self.inner.delete(id).await
@@ -331,6 +337,12 @@ impl<S: SessionStore> SessionStore for Failing<S> {
             return Err(outage());
         }
         self.inner.apply(patch).await
+    }
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(outage());
+        }
+        self.inner.cycle(patch, to).await
     }
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         if self.fail_writes.load(Ordering::SeqCst) {
