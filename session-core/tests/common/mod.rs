@@ -141,6 +141,31 @@ pub fn routes() -> Router {
             }),
         )
         .route(
+            // A login whose response fails after the id change was asked for.
+            "/cycle-then-fail",
+            post(|s: Session| async move {
+                s.cycle_id().await.unwrap();
+                s.insert("b", "from a failed login").await.unwrap();
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        )
+        .route(
+            // A logout whose response fails afterwards.
+            "/flush-then-fail",
+            post(|s: Session| async move {
+                s.flush().await.unwrap();
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        )
+        .route(
+            // A logout that ignores the store's error.
+            "/flush-swallow",
+            post(|s: Session| async move {
+                let _ = s.flush().await;
+                "fine"
+            }),
+        )
+        .route(
             // The handler's own `Cache-Control`, given as the query string.
             "/cache-control",
             post(|s: Session, axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
@@ -307,6 +332,8 @@ pub struct Failing<S> {
     pub inner: S,
     pub fail_load: Arc<std::sync::atomic::AtomicBool>,
     pub fail_writes: Arc<std::sync::atomic::AtomicBool>,
+    /// Only `create` fails.
+    pub fail_create: Arc<std::sync::atomic::AtomicBool>,
     /// `apply` always reports a conflict.
     pub always_conflict: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -318,7 +345,7 @@ fn outage() -> StoreError {
 #[async_trait]
 impl<S: SessionStore> SessionStore for Failing<S> {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
-        if self.fail_writes.load(Ordering::SeqCst) {
+        if self.fail_writes.load(Ordering::SeqCst) || self.fail_create.load(Ordering::SeqCst) {
             return Err(outage());
         }
         self.inner.create(record).await
