@@ -101,7 +101,8 @@ impl Stored {
         if format != FORWARD_FORMAT {
             return Err(corrupt("unknown forward format"));
         }
-        let to: [u8; 32] = to.as_slice().try_into().map_err(|_| corrupt("a forward's target is not 32 bytes"))?;
+        let to: [u8; 32] =
+            to.as_slice().try_into().map_err(|_| corrupt("a forward's target is not 32 bytes"))?;
         let expires_at = expires_at.try_into().map_err(|_| corrupt("a forward's expiry is out of range"))?;
         Ok(Self::Forward(Forward { to: RecordId::from_bytes(to), expires_at }))
     }

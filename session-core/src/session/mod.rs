@@ -20,6 +20,7 @@
 //!     .layer(SessionLayer::new(MemoryStore::default()));
 //! ```
 
+mod batch;
 mod config;
 mod load;
 mod queue;

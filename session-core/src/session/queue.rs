@@ -15,28 +15,27 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use super::batch::{apply_alone, run_batch, Known};
 use super::state::Updater;
 use super::Config;
 use crate::expiry::Policy;
 use crate::id::DigestHasher;
-use crate::store::now;
-use crate::{
-    Applied, Change, Error, ExpiryChange, Id, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionStore,
-    StoreError,
-};
+use crate::{Applied, Change, Error, ExpiryChange, Id, RecordId, StoreError};
 
 const SHARDS: usize = 64;
-/// Applies of one batch before its requests get [`Error::ConflictRetriesExhausted`]: only
-/// writers in other processes can cause a conflict after the first reload.
-const MAX_APPLY_ATTEMPTS: u32 = 12;
 
 /// One request's write-back: its changes and how to redo them.
 pub(crate) struct Job {
-    pub(crate) changes: Vec<JobChange>,
+    /// The keys this request changed, with the values it computed (what it shows its own
+    /// handler): a key set outright holds whatever is stored (`expect: None`); a key
+    /// changed only in place expects the value the request loaded (`expect: Some`). Alone
+    /// and uncontended, this is the patch as it is.
+    pub(crate) changes: Vec<Change>,
+    /// The in-place updates behind `changes[i]`, in order, to run again on a fresher value.
+    pub(crate) redo: Vec<(usize, Vec<Updater>)>,
     pub(crate) expiry: ExpiryChange,
     /// The policy of the session's expiry after this request, to compute the new instant.
     pub(crate) policy: Policy,
@@ -46,18 +45,6 @@ pub(crate) struct Job {
     /// `cycle_id` was called: move the session to a new id. Such a job is always applied
     /// alone, so no other request's write-back learns the new id or writes under it.
     pub(crate) cycle: bool,
-}
-
-/// One key this request changed.
-pub(crate) struct JobChange {
-    pub(crate) key: Arc<str>,
-    /// The final value this request computed (what it shows its own handler).
-    pub(crate) value: Option<Bytes>,
-    /// What the request loaded for the key.
-    pub(crate) original: Option<Bytes>,
-    /// `Some` when the value came from in-place updates of the loaded one: they run again
-    /// on the stored value at write time.
-    pub(crate) redo: Option<Vec<Updater>>,
 }
 
 /// What became of a job.
@@ -70,7 +57,7 @@ pub(crate) enum Outcome {
     Gone,
 }
 
-type Reply = Result<Outcome, Error>;
+pub(super) type Reply = Result<Outcome, Error>;
 
 struct Waiter {
     job: Job,
@@ -85,10 +72,6 @@ struct Slot {
 }
 
 type Shard = HashMap<RecordId, Slot, BuildHasherDefault<DigestHasher>>;
-
-/// What this process last wrote for some keys of one session: a better base for the next
-/// batch's updates than what each request loaded.
-type Known = Vec<(Arc<str>, Option<Bytes>)>;
 
 /// The slots of every session with a write-back in flight.
 pub(crate) struct WriteQueue {
@@ -134,14 +117,25 @@ pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Job) -> Rep
     };
     match waiting {
         Err(rx) => rx.await.unwrap_or_else(|_| Err(abandoned())),
-        Ok(job) => {
+        Ok(mut job) => {
             // Nothing in flight: apply now, in this request's own future.
-            let mut lead = Lead { config, rid, known: Some(Known::new()) };
-            let mut jobs = [job];
-            let mut known = Known::new();
-            let reply =
-                run_batch(config, rid, &mut jobs, &mut known).await.pop().unwrap_or_else(|| Err(abandoned()));
-            lead.known = Some(known);
+            let mut lead = Lead { config, rid, known: None };
+            let reply = match apply_alone(config, rid, &mut job).await {
+                Some((reply, known)) => {
+                    lead.known = Some(known);
+                    reply
+                }
+                None => {
+                    // A conflict with another process: reload and redo. Rare, so boxed,
+                    // which keeps the common write-back future small.
+                    let mut jobs = [job];
+                    let mut known = Known::new();
+                    let batch = Box::pin(run_batch(config, rid, &mut jobs, &mut known));
+                    let reply = batch.await.pop().unwrap_or_else(|| Err(abandoned()));
+                    lead.known = Some(known);
+                    reply
+                }
+            };
             drop(lead);
             reply
         }
@@ -214,200 +208,6 @@ fn drain(config: Arc<Config>, rid: RecordId, first: Vec<Waiter>, known: Known) {
     }
 }
 
-fn abandoned() -> Error {
+pub(super) fn abandoned() -> Error {
     Error::Store(StoreError::backend("the session write-back was abandoned"))
-}
-
-/// Applies `jobs` as one patch and returns one reply per job, in order. A job that cycles
-/// the id comes alone (see `drain`), and its patch moves the record.
-async fn run_batch(config: &Config, rid: RecordId, jobs: &mut [Job], known: &mut Known) -> Vec<Reply> {
-    let crate::session::Backend::Store(store) = &config.backend else {
-        return jobs.iter().map(|_| Err(abandoned())).collect();
-    };
-    let cycling = matches!(jobs, [job] if job.cycle);
-    let mut fresh: Option<Record> = None;
-    for attempt in 0..MAX_APPLY_ATTEMPTS {
-        if attempt > 0 {
-            if attempt > 1 {
-                backoff(attempt).await;
-            }
-            fresh = match store.load(&rid).await {
-                Ok(Some(record)) => Some(record),
-                Ok(None) => return jobs.iter().map(|_| Ok(Outcome::Gone)).collect(),
-                Err(err) => return fail_all(jobs.len(), err),
-            };
-        }
-        let now = now();
-        let (patch, mut failed) = build(rid, jobs, fresh.as_ref(), known, now);
-        let Some(patch) = patch else {
-            // Every job failed to redo its updates.
-            return failed.into_iter().map(|f| Err(f.unwrap_or_else(abandoned))).collect();
-        };
-        let result = if cycling {
-            cycle_to_fresh_id(&**store, &patch).await.map(|(applied, id)| (applied, Some(id)))
-        } else {
-            store.apply(&patch).await.map(|applied| (applied, None))
-        };
-        match result {
-            Ok((applied, moved)) => {
-                known.clear();
-                let outcome = if applied.ended {
-                    let handle = SessionHandle::from_record_id(rid);
-                    config.manager.emit(SessionEvent::Destroyed { handle }).await;
-                    Outcome::Applied(applied)
-                } else if let Some(id) = moved {
-                    // What this process wrote is under the new id now; the old id is a
-                    // forward, so nothing is known about it.
-                    let (old, new) = (SessionHandle::from_record_id(rid), SessionHandle::from_record_id(id.record_id()));
-                    config.manager.emit(SessionEvent::Cycled { old, new }).await;
-                    Outcome::Moved(applied, id)
-                } else {
-                    known.extend(patch.changes.into_iter().map(|c| (c.key, c.value)));
-                    Outcome::Applied(applied)
-                };
-                return failed.iter_mut().map(|f| f.take().map_or_else(|| Ok(outcome.clone()), Err)).collect();
-            }
-            Err(StoreError::Conflict) => known.clear(),
-            // Deleted meanwhile (a logout raced this request): never resurrect it.
-            Err(StoreError::NotFound) => return jobs.iter().map(|_| Ok(Outcome::Gone)).collect(),
-            Err(err) => {
-                known.clear();
-                return fail_all(jobs.len(), err);
-            }
-        }
-    }
-    jobs.iter().map(|_| Err(Error::ConflictRetriesExhausted)).collect()
-}
-
-/// Moves the patched record to a fresh random id, retrying on the (astronomically unlikely)
-/// collision.
-async fn cycle_to_fresh_id(store: &dyn SessionStore, patch: &Patch) -> Result<(Applied, Id), StoreError> {
-    let mut last = StoreError::Collision;
-    for _ in 0..super::writeback::MAX_CREATE_ATTEMPTS {
-        let id = Id::random();
-        match store.cycle(patch, id.record_id()).await {
-            Ok(applied) => return Ok((applied, id)),
-            Err(StoreError::Collision) => last = StoreError::Collision,
-            Err(err) => return Err(err),
-        }
-    }
-    Err(last)
-}
-
-/// One store error for every job of a batch: the first keeps it, the others say so.
-fn fail_all(n: usize, err: StoreError) -> Vec<Reply> {
-    let mut replies = vec![Err(Error::Store(err))];
-    replies.extend((1..n).map(|_| {
-        Err(Error::Store(StoreError::backend(
-            "the session store failed for a write-back this one was combined with",
-        )))
-    }));
-    replies
-}
-
-/// Sleeps a random time up to 2^attempt milliseconds (at most 256 ms), so instances that
-/// conflict on one session stop meeting.
-async fn backoff(attempt: u32) {
-    let cap = 1u64 << attempt.min(8);
-    let mut bytes = [0u8; 8];
-    // Jitter needs no secrecy; without OS randomness it is simply the full cap.
-    let random = getrandom::fill(&mut bytes).map_or(u64::MAX, |()| u64::from_le_bytes(bytes));
-    tokio::time::sleep(std::time::Duration::from_micros(random % (cap * 1000))).await;
-}
-
-/// Combines the jobs into one patch on what is stored: `fresh` when the batch reloaded,
-/// else what this process last wrote (`known`), else what each request loaded. Returns the
-/// patch (`None` when every job failed) and, per job, the error that kept it out.
-fn build(
-    rid: RecordId,
-    jobs: &mut [Job],
-    fresh: Option<&Record>,
-    known: &Known,
-    now: OffsetDateTime,
-) -> (Option<Patch>, Vec<Option<Error>>) {
-    let mut changes: Vec<Change> = Vec::new();
-    let mut failed: Vec<Option<Error>> = Vec::with_capacity(jobs.len());
-    let mut patch: Option<Patch> = None;
-    for job in jobs.iter_mut() {
-        match fold(&mut changes, job, fresh, known) {
-            Ok(()) => failed.push(None),
-            Err(err) => {
-                failed.push(Some(err));
-                continue;
-            }
-        }
-        let expires_at = job.policy.expires_at(now, job.created_at);
-        let p = patch.get_or_insert_with(|| Patch::new(rid, expires_at, now));
-        // Later requests win the expiry decision, except that a request which changed the
-        // session's expiry beats one that kept it.
-        if matches!(job.expiry, ExpiryChange::Set(_)) || matches!(p.expiry, ExpiryChange::Keep(_)) {
-            p.expiry = job.expiry;
-            p.expires_at = expires_at;
-        }
-        if job.user.is_some() {
-            p.user.clone_from(&job.user);
-        }
-        if job.label.is_some() {
-            p.label.clone_from(&job.label);
-        }
-    }
-    if let Some(p) = &mut patch {
-        p.changes = changes;
-    }
-    (patch, failed)
-}
-
-/// Adds one job's changes to the batch's, all or nothing.
-fn fold(
-    changes: &mut Vec<Change>,
-    job: &mut Job,
-    fresh: Option<&Record>,
-    known: &Known,
-) -> Result<(), Error> {
-    let mut staged: Vec<(Option<usize>, Change)> = Vec::with_capacity(job.changes.len());
-    for c in &mut job.changes {
-        let earlier = changes.iter().position(|e| e.key == c.key);
-        let next = match &mut c.redo {
-            None => Change {
-                key: Arc::clone(&c.key),
-                value: c.value.clone(),
-                // The value holds whatever is stored; an earlier update in this batch
-                // that this overrides no longer matters either.
-                expect: None,
-            },
-            Some(updates) => {
-                let (base, expect) = match earlier {
-                    // An earlier request of this batch changed the key: build on its value.
-                    Some(i) => (changes[i].value.clone(), changes[i].expect.clone()),
-                    None => {
-                        let base = match (fresh, known.iter().find(|(k, _)| *k == c.key)) {
-                            (Some(record), _) => record.entries.get(&c.key).cloned(),
-                            (None, Some((_, value))) => value.clone(),
-                            (None, None) => c.original.clone(),
-                        };
-                        (base.clone(), Some(base))
-                    }
-                };
-                let value = if base == c.original {
-                    // The updates already ran on exactly this value.
-                    c.value.clone()
-                } else {
-                    let mut value = base;
-                    for update in updates.iter_mut() {
-                        value = update(&c.key, value.as_ref())?;
-                    }
-                    value
-                };
-                Change { key: Arc::clone(&c.key), value, expect }
-            }
-        };
-        staged.push((earlier, next));
-    }
-    for (earlier, change) in staged {
-        match earlier {
-            Some(i) => changes[i] = change,
-            None => changes.push(change),
-        }
-    }
-    Ok(())
 }

@@ -8,11 +8,11 @@
 use http::HeaderValue;
 use time::OffsetDateTime;
 
-use super::queue::{self, Job, JobChange, Outcome};
+use super::queue::{self, Job, Outcome};
 use super::state::Redo;
 use super::{Backend, State};
 use crate::store::now;
-use crate::{Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
+use crate::{Change, Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
 pub(super) const MAX_CREATE_ATTEMPTS: usize = 4;
@@ -125,20 +125,21 @@ impl Session {
             let remove = st.ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
         };
-        let changes: Vec<JobChange> = std::mem::take(&mut st.log)
+        let mut redo = Vec::new();
+        let changes: Vec<Change> = std::mem::take(&mut st.log)
             .into_iter()
             .filter_map(|l| {
                 let value = st.entries.get(&l.key).cloned();
                 // Written, but back to what it was: nothing to store.
-                (value != l.original).then(|| JobChange {
-                    key: l.key,
-                    value,
-                    original: l.original,
-                    redo: match l.redo {
-                        Redo::Set => None,
-                        Redo::Update(updates) => Some(updates),
-                    },
-                })
+                (value != l.original).then_some((l, value))
+            })
+            .enumerate()
+            .map(|(i, (l, value))| match l.redo {
+                Redo::Set => Change::set(l.key, value),
+                Redo::Update(updates) => {
+                    redo.push((i, updates));
+                    Change::update(l.key, l.original, value)
+                }
             })
             .collect();
         let changed =
@@ -147,6 +148,7 @@ impl Session {
         if changed || meta.refresh.is_some() {
             let job = Job {
                 changes,
+                redo,
                 expiry: if st.expiry_changed {
                     ExpiryChange::Set(st.expiry)
                 } else {

@@ -167,7 +167,11 @@ impl<S: SessionStore, G: std::fmt::Debug + Send + Sync + 'static> SessionStore f
     async fn apply(&self, patch: &crate::Patch) -> Result<crate::Applied, crate::StoreError> {
         self.store.apply(patch).await
     }
-    async fn cycle(&self, patch: &crate::Patch, to: crate::RecordId) -> Result<crate::Applied, crate::StoreError> {
+    async fn cycle(
+        &self,
+        patch: &crate::Patch,
+        to: crate::RecordId,
+    ) -> Result<crate::Applied, crate::StoreError> {
         self.store.cycle(patch, to).await
     }
     async fn delete(&self, id: &crate::RecordId) -> Result<(), crate::StoreError> {
