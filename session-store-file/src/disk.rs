@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use session_core::{Record, RecordId};
+use session_core::{Forward, Record, RecordId};
 use time::OffsetDateTime;
 
 use crate::layout::{Kind, Layout};
@@ -17,6 +17,8 @@ pub(crate) enum Stored {
     /// Not a record of this id: torn by a crash outside our write path, or foreign.
     Corrupt,
     Found(Record),
+    /// Left by a `cycle`: no session, but a delete follows it.
+    Forward(Forward),
 }
 
 pub(crate) fn read(layout: &Layout, id: &RecordId) -> io::Result<Stored> {
@@ -25,9 +27,12 @@ pub(crate) fn read(layout: &Layout, id: &RecordId) -> io::Result<Stored> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Stored::Absent),
         Err(err) => return Err(err),
     };
-    Ok(match Record::from_bytes(&bytes) {
+    Ok(match session_core::Stored::from_bytes(&bytes) {
         // A file copied under another session's name must not become that session.
-        Ok(record) if record.id == *id => Stored::Found(record),
+        Ok(session_core::Stored::Record(record)) if record.id == *id => Stored::Found(record),
+        // A forward does not name its own id, so a copied one cannot be told apart; it
+        // grants nothing anyway, it only widens what a delete of this id removes.
+        Ok(session_core::Stored::Forward(forward)) => Stored::Forward(forward),
         _ => Stored::Corrupt,
     })
 }
@@ -40,6 +45,13 @@ pub(crate) fn write(layout: &Layout, record: &Record) -> io::Result<()> {
     let (temp, path) = (layout.path(&record.id, Kind::Temp), layout.path(&record.id, Kind::Record));
     // The mtime is only a hint for the sweep (a record whose mtime is still ahead is live).
     replace(&temp, &path, &record.to_bytes(), system_time(record.expires_at))
+}
+
+/// Replaces the record file of `id` with `forward`, as [`write`] does. The mtime is the
+/// forward's expiry, so the sweep passes over it until then.
+pub(crate) fn write_forward(layout: &Layout, id: &RecordId, forward: &Forward) -> io::Result<()> {
+    let (temp, path) = (layout.path(id, Kind::Temp), layout.path(id, Kind::Record));
+    replace(&temp, &path, &forward.to_bytes(), system_time(forward.expires_at))
 }
 
 /// Replaces `path` with `bytes` through `temp` (in the same folder, and the caller's alone

@@ -11,7 +11,7 @@ use session_core::{
 use tokio::sync::Mutex;
 
 use crate::layout::Layout;
-use crate::{disk, index, ops, sweep};
+use crate::{cycle, disk, index, ops, sweep};
 
 /// In-process lock stripes, picked by the first byte of the (uniform) record id.
 const STRIPES: usize = 256;
@@ -75,20 +75,29 @@ impl FileStore {
         tokio::task::spawn_blocking(move || op(&inner.layout)).await.map_err(StoreError::backend)?
     }
 
-    /// Runs a blocking change of one session on the blocking pool, after queueing on the
-    /// session's in-process stripe. The guard moves into the blocking task, so a caller
-    /// that gives up early does not let the next writer in while the work still runs.
-    async fn run_locked<T, F>(&self, id: &RecordId, op: F) -> Result<T, StoreError>
+    /// Runs a blocking change of sessions on the blocking pool, after queueing on their
+    /// in-process stripes. The guards move into the blocking task, so a caller that gives
+    /// up early does not let the next writer in while the work still runs.
+    ///
+    /// Stripes are taken in index order (and each once), so two callers naming the same
+    /// two sessions cannot deadlock. No file lock is held while waiting for a stripe, so
+    /// stripes and file locks cannot wait on each other in a circle either.
+    async fn run_locked<T, F>(&self, ids: &[RecordId], op: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Layout) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let stripe = Arc::clone(&self.inner.stripes[usize::from(id.as_bytes()[0]) % STRIPES]);
-        let guard = stripe.lock_owned().await;
+        let mut stripes: Vec<usize> = ids.iter().map(|id| usize::from(id.as_bytes()[0]) % STRIPES).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(Arc::clone(&self.inner.stripes[stripe]).lock_owned().await);
+        }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let result = op(&inner.layout);
-            drop(guard);
+            drop(guards);
             result
         })
         .await
@@ -118,7 +127,7 @@ fn warn_if_shared(_: &Path) {}
 impl SessionStore for FileStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
         let (id, record) = (record.id, record.clone());
-        self.run_locked(&id, move |layout| {
+        self.run_locked(&[id], move |layout| {
             ops::create(layout, &record)?;
             // A failed index update fails the call even though the record is stored: a
             // session its user's listing misses would survive "log out everywhere".
@@ -134,7 +143,7 @@ impl SessionStore for FileStore {
 
     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
         let (id, patch) = (patch.id, patch.clone());
-        self.run_locked(&id, move |layout| {
+        self.run_locked(&[id], move |layout| {
             let (applied, owned) = ops::apply(layout, &patch)?;
             if let Some((record, user_changed)) = owned {
                 index::note(layout, &record, user_changed)?;
@@ -144,11 +153,27 @@ impl SessionStore for FileStore {
         .await
     }
 
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+        let (id, patch) = (patch.id, patch.clone());
+        self.run_locked(&[id, to], move |layout| {
+            let (applied, moved) = cycle::cycle(layout, &patch, to)?;
+            // The old id stays listed until a listing finds its forward and drops it. A
+            // failed index update fails the call, as in `create`: then the cookie of a
+            // session that "log out everywhere" would miss is never sent.
+            if let Some(record) = moved {
+                index::note(layout, &record, true)?;
+            }
+            Ok(applied)
+        })
+        .await
+    }
+
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
         let id = *id;
-        // The user index keeps the id until the next listing or sweep drops it: finding
-        // the user would cost a read of the record here.
-        self.run_locked(&id, move |layout| ops::delete(layout, &id)).await
+        // The user index keeps the id until the next listing or sweep drops it: it is a
+        // hint, and rewriting it would cost every logout two more fsyncs. The records a
+        // forward leads to are not queued for on their stripes: their file locks suffice.
+        self.run_locked(&[id], move |layout| ops::delete(layout, &id)).await
     }
 
     async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {

@@ -1,5 +1,5 @@
-//! Removing what no session needs: expired and corrupt records, temp files left by a
-//! crash, lock files of sessions that are gone, and index entries of records that are gone.
+//! Removing what no session needs: expired and corrupt records, expired forwards, temp
+//! files left by a crash, lock files of sessions that are gone, and index entries of records that are gone.
 //!
 //! The sweep only ever *tries* a lock: a file whose session (or index) is busy is left for
 //! the next sweep, so a sweep never waits on (or stalls) a request, and a temp file being
@@ -17,7 +17,7 @@ use crate::layout::{self, Kind, Layout};
 use crate::lock::FileLock;
 use crate::{index, ops};
 
-/// Returns the number of expired records removed.
+/// Returns the number of expired records (and forwards) removed.
 pub(crate) fn delete_expired(layout: &Layout) -> Result<u64, StoreError> {
     let now = ops::now();
     let mut expired = 0;
@@ -106,7 +106,8 @@ fn sweep_record(layout: &Layout, id: &RecordId, entry: &DirEntry, now: OffsetDat
     };
     match disk::read(layout, id)? {
         Stored::Found(record) if !record.is_expired_at(now) => Ok(Swept::Kept),
-        Stored::Found(_) => {
+        Stored::Forward(forward) if !forward.is_expired_at(now) => Ok(Swept::Kept),
+        Stored::Found(_) | Stored::Forward(_) => {
             disk::remove(&layout.path(id, Kind::Record))?;
             lock.remove_file()?;
             Ok(Swept::Expired)

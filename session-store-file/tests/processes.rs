@@ -1,13 +1,14 @@
 //! Real processes sharing one folder: this test binary starts copies of itself, each
-//! running `child_writer` (distinct keys, then conditional increments of one counter) or
-//! `child_indexer`, so the file locks are tested across process boundaries.
+//! running `child_writer` (distinct keys, then conditional increments of one counter),
+//! `child_indexer`, or `child_cycler` beside `child_deleter`, so the file locks are tested
+//! across process boundaries.
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use common::{record, set_key};
-use session_core::{Change, Patch, RecordId, SessionStore, StoreError};
+use session_core::{Change, Id, Patch, RecordId, SessionStore, StoreError};
 use session_store_file::FileStore;
 use time::Duration;
 
@@ -15,6 +16,8 @@ use time::Duration;
 const CHILD_ENV: &str = "SESSION_STORE_FILE_TEST_CHILD";
 /// Set in an indexing child: the folder.
 const INDEXER_ENV: &str = "SESSION_STORE_FILE_TEST_INDEXER";
+/// Set in a cycling or deleting child: `<folder>\n<record id>\n<record id>...`.
+const CYCLE_ENV: &str = "SESSION_STORE_FILE_TEST_CYCLE";
 /// The user whose sessions the indexing children create.
 const USER: &str = "shared-user";
 const CHILDREN: usize = 3;
@@ -117,27 +120,115 @@ async fn child_indexer() {
     }
 }
 
+/// A login (`cycle`, twice) in one process racing a logout (`delete` of the old id) in
+/// another, for many sessions at once: whichever lands first, nothing is left live, under
+/// the old id or either new one, and no record file at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_racing_a_delete_in_another_process_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let mut spec = dir.path().display().to_string();
+    for _ in 0..CHILDREN * TASKS_PER_CHILD {
+        let mut r = record(Duration::hours(1));
+        r.user = Some(USER.into());
+        store.create(&r).await.unwrap();
+        spec.push_str(&format!("\n{}", r.id));
+    }
+    let children =
+        [spawn_child("child_cycler", CYCLE_ENV, &spec), spawn_child("child_deleter", CYCLE_ENV, &spec)];
+    children.into_iter().for_each(wait_child);
+
+    assert!(store.sessions_of(USER).await.unwrap().is_empty(), "a session of the user lives");
+    let records: Vec<_> =
+        common::names(dir.path()).into_iter().filter_map(|n| n.parse::<RecordId>().ok()).collect();
+    for id in &records {
+        assert_eq!(store.load(id).await.unwrap(), None, "a session lives");
+    }
+    assert!(records.is_empty(), "{} record or forward files left", records.len());
+}
+
+/// The ids of a cycling or deleting child, in a store on its folder.
+fn cycle_spec() -> Option<(FileStore, Vec<RecordId>)> {
+    let spec = std::env::var(CYCLE_ENV).ok()?;
+    let mut lines = spec.lines();
+    let store = FileStore::new(lines.next().expect("a folder")).unwrap();
+    Some((store, lines.map(|id| id.parse().unwrap()).collect()))
+}
+
+/// The body of a cycling child: moves every session to a new id, then to another, each
+/// one as long as no delete got there first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn child_cycler() {
+    let Some((store, ids)) = cycle_spec() else {
+        return;
+    };
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .map(|mut id| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..2 {
+                    let now = time::OffsetDateTime::now_utc();
+                    let to = Id::random().record_id();
+                    match store.cycle(&Patch::new(id, now + Duration::hours(1), now), to).await {
+                        Ok(_) => id = to,
+                        Err(StoreError::NotFound) => return,
+                        Err(err) => panic!("cycle failed: {err}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// The body of a deleting child: logs every session out by its first id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn child_deleter() {
+    let Some((store, ids)) = cycle_spec() else {
+        return;
+    };
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move { store.delete(&id).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 /// Runs `CHILDREN` copies of this binary, each running only the test `name` with the
 /// environment variable `env(n)`, and waits for all of them to pass.
 fn run_children(name: &str, env: impl Fn(usize) -> (&'static str, String)) {
-    let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..CHILDREN)
         .map(|n| {
             let (key, value) = env(n);
-            Command::new(&exe)
-                .args([name, "--exact", "--nocapture", "--test-threads=1"])
-                .env(key, value)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            spawn_child(name, key, &value)
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-        // A filter that matched nothing would also exit 0.
-        assert!(stdout.contains("1 passed"), "the child test did not run: {stdout}");
-    }
+    children.into_iter().for_each(wait_child);
+}
+
+/// Starts a copy of this binary running only the test `name`, with `key` set to `value`.
+fn spawn_child(name: &str, key: &str, value: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(key, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_child(child: Child) {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // A filter that matched nothing would also exit 0.
+    assert!(stdout.contains("1 passed"), "the child test did not run: {stdout}");
 }
