@@ -27,11 +27,15 @@ pub(super) type Known = Vec<Change>;
 /// (nothing to fold, no update to redo), so none of the batch's bookkeeping is needed,
 /// which saves four allocations per write-back (docs/BENCHMARKS.md, "write existing").
 /// `None` on a conflict, with `job` as it was, for the general path to reload and redo.
-pub(super) async fn apply_alone(config: &Config, rid: RecordId, job: &mut Job) -> Option<(Reply, Known)> {
+pub(super) async fn apply_alone(
+    config: &Config,
+    rid: RecordId,
+    job: &mut Job,
+    now: OffsetDateTime,
+) -> Option<(Reply, Known)> {
     let crate::session::Backend::Store(store) = &config.backend else {
         return Some((Err(abandoned()), Known::new()));
     };
-    let now = now();
     let mut patch = Patch::new(rid, job.policy.expires_at(now, job.created_at), now);
     patch.expiry = job.expiry;
     patch.user.clone_from(&job.user);
@@ -48,7 +52,7 @@ pub(super) async fn apply_alone(config: &Config, rid: RecordId, job: &mut Job) -
             None
         }
         Ok(done) => {
-            let (outcome, known) = settled(config, rid, done, patch.changes).await;
+            let (outcome, known) = settled(config, rid, done, now, patch.changes).await;
             Some((Ok(outcome), known))
         }
         // Deleted meanwhile (a logout raced this request): never resurrect it.
@@ -63,22 +67,23 @@ async fn settled(
     config: &Config,
     rid: RecordId,
     done: (Applied, Option<Id>),
+    at: OffsetDateTime,
     changes: Vec<Change>,
 ) -> (Outcome, Known) {
     let (applied, moved) = done;
     if applied.ended {
         let handle = SessionHandle::from_record_id(rid);
         config.manager.emit(SessionEvent::Destroyed { handle }).await;
-        return (Outcome::Applied(applied), Known::new());
+        return (Outcome::Applied { applied, at, moved: None }, Known::new());
     }
     if let Some(id) = moved {
         // What this process wrote is under the new id now; the old id is a forward, so
         // nothing is known about it.
         let (old, new) = (SessionHandle::from_record_id(rid), SessionHandle::from_record_id(id.record_id()));
         config.manager.emit(SessionEvent::Cycled { old, new }).await;
-        return (Outcome::Moved(applied, id), Known::new());
+        return (Outcome::Applied { applied, at, moved: Some(id) }, Known::new());
     }
-    (Outcome::Applied(applied), changes)
+    (Outcome::Applied { applied, at, moved: None }, changes)
 }
 
 /// Applies `jobs` as one patch and returns one reply per job, in order. A job that cycles
@@ -118,7 +123,7 @@ pub(super) async fn run_batch(
         };
         match result {
             Ok(done) => {
-                let (outcome, now_known) = settled(config, rid, done, patch.changes).await;
+                let (outcome, now_known) = settled(config, rid, done, now, patch.changes).await;
                 *known = now_known;
                 return failed
                     .iter_mut()

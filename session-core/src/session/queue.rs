@@ -50,9 +50,9 @@ pub(crate) struct Job {
 /// What became of a job.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
-    Applied(Applied),
-    /// Applied, and the session moved to this new id (the job cycled it).
-    Moved(Applied, Id),
+    /// Applied at `at` (the instant its expiry was computed from); `moved` is the new id
+    /// when the job cycled it.
+    Applied { applied: Applied, at: OffsetDateTime, moved: Option<Id> },
     /// The record was gone (flushed, revoked or expired): nothing was written.
     Gone,
 }
@@ -99,7 +99,7 @@ impl WriteQueue {
 
 /// Applies `job` to the session `rid`, alone or coalesced with the session's other
 /// write-backs in this process.
-pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Job) -> Reply {
+pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Job, now: OffsetDateTime) -> Reply {
     let queue = &config.queue;
     let waiting = {
         let mut shard = queue.shard(&rid);
@@ -120,7 +120,7 @@ pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Job) -> Rep
         Ok(mut job) => {
             // Nothing in flight: apply now, in this request's own future.
             let mut lead = Lead { config, rid, known: None };
-            let reply = match apply_alone(config, rid, &mut job).await {
+            let reply = match apply_alone(config, rid, &mut job, now).await {
                 Some((reply, known)) => {
                     lead.known = Some(known);
                     reply

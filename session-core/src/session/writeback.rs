@@ -91,19 +91,19 @@ impl Session {
             }
             Plan::Patch { id, rid, job, resend } => {
                 let policy = job.policy;
-                match queue::submit(&self.0.config, rid, job).await? {
-                    Outcome::Applied(applied) if applied.ended => Ok(CookieUpdate::Remove),
-                    Outcome::Moved(applied, new) => {
-                        Ok(self.set(&new, policy.max_age(crate::store::now(), applied.expires_at)))
+                match queue::submit(&self.0.config, rid, job, now).await? {
+                    Outcome::Applied { applied, .. } if applied.ended => Ok(CookieUpdate::Remove),
+                    // Measured from the instant the new expiry was computed from, so the
+                    // rounded-up Max-Age never exceeds the window.
+                    Outcome::Applied { applied, at, moved: Some(new) } => {
+                        Ok(self.set(&new, policy.max_age(at, applied.expires_at)))
                     }
-                    Outcome::Applied(applied)
+                    Outcome::Applied { applied, at, moved: None }
                         if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) =>
                     {
-                        // The batch read the clock after `now`: measure from a later
-                        // instant, so the rounded-up Max-Age never exceeds the window.
-                        Ok(self.set(&id, policy.max_age(crate::store::now(), applied.expires_at)))
+                        Ok(self.set(&id, policy.max_age(at, applied.expires_at)))
                     }
-                    Outcome::Applied(_) => Ok(CookieUpdate::None),
+                    Outcome::Applied { .. } => Ok(CookieUpdate::None),
                     // Deleted meanwhile (logout raced this request): never resurrect it, and
                     // leave the cookie alone, since another response may have set a new one.
                     Outcome::Gone => Ok(CookieUpdate::None),
