@@ -3,6 +3,7 @@
 
 mod apply;
 mod events;
+mod forward;
 mod hash;
 mod join;
 mod scripts;
@@ -278,13 +279,17 @@ where
         Ok(applied)
     }
 
+    /// MOVE, create, COMMIT: three single-key steps, safe against a racing delete; the
+    /// protocol and why it is safe are in the `forward` module.
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+        self.cycle_record(patch, to).await
+    }
+
+    /// A script that reads and deletes the key at once, then the same on the record a
+    /// forward leads to, at most `MAX_FORWARDS` hops. The user index keeps the ids until
+    /// the next listing of that user drops them.
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
-        // The user index keeps the id until the next listing of that user drops it.
-        redis::cmd("DEL")
-            .arg(self.key(id))
-            .exec_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)
+        self.take_chain(id).await.map(|_| ())
     }
 
     /// `SMEMBERS` of the user's set, then an `HMGET` of every member's metadata (concurrently, at most
@@ -312,14 +317,9 @@ where
         Ok(found)
     }
 
-    /// One `DEL`: whether Redis still held the session.
+    /// A `delete`: whether a live session was among what it deleted.
     async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
-        let deleted: i64 = redis::cmd("DEL")
-            .arg(self.key(&handle.record_id()))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(deleted > 0)
+        self.take_chain(&handle.record_id()).await
     }
 
     /// Lists the user's sessions, deletes all but `except` concurrently, and drops them
