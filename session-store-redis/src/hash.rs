@@ -96,6 +96,8 @@ pub(crate) fn decode(id: RecordId, reply: Value) -> Result<Option<Record>, Store
 struct Decoder {
     record: Record,
     any: bool,
+    /// A forward left by `cycle`: no session.
+    forward: bool,
     version: Option<i128>,
     created: Option<OffsetDateTime>,
     expires: Option<OffsetDateTime>,
@@ -106,7 +108,7 @@ impl Decoder {
     fn new(id: RecordId) -> Self {
         let epoch = OffsetDateTime::UNIX_EPOCH;
         let record = Record::new(id, epoch, epoch);
-        Self { record, any: false, version: None, created: None, expires: None, seen: None }
+        Self { record, any: false, forward: false, version: None, created: None, expires: None, seen: None }
     }
 
     fn take(&mut self, field: Value, value: Value) -> Result<(), StoreError> {
@@ -127,6 +129,7 @@ impl Decoder {
             b"x" => record.expiry = Some(Expiry::from_bytes(&value)?),
             b"u" => record.user = Some(text(value)?),
             b"l" => record.label = Some(text(value)?),
+            b"f" => self.forward = true,
             // The digest is the index's business; fields a later version may add are ignored.
             _ => {}
         }
@@ -134,7 +137,7 @@ impl Decoder {
     }
 
     fn finish(self) -> Result<Option<Record>, StoreError> {
-        if !self.any {
+        if !self.any || self.forward {
             return Ok(None);
         }
         let mut record = self.record;

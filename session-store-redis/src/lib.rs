@@ -2,7 +2,10 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod connect;
 mod events;
+mod eviction;
+mod forward;
 mod hash;
 mod join;
 mod scripts;
@@ -10,19 +13,18 @@ mod users;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisError, Value};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{ConnectionInfo, RedisError, Value};
 use session_core::{
-    Applied, Id, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore, StoreError,
+    Applied, Id, KeyRing, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo, SessionStore,
+    StoreError,
 };
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
+pub use crate::eviction::{EvictingPolicy, EvictionPolicyCheck};
 use crate::join::{join_all, BATCH};
 
 /// The `redis` crate this store is built on, so connections can be made with the matching
@@ -30,17 +32,10 @@ use crate::join::{join_all, BATCH};
 pub use redis;
 
 const DEFAULT_PREFIX: &str = "session:";
-/// Connection settings of [`RedisStore::connect`] and [`RedisStore::connect_cluster`]:
-/// during an outage a request should fail within a few seconds, not queue behind long
-/// reconnect back-offs.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-const RECONNECT_RETRIES: usize = 2;
-
 /// A session store on one Redis server or a Redis Cluster.
 ///
 /// `C` is the connection: [`ConnectionManager`] (one server, reconnects by itself, the
-/// default) or [`ClusterConnection`]. Any other [`redis::aio::ConnectionLike`] that is
+/// default) or [`ClusterConnection`](redis::cluster_async::ClusterConnection). Any other [`redis::aio::ConnectionLike`] that is
 /// cheap to clone and shares its underlying connection across clones works too.
 ///
 /// Each record is one hash, `<prefix><record id in hex>`, with a field per session entry
@@ -58,6 +53,9 @@ pub struct RedisStore<C = ConnectionManager> {
     /// Where `listen` subscribes: the server, or the Cluster's seed nodes (RESP3).
     pubsub: Arc<[ConnectionInfo]>,
     instance: events::Instance,
+    /// Signs published events and verifies received ones; `None`: no events at all.
+    event_keys: Option<KeyRing>,
+    eviction: Arc<eviction::Guard>,
 }
 
 impl<C: Clone> Clone for RedisStore<C> {
@@ -67,6 +65,8 @@ impl<C: Clone> Clone for RedisStore<C> {
             prefix: Arc::clone(&self.prefix),
             pubsub: Arc::clone(&self.pubsub),
             instance: new_instance(),
+            event_keys: self.event_keys.clone(),
+            eviction: Arc::clone(&self.eviction),
         }
     }
 }
@@ -77,23 +77,58 @@ fn new_instance() -> events::Instance {
     instance
 }
 
-/// The same server with RESP3, which delivers pub/sub messages as pushes.
-fn resp3(info: ConnectionInfo) -> ConnectionInfo {
-    let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-    info.set_redis_settings(settings)
-}
-
 impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     /// A store on a connection you configured yourself, with the key prefix `session:`.
     ///
-    /// Pass a [`ConnectionManager`] or a [`ClusterConnection`] so the store survives
+    /// Pass a [`ConnectionManager`] or a [`ClusterConnection`](redis::cluster_async::ClusterConnection) so the store survives
     /// restarts of Redis; a plain multiplexed connection stays broken once its socket dies.
     /// To receive other instances' session events, also call [`RedisStore::with_pubsub`].
     pub fn new(connection: C) -> Self {
-        Self { connection, prefix: DEFAULT_PREFIX.into(), pubsub: Arc::new([]), instance: new_instance() }
+        Self {
+            connection,
+            prefix: DEFAULT_PREFIX.into(),
+            pubsub: Arc::new([]),
+            instance: new_instance(),
+            event_keys: None,
+            eviction: Arc::default(),
+        }
+    }
+
+    /// The keys that sign the session events this store publishes and verify those it
+    /// receives; give every app instance the same ring (its primary signs; fallbacks are
+    /// still accepted while you rotate). Use a key of its own, not the cookie key.
+    ///
+    /// Without keys, [`SessionStore::publish`] and [`SessionStore::listen`] refuse with
+    /// [`StoreError::Unsupported`]: whoever can `PUBLISH` on the Redis server could
+    /// otherwise close any session's sockets or redirect a cycled session's tracking.
+    /// Received messages that do not verify, or were sent more than two minutes away from
+    /// this instance's clock, are dropped and counted in a warning.
+    #[must_use]
+    pub fn with_event_keys(mut self, keys: KeyRing) -> Self {
+        self.event_keys = Some(keys);
+        self
+    }
+
+    /// What to do when Redis's `maxmemory-policy` can evict session keys (default:
+    /// [`EvictionPolicyCheck::Refuse`]); see [`EvictionPolicyCheck`].
+    #[must_use]
+    pub fn with_eviction_policy_check(mut self, check: EvictionPolicyCheck) -> Self {
+        self.eviction = Arc::new(eviction::Guard::new(check));
+        self
+    }
+
+    /// Runs the eviction policy check now, e.g. at startup to fail fast; operations run it
+    /// themselves before the first one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] with an [`EvictingPolicy`] source when the policy can evict
+    /// and the check is [`EvictionPolicyCheck::Refuse`], or when Redis cannot be reached.
+    pub async fn check_eviction_policy(&self) -> Result<(), StoreError> {
+        self.eviction.ensure(self.connection()).await
     }
 
     /// Sets the key prefix (default `session:`), e.g. to run several apps on one Redis.
@@ -115,7 +150,7 @@ where
     /// [`RedisStore::connect_cluster`] set this already.
     #[must_use]
     pub fn with_pubsub(mut self, nodes: impl IntoIterator<Item = redis::Client>) -> Self {
-        self.pubsub = nodes.into_iter().map(|c| resp3(c.get_connection_info().clone())).collect();
+        self.pubsub = nodes.into_iter().map(|c| connect::resp3(c.get_connection_info().clone())).collect();
         self
     }
 
@@ -156,59 +191,14 @@ fn is_wrong_type(err: &RedisError) -> bool {
     err.code() == Some("WRONGTYPE")
 }
 
-impl RedisStore<ConnectionManager> {
-    /// Connects to one Redis server, e.g. `redis://127.0.0.1:6379/`, through a
-    /// [`ConnectionManager`] that reconnects in the background.
-    ///
-    /// A reply may take 2 s and a connection attempt 1 s, and a reconnect makes 3
-    /// attempts, so during an outage requests fail within seconds rather than queue behind
-    /// long back-offs. Build your own manager and use [`RedisStore::new`] for other settings.
-    ///
-    /// # Errors
-    ///
-    /// If the URL is invalid or the server cannot be reached now.
-    pub async fn connect(url: impl IntoConnectionInfo) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES);
-        let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
-        Ok(Self::new(manager).with_pubsub([client]))
-    }
-}
-
-impl RedisStore<ClusterConnection> {
-    /// Connects to a Redis Cluster through any of its nodes, e.g.
-    /// `["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"]`.
-    ///
-    /// A request gives up after 2 s, redirects and retries included, and a connection
-    /// attempt after 1 s. Build your own connection and use [`RedisStore::new`] for other
-    /// settings. Session events are received through these nodes, one at a time.
-    ///
-    /// # Errors
-    ///
-    /// If a URL is invalid or no node can be reached now.
-    pub async fn connect_cluster<I>(nodes: impl IntoIterator<Item = I>) -> Result<Self, RedisError>
-    where
-        I: IntoConnectionInfo,
-    {
-        let nodes =
-            nodes.into_iter().map(IntoConnectionInfo::into_connection_info).collect::<Result<Vec<_>, _>>()?;
-        let client = ClusterClient::builder(nodes.clone())
-            .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(RESPONSE_TIMEOUT)
-            .build()?;
-        let mut store = Self::new(client.get_async_connection().await?);
-        store.pubsub = nodes.into_iter().map(resp3).collect();
-        Ok(store)
-    }
-}
-
 impl<C> fmt::Debug for RedisStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The connection and the pub/sub nodes stay out: their settings may carry the password.
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("event_keys", &self.event_keys.is_some())
+            .field("eviction_policy_check", &self.eviction.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -220,6 +210,7 @@ where
     /// The create script: a live record under the key is a collision; the hash and its
     /// expiry are written at once. Then, for a user's session, the index script.
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        self.check_eviction_policy().await?;
         let digest = record.user.as_deref().map(hash::user_digest);
         let mut call = scripts::CREATE.prepare_invoke();
         call.key(self.key(&record.id))
@@ -249,6 +240,7 @@ where
     /// undecodable hash) is no session: it is logged, without its key or content, and
     /// deleted.
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        self.check_eviction_policy().await?;
         let reply: Result<Value, RedisError> =
             redis::cmd("HGETALL").arg(self.key(id)).query_async(&mut self.connection()).await;
         let decoded = match reply {
@@ -267,6 +259,7 @@ where
     /// One `EVALSHA` of the apply script, which changes the hash in place; then, when the
     /// patch set a user or moved a user's session's expiry later, the index script.
     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
+        self.check_eviction_policy().await?;
         let call = apply::invocation(self.key(&patch.id), patch, OffsetDateTime::now_utc());
         let reply: Value = call.invoke_async(&mut self.connection()).await.map_err(StoreError::backend)?;
         let apply::Outcome { applied, reindex } = apply::outcome(reply)?;
@@ -278,19 +271,26 @@ where
         Ok(applied)
     }
 
+    /// MOVE, create, COMMIT: three single-key steps, safe against a racing delete; the
+    /// protocol and why it is safe are in the `forward` module.
+    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
+        self.check_eviction_policy().await?;
+        self.cycle_record(patch, to).await
+    }
+
+    /// A script that reads and deletes the key at once, then the same on the record a
+    /// forward leads to, at most `MAX_FORWARDS` hops. The user index keeps the ids until
+    /// the next listing of that user drops them.
     async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
-        // The user index keeps the id until the next listing of that user drops it.
-        redis::cmd("DEL")
-            .arg(self.key(id))
-            .exec_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)
+        self.check_eviction_policy().await?;
+        self.take_chain(id).await.map(|_| ())
     }
 
     /// `SMEMBERS` of the user's set, then an `HMGET` of every member's metadata (concurrently, at most
     /// 128 in flight); members whose record is gone, expired or moved to another user are
     /// removed from the set (`SREM`).
     async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        self.check_eviction_policy().await?;
         let user_key = self.user_key(&hash::user_digest(user));
         let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
             .arg(&user_key)
@@ -312,14 +312,10 @@ where
         Ok(found)
     }
 
-    /// One `DEL`: whether Redis still held the session.
+    /// A `delete`: whether a live session was among what it deleted.
     async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
-        let deleted: i64 = redis::cmd("DEL")
-            .arg(self.key(&handle.record_id()))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(deleted > 0)
+        self.check_eviction_policy().await?;
+        self.take_chain(&handle.record_id()).await
     }
 
     /// Lists the user's sessions, deletes all but `except` concurrently, and drops them
@@ -350,11 +346,17 @@ where
         Ok(ended)
     }
 
-    /// `PUBLISH` on `<prefix>events`: the event and this store's instance id.
+    /// `PUBLISH` on `<prefix>events`: the event, this store's instance id, the time, and
+    /// a signature under the event keys ([`RedisStore::with_event_keys`]; without them,
+    /// [`StoreError::Unsupported`]).
     async fn publish(&self, event: &SessionEvent) -> Result<(), StoreError> {
-        let Some(message) = events::encode(&self.instance, event) else { return Ok(()) };
+        let keys = self.event_keys.as_ref().ok_or(StoreError::Unsupported(events::NO_KEYS))?;
+        let channel = self.channel();
+        let Some(message) = events::encode(keys, &channel, &self.instance, event, events::now_ms()) else {
+            return Ok(());
+        };
         redis::cmd("PUBLISH")
-            .arg(self.channel())
+            .arg(channel)
             .arg(message)
             .exec_async(&mut self.connection())
             .await
@@ -362,9 +364,11 @@ where
     }
 
     /// Subscribes to `<prefix>events` on a connection of its own and forwards other
-    /// instances' events until `sink` has no receivers, reconnecting after failures.
+    /// instances' events whose signature verifies until `sink` has no receivers,
+    /// reconnecting after failures. Without event keys: an error log and
+    /// [`StoreError::Unsupported`].
     async fn listen(&self, sink: broadcast::Sender<SessionEvent>) -> Result<(), StoreError> {
-        events::listen(&self.pubsub, &self.channel(), self.instance, &sink).await
+        events::listen(&self.pubsub, &self.channel(), self.instance, self.event_keys.as_ref(), &sink).await
     }
 }
 
@@ -377,8 +381,12 @@ mod tests {
         // Lazy: no server needed, nothing is sent.
         let client = redis::Client::open("redis://:hunter2@127.0.0.1:1/").unwrap();
         let manager =
-            ConnectionManager::new_lazy_with_config(client, ConnectionManagerConfig::new()).unwrap();
+            ConnectionManager::new_lazy_with_config(client, redis::aio::ConnectionManagerConfig::new())
+                .unwrap();
         let debug = format!("{:?}", RedisStore::new(manager).with_prefix("app:"));
-        assert_eq!(debug, r#"RedisStore { prefix: "app:", .. }"#);
+        assert_eq!(
+            debug,
+            r#"RedisStore { prefix: "app:", event_keys: false, eviction_policy_check: Refuse, .. }"#
+        );
     }
 }

@@ -13,7 +13,7 @@ use redis::Script;
 
 /// `HSET` in slices: Lua's `unpack` fails beyond a few thousand values, and a session may
 /// hold that many keys. `args[from..]` are field, value pairs; a slice is an even count.
-const HSET_ALL: &str = r"
+pub(crate) const HSET_ALL: &str = r"
 local function hset_all(key, args, from)
     for i = from, #args, 1000 do
         redis.call('HSET', key, unpack(args, i, math.min(i + 999, #args)))

@@ -56,7 +56,7 @@ where
         };
         let reply: Result<Vec<Option<Vec<u8>>>, RedisError> = redis::cmd("HMGET")
             .arg(self.key(&id))
-            .arg(&["u", "l", "c", "s", "e"])
+            .arg(&["u", "l", "c", "s", "e", "f", "p"])
             .query_async(&mut self.connection())
             .await;
         let fields = match reply {
@@ -65,11 +65,17 @@ where
             Err(err) if is_wrong_type(&err) => return Ok(None),
             Err(err) => return Err(StoreError::backend(err)),
         };
-        let [Some(owner), label, Some(created), Some(seen), Some(expires)] = <[_; 5]>::try_from(fields)
-            .map_err(|_| StoreError::backend("HMGET answered another number of fields"))?
+        let [Some(owner), label, Some(created), Some(seen), Some(expires), forward, pending] =
+            <[_; 7]>::try_from(fields)
+                .map_err(|_| StoreError::backend("HMGET answered another number of fields"))?
         else {
             return Ok(None);
         };
+        // A forward whose cycle is under way still stands for the session: the new id may
+        // not be listed yet, and revoking the old one follows the forward (see `forward`).
+        if forward.is_some() && pending.is_none() {
+            return Ok(None);
+        }
         if owner != user.as_bytes() {
             return Ok(None);
         }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::{cluster_urls, env, routes, send, unique_prefix, wait_for_subscribers};
+use common::{cluster_urls, env, event_keys, routes, send, unique_prefix, wait_for_subscribers};
 use session_core::{Id, SessionEvent, SessionHandle, SessionLayer, SessionStore, StoreError};
 use session_store_redis::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use session_store_redis::{redis, RedisStore};
@@ -69,8 +69,16 @@ async fn revoking_on_one_instance_reaches_the_other(
 async fn single_node_revocation_crosses_instances() {
     let prefix = unique_prefix();
     let url = env("REDIS_URL");
-    let a = RedisStore::connect(url.as_str()).await.unwrap().with_prefix(prefix.as_str());
-    let b = RedisStore::connect(url.as_str()).await.unwrap().with_prefix(prefix.as_str());
+    let a = RedisStore::connect(url.as_str())
+        .await
+        .unwrap()
+        .with_prefix(prefix.as_str())
+        .with_event_keys(event_keys());
+    let b = RedisStore::connect(url.as_str())
+        .await
+        .unwrap()
+        .with_prefix(prefix.as_str())
+        .with_event_keys(event_keys());
     revoking_on_one_instance_reaches_the_other(a, b, &[url], &prefix).await;
 }
 
@@ -81,13 +89,15 @@ async fn cluster_revocation_crosses_instances() {
     let a = RedisStore::connect_cluster(urls.iter().map(String::as_str))
         .await
         .unwrap()
-        .with_prefix(prefix.as_str());
+        .with_prefix(prefix.as_str())
+        .with_event_keys(event_keys());
     // B knows the nodes in another order, so it listens on another node than A: the
     // Cluster forwards every PUBLISH to every node.
     let b = RedisStore::connect_cluster(urls.iter().rev().map(String::as_str))
         .await
         .unwrap()
-        .with_prefix(prefix.as_str());
+        .with_prefix(prefix.as_str())
+        .with_event_keys(event_keys());
     revoking_on_one_instance_reaches_the_other(a, b, &urls, &prefix).await;
 }
 
@@ -96,7 +106,11 @@ async fn a_clone_hears_the_original_and_the_listener_ends_without_receivers() {
     // Clones of one store are separate instances: each skips only what it published.
     let prefix = unique_prefix();
     let url = env("REDIS_URL");
-    let a = RedisStore::connect(url.as_str()).await.unwrap().with_prefix(prefix.as_str());
+    let a = RedisStore::connect(url.as_str())
+        .await
+        .unwrap()
+        .with_prefix(prefix.as_str())
+        .with_event_keys(event_keys());
     let b = a.clone();
     let (tx, mut rx) = broadcast::channel(8);
     let listener = tokio::spawn({
@@ -118,11 +132,18 @@ async fn a_store_without_pubsub_nodes_says_it_cannot_listen() {
     let client = redis::Client::open(env("REDIS_URL")).unwrap();
     let manager = ConnectionManager::new_with_config(client, ConnectionManagerConfig::new()).await.unwrap();
     let store = RedisStore::new(manager).with_prefix(unique_prefix());
+    let event = SessionEvent::Revoked { handle: SessionHandle::from_record_id(Id::random().record_id()) };
+    // Without keys, events are refused both ways: unsigned ones could be forged.
     let (tx, _rx) = broadcast::channel(1);
-    assert!(matches!(store.listen(tx).await, Err(StoreError::Unsupported(_))));
+    assert!(
+        matches!(store.clone().listen(tx).await, Err(StoreError::Unsupported(m)) if m.contains("with_event_keys"))
+    );
+    assert!(
+        matches!(store.publish(&event).await, Err(StoreError::Unsupported(m)) if m.contains("with_event_keys"))
+    );
+    let store = store.with_event_keys(event_keys());
+    let (tx, _rx) = broadcast::channel(1);
+    assert!(matches!(store.listen(tx).await, Err(StoreError::Unsupported(m)) if m.contains("subscribe")));
     // Publishing needs no subscription.
-    store
-        .publish(&SessionEvent::Revoked { handle: SessionHandle::from_record_id(Id::random().record_id()) })
-        .await
-        .unwrap();
+    store.publish(&event).await.unwrap();
 }

@@ -3,82 +3,15 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
-use common::{app, env, send};
+use common::own_redis::OwnRedis;
+use common::{app, event_keys, send};
 use session_core::{Id, SessionEvent, SessionHandle, SessionStore};
-use session_store_redis::{redis, RedisStore};
-use tempfile::TempDir;
+use session_store_redis::RedisStore;
 use tokio::sync::broadcast;
 use tokio::time::timeout;
-
-/// A redis-server of this test's own, killed when dropped so a failing test leaves no
-/// process behind.
-struct OwnRedis {
-    child: Option<Child>,
-    port: u16,
-    dir: TempDir,
-}
-
-impl OwnRedis {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Self { child: None, port, dir: tempfile::tempdir().unwrap() };
-        redis.restart().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Starts the server on the same port and waits until it answers PING.
-    async fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new(env("REDIS_SERVER_BIN"))
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = redis::Client::open(self.url()).unwrap();
-        loop {
-            let pong = match client.get_multiplexed_async_connection().await {
-                Ok(mut con) => redis::cmd("PING").query_async::<String>(&mut con).await,
-                Err(e) => Err(e),
-            };
-            if pong.is_ok() {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("redis-server on port {} exited: {status}", self.port);
-            }
-            assert!(Instant::now() < deadline, "redis-server on port {} not ready: {pong:?}", self.port);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill redis-server");
-            child.wait().expect("reap redis-server");
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 #[tokio::test]
 async fn an_outage_is_a_500_and_the_store_recovers_by_itself() {
@@ -126,8 +59,8 @@ async fn an_outage_is_a_500_and_the_store_recovers_by_itself() {
 async fn the_event_listener_resubscribes_after_a_restart() {
     let mut server = OwnRedis::start().await;
     let nodes = [server.url()];
-    let listening = RedisStore::connect(server.url()).await.unwrap();
-    let publishing = RedisStore::connect(server.url()).await.unwrap();
+    let listening = RedisStore::connect(server.url()).await.unwrap().with_event_keys(event_keys());
+    let publishing = RedisStore::connect(server.url()).await.unwrap().with_event_keys(event_keys());
     let (tx, mut rx) = broadcast::channel(8);
     let listener = tokio::spawn(async move { listening.listen(tx).await });
     common::wait_for_subscribers(&nodes, "session:events", 1).await;

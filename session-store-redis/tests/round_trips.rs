@@ -1,5 +1,5 @@
 //! The commands each operation sends, counted on the connection: a load is one `HGETALL`,
-//! a write-back one `EVALSHA`, and only a user's session costs the index script on top.
+//! a write-back one `EVALSHA`, a delete one script per key it takes, and only a user's session costs the index script on top.
 
 mod common;
 
@@ -72,6 +72,9 @@ async fn every_operation_is_one_round_trip_and_users_cost_one_more() {
     let warm = record(Some("warm-up"));
     store.create(&warm).await.unwrap();
     store.apply(&patch(&warm, Duration::hours(2))).await.unwrap();
+    let warm_to = Id::random().record_id();
+    store.cycle(&patch(&warm, Duration::hours(2)), warm_to).await.unwrap();
+    store.delete(&warm.id).await.unwrap();
     con.take();
 
     let anonymous = record(None);
@@ -81,13 +84,25 @@ async fn every_operation_is_one_round_trip_and_users_cost_one_more() {
     assert_eq!(con.take(), ["HGETALL"], "load");
     store.apply(&patch(&anonymous, Duration::hours(2))).await.unwrap();
     assert_eq!(con.take(), ["EVALSHA"], "apply");
+    // A new id: move to a forward, create, commit; each a script on one key.
+    let to = Id::random().record_id();
+    store.cycle(&patch(&anonymous, Duration::hours(2)), to).await.unwrap();
+    assert_eq!(con.take(), ["EVALSHA"; 3], "cycle");
+    // Take the forward, then the record it leads to.
     store.delete(&anonymous.id).await.unwrap();
-    assert_eq!(con.take(), ["DEL"], "delete");
+    assert_eq!(con.take(), ["EVALSHA", "EVALSHA"], "delete through a forward");
+    store.delete(&to).await.unwrap();
+    assert_eq!(con.take(), ["EVALSHA"], "delete");
 
     let user = format!("u-{}", &Id::random().record_id().to_string()[..12]);
     let owned = record(Some(&user));
     store.create(&owned).await.unwrap();
     assert_eq!(con.take(), ["EVALSHA", "EVALSHA"], "create + index");
+    let moved = record(Some(&user));
+    store.create(&moved).await.unwrap();
+    con.take();
+    store.cycle(&patch(&moved, Duration::hours(1)), Id::random().record_id()).await.unwrap();
+    assert_eq!(con.take(), ["EVALSHA"; 4], "cycle + index of the new id");
     // Later expiry: the user's set may need to live longer.
     store.apply(&patch(&owned, Duration::hours(2))).await.unwrap();
     assert_eq!(con.take(), ["EVALSHA", "EVALSHA"], "apply + index");

@@ -3,6 +3,8 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod own_redis;
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,7 +14,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use session_core::{Id, Session, SessionLayer, SessionStore};
+use session_core::{Id, Key, KeyRing, Session, SessionLayer, SessionStore};
 use session_store_redis::redis::cluster_async::ClusterConnection;
 use session_store_redis::RedisStore;
 use tower::ServiceExt;
@@ -25,6 +27,11 @@ pub fn env(name: &str) -> String {
             "{name} not set: run scripts/test, which starts Redis (or `eval \"$(scripts/services start)\"`)"
         )
     })
+}
+
+/// The event keys every test app instance shares.
+pub fn event_keys() -> KeyRing {
+    KeyRing::new(Key::try_from(&[7u8; 32][..]).unwrap())
 }
 
 pub fn cluster_urls() -> Vec<String> {
