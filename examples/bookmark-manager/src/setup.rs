@@ -91,10 +91,15 @@ async fn session_layer(opts: &Options, key: Key) -> Result<SessionLayer, SetupEr
             s.migrate().await.map_err(|e| fail(e.into()))?;
             sweep(s)
         }
-        // Redis expires keys natively: no sweep.
-        StoreKind::Redis => Arc::new(
-            RedisStore::connect(url(&opts.redis_url, "--redis-url")?).await.map_err(|e| fail(e.into()))?,
-        ),
+        // Redis expires keys natively: no sweep. Session events between instances (a
+        // logout closing sockets elsewhere) are signed with a key of their own, which every
+        // instance sharing the Redis must be given (the same data dir's `events.key`).
+        StoreKind::Redis => {
+            let path = opts.data_dir.join("events.key");
+            let events = keys::load_or_create(&path).map_err(|source| SetupError::DataDir { path, source })?;
+            let store = RedisStore::connect(url(&opts.redis_url, "--redis-url")?).await.map_err(|e| fail(e.into()))?;
+            Arc::new(store.with_event_keys(KeyRing::new(events)))
+        }
     };
     // Signed ids: a forged or guessed cookie is refused before any store lookup.
     Ok(cookie_settings(SessionLayer::from_arc(server_side).with_signed(KeyRing::new(key))))
