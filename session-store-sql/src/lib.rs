@@ -3,6 +3,8 @@
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod locked;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -94,4 +94,4 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-crate::store::impl_session_store!(PostgresStore, sqlx::PgConnection);
+crate::store::impl_session_store!(PostgresStore, sqlx::Postgres);

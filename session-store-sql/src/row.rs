@@ -3,17 +3,23 @@
 //! `data` holds [`Record::to_bytes`], which carries every field at full precision. The
 //! other columns repeat what SQL must see: `expires_at` for the expiry checks and the
 //! sweep, `user_id` for the per-user index, and `version`, `last_seen`, `created_at` for
-//! people querying the table (`version` is also checked against the record's on decode). Instants are integer Unix milliseconds rather than timestamp types so SQLite
-//! and PostgreSQL compare them the same way, against the app's clock passed as a parameter.
+//! people querying the table (`version` is also checked against the record's on decode).
+//! Instants are integer Unix milliseconds rather than timestamp types so SQLite and
+//! PostgreSQL compare them the same way, against the app's clock passed as a parameter.
+//!
+//! The row a `cycle` leaves at a session's old id holds a [`Forward`] in `data` instead
+//! ([`Stored::from_bytes`] tells the two apart), so forwards need no column of their own.
 
-use session_core::{Record, RecordId, StoreError};
+use session_core::{Forward, Record, RecordId, StoreError, Stored};
+use sqlx::query::Query;
+use sqlx::{Database, Encode, Type};
 use time::OffsetDateTime;
 
 /// Rows removed per `DELETE` of a sweep, so one sweep never holds a long lock or builds
 /// one huge transaction.
 pub(crate) const DELETE_BATCH: i64 = 1000;
 
-/// A record's column values.
+/// A row's column values.
 #[derive(Debug)]
 pub(crate) struct Columns {
     pub(crate) id: [u8; 32],
@@ -36,6 +42,42 @@ impl Columns {
             expires_at: unix_ms(record.expires_at),
             version: version_column(record.version)?,
         })
+    }
+
+    /// The row a cycle leaves at `from`: `forward` in `data`, its expiry in `expires_at`,
+    /// and the moved session's other columns. Keeping its `user_id` matters on
+    /// PostgreSQL: a `revoke_user` that waited for the cycle's lock re-checks its
+    /// `WHERE` against this row, and must still find it to follow it to the new record,
+    /// which its own snapshot cannot see.
+    pub(crate) fn forward(from: &RecordId, forward: &Forward, moved: Self) -> Self {
+        Self {
+            id: *from.as_bytes(),
+            data: forward.to_bytes(),
+            expires_at: unix_ms(forward.expires_at),
+            ..moved
+        }
+    }
+
+    /// Binds the columns as `$1` to `$7` in table order (`id, data, user_id, created_at,
+    /// last_seen, expires_at, version`), the parameters of `create` and `update`.
+    pub(crate) fn bind<'q, DB>(
+        &'q self,
+        query: Query<'q, DB, DB::Arguments<'q>>,
+    ) -> Query<'q, DB, DB::Arguments<'q>>
+    where
+        DB: Database,
+        &'q [u8]: Encode<'q, DB> + Type<DB>,
+        Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        i64: Encode<'q, DB> + Type<DB>,
+    {
+        query
+            .bind(&self.id[..])
+            .bind(&self.data[..])
+            .bind(self.user_id.as_deref())
+            .bind(self.created_at)
+            .bind(self.last_seen)
+            .bind(self.expires_at)
+            .bind(self.version)
     }
 }
 
@@ -61,50 +103,81 @@ pub(crate) fn now_ms() -> i64 {
 /// The columns a loaded row is decoded from (`SELECT data, expires_at, last_seen, version`).
 pub(crate) type Loaded = (Vec<u8>, i64, i64, i64);
 
-/// The record in a loaded row. The `expires_at` and `last_seen` columns win over the copies
-/// inside `data` whenever the two differ: rows written by earlier versions, whose `touch`
-/// moved only those columns, keep loading with their refreshed expiry. (`apply` writes both.)
+/// Why a row is no session and gets discarded. Only this kind is ever logged: the
+/// decoder's own message can quote the stored bytes, so it is dropped here on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Corrupt {
+    Id,
+    Data,
+    OtherSession,
+    Version,
+    Instant,
+}
+
+impl Corrupt {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Id => "id column is not 32 bytes",
+            Self::Data => "data column is not a session record",
+            Self::OtherSession => "data column holds another session's record",
+            Self::Version => "version column differs from the record's",
+            Self::Instant => "instant column out of range",
+        }
+    }
+}
+
+/// The record in a loaded row, or `None` for a forward (no session, and no corruption).
+/// The `expires_at` and `last_seen` columns win over the copies inside `data` whenever
+/// the two differ: rows written by earlier versions, whose `touch` moved only those
+/// columns, keep loading with their refreshed expiry. (`apply` writes both.)
 pub(crate) fn decode(
     id: &RecordId,
     (data, expires_at, last_seen, version): &Loaded,
-) -> Result<Record, StoreError> {
-    let mut record = Record::from_bytes(data)?;
+) -> Result<Option<Record>, Corrupt> {
+    let mut record = match Stored::from_bytes(data).map_err(|_| Corrupt::Data)? {
+        Stored::Record(record) => record,
+        Stored::Forward(_) => return Ok(None),
+    };
     if record.id != *id {
-        return Err(corrupt("the row holds another session's record"));
+        return Err(Corrupt::OtherSession);
     }
     if version_column(record.version).ok() != Some(*version) {
-        return Err(corrupt("the version column differs from the record's"));
+        return Err(Corrupt::Version);
     }
     merge(&mut record.expires_at, *expires_at)?;
     merge(&mut record.last_seen, *last_seen)?;
-    Ok(record)
+    Ok(Some(record))
+}
+
+/// The forward in a row's `data`, if it holds one (and not a record or garbage).
+pub(crate) fn forward_in(data: &[u8]) -> Option<Forward> {
+    match Stored::from_bytes(data) {
+        Ok(Stored::Forward(forward)) => Some(forward),
+        _ => None,
+    }
 }
 
 /// Takes the column's instant unless it is `field` rounded down, which keeps the record's
 /// full precision for untouched rows.
-fn merge(field: &mut OffsetDateTime, column: i64) -> Result<(), StoreError> {
+fn merge(field: &mut OffsetDateTime, column: i64) -> Result<(), Corrupt> {
     if unix_ms(*field) != column {
         *field = OffsetDateTime::from_unix_timestamp_nanos(i128::from(column) * 1_000_000)
-            .map_err(|e| StoreError::Corrupt(e.into()))?;
+            .map_err(|_| Corrupt::Instant)?;
     }
     Ok(())
 }
 
 /// A row's id column as a [`RecordId`]; anything but 32 bytes is corrupt.
-pub(crate) fn record_id(bytes: &[u8]) -> Result<RecordId, StoreError> {
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| corrupt("the id column is not 32 bytes"))?;
+pub(crate) fn record_id(bytes: &[u8]) -> Result<RecordId, Corrupt> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| Corrupt::Id)?;
     Ok(RecordId::from_bytes(bytes))
 }
 
 /// A row that does not decode is no session: the caller removes it and answers `None`, so
 /// its user gets a fresh session rather than an error on every request until it expires.
-pub(crate) fn warn_discarding(err: &StoreError) {
-    // Neither the id nor the bytes: the log is no place for session data.
-    tracing::warn!(error = %err, cause = ?std::error::Error::source(err), "discarding a corrupt session row");
-}
-
-fn corrupt(why: &'static str) -> StoreError {
-    StoreError::Corrupt(why.into())
+pub(crate) fn warn_discarding(why: Corrupt) {
+    // A fixed message and the kind: never the id, the bytes, or a decoder's text.
+    tracing::warn!(kind = why.as_str(), "discarding a corrupt session row");
 }
 
 #[cfg(test)]
@@ -135,7 +208,7 @@ mod tests {
         assert_eq!(c.id, *r.id.as_bytes());
         assert_eq!(c.user_id.as_deref(), Some("alice"));
         assert_eq!(c.last_seen, unix_ms(r.last_seen));
-        assert_eq!(decode(&r.id, &loaded(&c)).unwrap(), r);
+        assert_eq!(decode(&r.id, &loaded(&c)).unwrap(), Some(r.clone()));
         assert_eq!(record_id(&c.id).unwrap(), r.id);
     }
 
@@ -152,7 +225,7 @@ mod tests {
         let c = Columns::of(&r).unwrap();
         let later = c.expires_at + 60_000;
         let seen = c.last_seen + 30_000;
-        let got = decode(&r.id, &(c.data.clone(), later, seen, c.version)).unwrap();
+        let got = decode(&r.id, &(c.data.clone(), later, seen, c.version)).unwrap().unwrap();
         assert_eq!(unix_ms(got.expires_at), later);
         assert_eq!(unix_ms(got.last_seen), seen);
         assert_eq!((got.entries, got.user, got.label), (r.entries, r.user, r.label));
@@ -163,13 +236,33 @@ mod tests {
         let r = record();
         let c = Columns::of(&r).unwrap();
         let other = Id::random().record_id();
-        let cases: [(&RecordId, &[u8], i64); 3] =
-            [(&other, &c.data[..], c.version), (&r.id, &c.data[..], 6), (&r.id, b"garbage", c.version)];
-        for (id, data, version) in cases {
+        let cases: [(&RecordId, &[u8], i64, Corrupt); 3] = [
+            (&other, &c.data[..], c.version, Corrupt::OtherSession),
+            (&r.id, &c.data[..], 6, Corrupt::Version),
+            (&r.id, b"garbage", c.version, Corrupt::Data),
+        ];
+        for (id, data, version, why) in cases {
             let row = (data.to_vec(), c.expires_at, c.last_seen, version);
-            assert!(matches!(decode(id, &row), Err(StoreError::Corrupt(_))));
+            assert_eq!(decode(id, &row), Err(why));
         }
-        assert!(matches!(record_id(&[0; 31]), Err(StoreError::Corrupt(_))));
+        let far = (c.data.clone(), i64::MAX, c.last_seen, c.version);
+        assert_eq!(decode(&r.id, &far), Err(Corrupt::Instant));
+        assert_eq!(record_id(&[0; 31]), Err(Corrupt::Id));
+    }
+
+    #[test]
+    fn a_forward_row_is_no_record_and_keeps_the_moved_sessions_user() {
+        let r = record();
+        let now = OffsetDateTime::now_utc();
+        let forward = Forward::new(Id::random().record_id(), r.expires_at, now);
+        let from = Id::random().record_id();
+        let c = Columns::forward(&from, &forward, Columns::of(&r).unwrap());
+        assert_eq!((c.id, c.expires_at), (*from.as_bytes(), unix_ms(forward.expires_at)));
+        assert_eq!(c.user_id.as_deref(), Some("alice"));
+        assert_eq!(decode(&from, &loaded(&c)), Ok(None));
+        assert_eq!(forward_in(&c.data), Some(forward));
+        assert_eq!(forward_in(&r.to_bytes()), None);
+        assert_eq!(forward_in(b"garbage"), None);
     }
 
     #[test]

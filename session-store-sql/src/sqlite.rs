@@ -134,4 +134,4 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-crate::store::impl_session_store!(SqliteStore, sqlx::SqliteConnection);
+crate::store::impl_session_store!(SqliteStore, sqlx::Sqlite);

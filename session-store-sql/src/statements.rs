@@ -24,18 +24,20 @@ pub(crate) struct Statements {
     pub(crate) schema: [String; 3],
     pub(crate) create: String,
     pub(crate) load: String,
-    /// Opens the transaction of `apply`.
+    /// Opens the transaction of `apply`, `cycle` and the deletes that follow forwards.
     pub(crate) begin: &'static str,
     /// `load` inside that transaction, holding the row until it ends.
     pub(crate) lock_live: String,
-    /// Writes a patched record; run under the lock `lock_live` took, so it needs no
-    /// version or expiry check of its own.
+    /// Writes a patched record, or the forward `cycle` leaves; run under the lock
+    /// `lock_live` took, so it needs no version or expiry check of its own. Same
+    /// parameters as `create` (without its clock).
     pub(crate) update: String,
     pub(crate) delete: String,
+    /// Deletes a row and returns what it held, so `delete` can follow a forward.
+    pub(crate) take: String,
     pub(crate) delete_corrupt: String,
     pub(crate) delete_expired: String,
     pub(crate) sessions_of: String,
-    pub(crate) revoke: String,
     pub(crate) revoke_user: String,
 }
 
@@ -105,20 +107,23 @@ impl Statements {
                 "SELECT data, expires_at, last_seen, version FROM {t} WHERE id = $1 AND expires_at > $2{lock_row}"
             ),
             update: format!(
-                "UPDATE {t} SET data = $2, user_id = $3, last_seen = $4, expires_at = $5, version = $6 WHERE id = $1"
+                "UPDATE {t} SET data = $2, user_id = $3, created_at = $4, last_seen = $5, expires_at = $6, \
+                 version = $7 WHERE id = $1"
             ),
             delete: format!("DELETE FROM {t} WHERE id = $1"),
+            // The row goes even if expired; its expiry tells whether it was a live session
+            // (or a forward still to follow).
+            take: format!("DELETE FROM {t} WHERE id = $1 RETURNING data, expires_at"),
             delete_corrupt: format!("DELETE FROM {t} WHERE id = $1 AND data = $2"),
             delete_expired,
             sessions_of: format!(
                 "SELECT id, data, expires_at, last_seen, version FROM {t} WHERE user_id = $1 AND expires_at > $2"
             ),
-            // The row goes even if expired; its expiry tells whether it was a live session.
-            revoke: format!("DELETE FROM {t} WHERE id = $1 RETURNING expires_at"),
             // `$2` is the id to keep, or an empty string of bytes, which no id equals. Expired
-            // rows are left to the sweep: they are no session to report as ended.
+            // rows are left to the sweep: they are no session to report as ended. `data`
+            // tells the user's forwards, still to follow, from their records.
             revoke_user: format!(
-                "DELETE FROM {t} WHERE user_id = $1 AND id <> $2 AND expires_at > $3 RETURNING id"
+                "DELETE FROM {t} WHERE user_id = $1 AND id <> $2 AND expires_at > $3 RETURNING id, data"
             ),
             table,
         }

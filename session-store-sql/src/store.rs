@@ -6,22 +6,18 @@
 
 /// Implements [`SessionStore`](session_core::SessionStore) and
 /// [`ExpiredDeletion`](session_core::ExpiredDeletion) for a type with fields
-/// `pool: sqlx::Pool<_>` whose connections are `$conn`, and `sql: Arc<Statements>`.
+/// `pool: sqlx::Pool<$db>` and `sql: Arc<Statements>`.
 macro_rules! impl_session_store {
-    ($store:ty, $conn:ty) => {
+    ($store:ty, $db:ty) => {
+        $crate::locked::impl_locked!($store, $db);
+
         #[async_trait::async_trait]
         impl session_core::SessionStore for $store {
             async fn create(&self, record: &session_core::Record) -> Result<(), session_core::StoreError> {
                 use session_core::StoreError;
                 let c = $crate::row::Columns::of(record)?;
-                let written = sqlx::query(&self.sql.create)
-                    .bind(&c.id[..])
-                    .bind(c.data)
-                    .bind(c.user_id)
-                    .bind(c.created_at)
-                    .bind(c.last_seen)
-                    .bind(c.expires_at)
-                    .bind(c.version)
+                let written = c
+                    .bind(sqlx::query(&self.sql.create))
                     .bind($crate::row::now_ms())
                     .execute(&self.pool)
                     .await
@@ -57,37 +53,32 @@ macro_rules! impl_session_store {
                 &self,
                 patch: &session_core::Patch,
             ) -> Result<session_core::Applied, session_core::StoreError> {
-                use session_core::StoreError;
-                let conn = self.pool.acquire().await.map_err(StoreError::backend)?;
-                let mut tx = $crate::tx::Locked::new(conn);
-                // A bare `&str` goes as a simple query: nothing to prepare for one word.
-                if let Err(err) = sqlx::Executor::execute(tx.conn(), self.sql.begin).await {
-                    // A `BEGIN` that failed (SQLite: still busy after the timeout) opened
-                    // nothing: the connection can go back to the pool.
-                    tx.release();
-                    return Err(StoreError::backend(err));
-                }
-                let outcome = self.apply_locked(tx.conn(), patch).await;
-                // Committed also when no live row was found: a corrupt one may have been deleted.
-                let end = if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                match sqlx::Executor::execute(tx.conn(), end).await {
-                    Ok(_) => tx.release(),
-                    // The transaction may still be open (SQLite keeps it on a busy `COMMIT`):
-                    // dropping the guard closes the connection, which ends it.
-                    Err(err) if outcome.is_ok() => return Err(StoreError::backend(err)),
-                    // The rollback failed, but closing ends the transaction just the same;
-                    // the patch's own error is the answer.
-                    Err(_) => {}
-                }
-                outcome?.ok_or(StoreError::NotFound)
+                let mut tx = self.begin().await?;
+                // One clock reading for the row's liveness and the patch's.
+                let now = time::OffsetDateTime::now_utc();
+                let outcome = self.apply_locked(tx.conn(), patch, now).await;
+                Self::finish(tx, outcome).await?.ok_or(session_core::StoreError::NotFound)
             }
 
+            /// As `apply`, in one transaction: the patched record is inserted under `to`
+            /// and the old row becomes a forward to it, or nothing changes.
+            async fn cycle(
+                &self,
+                patch: &session_core::Patch,
+                to: session_core::RecordId,
+            ) -> Result<session_core::Applied, session_core::StoreError> {
+                let mut tx = self.begin().await?;
+                let now = time::OffsetDateTime::now_utc();
+                let outcome = self.cycle_locked(tx.conn(), patch, to, now).await;
+                Self::finish(tx, outcome).await?.ok_or(session_core::StoreError::NotFound)
+            }
+
+            /// In one transaction, so a failure halfway leaves the forward in place for a
+            /// retry to follow, rather than a record no delete can reach.
             async fn delete(&self, id: &session_core::RecordId) -> Result<(), session_core::StoreError> {
-                sqlx::query(&self.sql.delete)
-                    .bind(&id.as_bytes()[..])
-                    .execute(&self.pool)
-                    .await
-                    .map_err(session_core::StoreError::backend)?;
+                let mut tx = self.begin().await?;
+                let outcome = self.delete_locked(tx.conn(), *id, None, $crate::row::now_ms()).await;
+                Self::finish(tx, outcome).await?;
                 Ok(())
             }
 
@@ -107,11 +98,12 @@ macro_rules! impl_session_store {
                     // A malformed id names no session (and no handle): skip the row.
                     let id = match $crate::row::record_id(&id) {
                         Ok(id) => id,
-                        Err(err) => {
-                            $crate::row::warn_discarding(&err);
+                        Err(why) => {
+                            $crate::row::warn_discarding(why);
                             continue;
                         }
                     };
+                    // The user's forwards are listed by the query too, and skipped here.
                     let record = self.decode_or_discard(&id, (data, expires_at, last_seen, version)).await?;
                     // `user_id` and `data` are written together, so they agree; a row where
                     // they do not is not listed under a user it does not belong to.
@@ -125,18 +117,18 @@ macro_rules! impl_session_store {
                 Ok(found)
             }
 
+            /// Reports the session ended when a live record was deleted, also one reached
+            /// through a forward: the handle named a session that was live until now.
             async fn revoke(
                 &self,
                 handle: &session_core::SessionHandle,
             ) -> Result<bool, session_core::StoreError> {
-                // One statement: of two concurrent revokes, only one reports the session ended.
-                let now = $crate::row::now_ms();
-                let expires_at: Option<i64> = sqlx::query_scalar(&self.sql.revoke)
-                    .bind(&handle.record_id().as_bytes()[..])
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(session_core::StoreError::backend)?;
-                Ok(expires_at.is_some_and(|at| at > now))
+                // Deleted and read in one statement per row: of two concurrent revokes, only
+                // one reports the session ended.
+                let mut tx = self.begin().await?;
+                let id = handle.record_id();
+                let outcome = self.delete_locked(tx.conn(), id, None, $crate::row::now_ms()).await;
+                Ok(Self::finish(tx, outcome).await?.is_some())
             }
 
             async fn revoke_user(
@@ -144,102 +136,12 @@ macro_rules! impl_session_store {
                 user: &str,
                 except: Option<&session_core::SessionHandle>,
             ) -> Result<Vec<session_core::SessionHandle>, session_core::StoreError> {
-                use session_core::StoreError;
-                let keep = except.map(|h| *h.record_id().as_bytes());
-                let ids: Vec<Vec<u8>> = sqlx::query_scalar(&self.sql.revoke_user)
-                    .bind(user)
-                    .bind(keep.as_ref().map_or(&[][..], |id| &id[..]))
-                    .bind($crate::row::now_ms())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(StoreError::backend)?;
-                // The rows are gone already: a malformed id (no session's) is skipped, not an error.
-                Ok(ids
-                    .iter()
-                    .filter_map(|id| $crate::row::record_id(id).ok())
-                    .map(session_core::SessionHandle::from_record_id)
-                    .collect())
-            }
-        }
-
-        impl $store {
-            /// The statements of `apply`, inside its transaction on `conn`: the patched
-            /// record's outcome, or `None` when no live record is stored.
-            async fn apply_locked(
-                &self,
-                conn: &mut $conn,
-                patch: &session_core::Patch,
-            ) -> Result<Option<session_core::Applied>, session_core::StoreError> {
-                use session_core::StoreError;
-                let id = &patch.id.as_bytes()[..];
-                // One clock reading for the row's liveness and the patch's.
-                let now = time::OffsetDateTime::now_utc();
-                let found: Option<$crate::row::Loaded> = sqlx::query_as(&self.sql.lock_live)
-                    .bind(id)
-                    .bind($crate::row::unix_ms(now))
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(StoreError::backend)?;
-                let Some(row) = found else { return Ok(None) };
-                let mut record = match $crate::row::decode(&patch.id, &row) {
-                    Ok(record) => record,
-                    Err(err) => {
-                        // No session, as for a load; the row is ours until the commit, so
-                        // nothing written meanwhile can be deleted with it.
-                        $crate::row::warn_discarding(&err);
-                        sqlx::query(&self.sql.delete)
-                            .bind(id)
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(StoreError::backend)?;
-                        return Ok(None);
-                    }
-                };
-                let applied = patch.apply_to(&mut record, now)?;
-                if applied.ended {
-                    sqlx::query(&self.sql.delete)
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StoreError::backend)?;
-                } else {
-                    // `user_id` is written with `data`, so the per-user index follows the patch.
-                    let c = $crate::row::Columns::of(&record)?;
-                    sqlx::query(&self.sql.update)
-                        .bind(id)
-                        .bind(c.data)
-                        .bind(c.user_id)
-                        .bind(c.last_seen)
-                        .bind(c.expires_at)
-                        .bind(c.version)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StoreError::backend)?;
-                }
-                Ok(Some(applied))
-            }
-
-            /// The record in a loaded row; a row that does not decode is deleted (only if it
-            /// still holds the bytes that failed, so a record written meanwhile stays) and is
-            /// no session.
-            async fn decode_or_discard(
-                &self,
-                id: &session_core::RecordId,
-                row: $crate::row::Loaded,
-            ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-                match $crate::row::decode(id, &row) {
-                    Ok(record) => Ok(Some(record)),
-                    Err(err) => {
-                        $crate::row::warn_discarding(&err);
-                        sqlx::query(&self.sql.delete_corrupt)
-                            .bind(&id.as_bytes()[..])
-                            .bind(row.0)
-                            .execute(&self.pool)
-                            .await
-                            .map_err(session_core::StoreError::backend)?;
-                        Ok(None)
-                    }
-                }
+                let keep = except.map(session_core::SessionHandle::record_id);
+                let mut tx = self.begin().await?;
+                let outcome =
+                    self.revoke_user_locked(tx.conn(), user, keep.as_ref(), $crate::row::now_ms()).await;
+                let ended = Self::finish(tx, outcome).await?;
+                Ok(ended.into_iter().map(session_core::SessionHandle::from_record_id).collect())
             }
         }
 

@@ -1,12 +1,12 @@
-//! The transaction of `apply`, on a pooled connection that a cancelled future cannot
-//! hand back to the pool while still inside it.
+//! The transactions of `apply`, `cycle` and the deletes, on a pooled connection that a
+//! cancelled future cannot hand back to the pool while still inside it.
 //!
 //! sqlx's `Transaction` rolls back on drop only by queueing a `ROLLBACK` that the pool's
 //! return task sends later (the row, or SQLite's write lock, stays held until then), and a
 //! future dropped while `BEGIN` is in flight can leave the server in a transaction no
 //! `Transaction` knows of (0.8's PostgreSQL `begin` counts it once the server answered). A
 //! pooled connection left like that would run the next borrower's statements inside it and
-//! keep its locks. So `apply` sends `BEGIN` and `COMMIT`/`ROLLBACK` itself, awaited, and a
+//! keep its locks. So the store sends `BEGIN` and `COMMIT`/`ROLLBACK` itself, awaited, and a
 //! connection dropped in between is closed instead: closing ends the transaction on both
 //! engines.
 
@@ -17,8 +17,8 @@ use sqlx::Database;
 /// [`Locked::release`], the connection is closed, never pooled.
 ///
 /// It runs no statements itself: a generic async body over sqlx's executor traits fails
-/// the `Send` check of `async_trait` futures (higher-ranked lifetimes), so the store macro
-/// sends `BEGIN` and `COMMIT` on the concrete connection.
+/// the `Send` check of `async_trait` futures (higher-ranked lifetimes), so the store's
+/// `begin` and `finish` ([`crate::locked`]) send them on the concrete connection.
 pub(crate) struct Locked<DB: Database> {
     /// `None` once released.
     conn: Option<PoolConnection<DB>>,

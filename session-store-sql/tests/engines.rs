@@ -3,45 +3,10 @@
 
 mod common;
 
-use async_trait::async_trait;
-use common::{record, Scratch};
-use session_core::{
-    Change, ExpiredDeletion, Patch, Record, RecordId, SessionHandle, SessionStore, StoreError,
-};
-use session_store_sql::sqlx;
-use session_store_sql::{PostgresStore, SqliteStore};
+use common::{record, Rows};
+use session_core::{Change, Patch, Record, RecordId, SessionHandle, SessionStore, StoreError};
+use session_store_sql::SqliteStore;
 use time::Duration;
-
-/// Looks under the store, at the rows themselves.
-#[async_trait]
-trait Rows: ExpiredDeletion {
-    async fn count(&self) -> i64;
-    async fn overwrite_data(&self, id: &RecordId, data: &[u8]);
-}
-
-#[async_trait]
-impl Rows for Scratch<SqliteStore> {
-    async fn count(&self) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM \"{}\"", self.table_name());
-        sqlx::query_scalar(&sql).fetch_one(self.pool()).await.unwrap()
-    }
-    async fn overwrite_data(&self, id: &RecordId, data: &[u8]) {
-        let sql = format!("UPDATE \"{}\" SET data = $2 WHERE id = $1", self.table_name());
-        sqlx::query(&sql).bind(&id.as_bytes()[..]).bind(data).execute(self.pool()).await.unwrap();
-    }
-}
-
-#[async_trait]
-impl Rows for Scratch<PostgresStore> {
-    async fn count(&self) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM \"{}\"", self.table_name());
-        sqlx::query_scalar(&sql).fetch_one(self.pool()).await.unwrap()
-    }
-    async fn overwrite_data(&self, id: &RecordId, data: &[u8]) {
-        let sql = format!("UPDATE \"{}\" SET data = $2 WHERE id = $1", self.table_name());
-        sqlx::query(&sql).bind(&id.as_bytes()[..]).bind(data).execute(self.pool()).await.unwrap();
-    }
-}
 
 fn patch(id: &RecordId) -> Patch {
     let now = time::OffsetDateTime::now_utc();
@@ -89,7 +54,7 @@ async fn sweeps_more_than_one_batch(store: impl Rows) {
     assert_eq!(store.delete_expired().await.unwrap(), 0);
 }
 
-async fn a_corrupt_row_is_no_session(store: impl Rows) {
+async fn corrupt_rows_are_no_session(store: impl Rows) {
     let r = record(Duration::hours(1));
     store.create(&r).await.unwrap();
     store.overwrite_data(&r.id, b"\xc1 not a record").await;
@@ -154,36 +119,12 @@ async fn users_edge_cases(store: impl Rows) {
     assert_eq!(store.count().await, 0, "the corrupt row stayed");
 }
 
-/// The cases above, once per engine: `<engine>::<case>`.
-macro_rules! on_each_engine {
-    ($($engine:ident),*) => {$(
-        mod $engine {
-            use super::*;
-
-            #[tokio::test]
-            async fn users_edge_cases() {
-                super::users_edge_cases(common::$engine().await).await;
-            }
-
-            #[tokio::test]
-            async fn rejects_a_stale_update() {
-                super::rejects_a_stale_update(common::$engine().await).await;
-            }
-
-            #[tokio::test]
-            async fn sweeps_more_than_one_batch() {
-                super::sweeps_more_than_one_batch(common::$engine().await).await;
-            }
-
-            #[tokio::test]
-            async fn corrupt_rows_are_no_session() {
-                super::a_corrupt_row_is_no_session(common::$engine().await).await;
-            }
-        }
-    )*};
-}
-
-on_each_engine!(sqlite, postgres);
+common::on_each_engine!(
+    users_edge_cases,
+    rejects_a_stale_update,
+    sweeps_more_than_one_batch,
+    corrupt_rows_are_no_session,
+);
 
 #[tokio::test]
 async fn sqlite_sessions_survive_a_restart() {

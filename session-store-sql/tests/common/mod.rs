@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::header::{COOKIE, SET_COOKIE};
@@ -15,9 +16,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
 use session_core::testing::Guarded;
-use session_core::{Id, Record, Session, SessionLayer, SessionStore};
+use session_core::{ExpiredDeletion, Id, Record, RecordId, Session, SessionLayer, SessionStore};
 use session_store_sql::sqlx::postgres::PgPoolOptions;
-use session_store_sql::sqlx::{Connection, PgConnection};
+use session_store_sql::sqlx::{self, Connection, PgConnection};
 use session_store_sql::{PostgresStore, SqliteStore};
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
@@ -107,6 +108,55 @@ pub async fn postgres_store(url: &str, table: &str) -> PostgresStore {
         .unwrap_or_else(|e| panic!("connect to PostgreSQL at {url}: {e}"));
     PostgresStore::new(pool).with_table_name(table).expect("valid table name")
 }
+
+/// Looks under the store, at the rows themselves.
+#[async_trait]
+pub trait Rows: ExpiredDeletion {
+    async fn count(&self) -> i64;
+    async fn overwrite_data(&self, id: &RecordId, data: &[u8]);
+}
+
+/// The same body for both engines' pools.
+macro_rules! impl_rows {
+    ($($store:ty),*) => {$(
+        #[async_trait]
+        impl Rows for Scratch<$store> {
+            async fn count(&self) -> i64 {
+                let sql = format!("SELECT COUNT(*) FROM \"{}\"", self.table_name());
+                sqlx::query_scalar(&sql).fetch_one(self.pool()).await.unwrap()
+            }
+            async fn overwrite_data(&self, id: &RecordId, data: &[u8]) {
+                let sql = format!("UPDATE \"{}\" SET data = $2 WHERE id = $1", self.table_name());
+                sqlx::query(&sql).bind(&id.as_bytes()[..]).bind(data).execute(self.pool()).await.unwrap();
+            }
+        }
+    )*};
+}
+
+impl_rows!(SqliteStore, PostgresStore);
+
+/// One `#[tokio::test]` per engine and case, `<engine>::<case>`, each running the async fn
+/// `case` of the calling file on a fresh scratch store.
+#[allow(unused_macros)] // Not every test binary uses it.
+macro_rules! on_each_engine {
+    ($($case:ident),* $(,)?) => {
+        $crate::common::on_each_engine!(@engine sqlite; $($case),*);
+        $crate::common::on_each_engine!(@engine postgres; $($case),*);
+    };
+    (@engine $engine:ident; $($case:ident),*) => {
+        mod $engine {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case($crate::common::$engine().await).await;
+                }
+            )*
+        }
+    };
+}
+
+#[allow(unused_imports)]
+pub(crate) use on_each_engine;
 
 /// A fresh record with one entry, expiring after `ttl` (negative: already expired).
 pub fn record(ttl: Duration) -> Record {
