@@ -56,6 +56,10 @@ impl Clock {
         Self { cap, queues: Default::default(), next_ticket: 0, until_sweep: 0 }
     }
 
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
     pub(crate) fn set_cap(&mut self, cap: usize) {
         self.cap = cap;
     }

@@ -14,7 +14,7 @@ use session_core::{
 };
 use time::OffsetDateTime;
 
-use crate::shard::Shard;
+use crate::shard::{current, Shard};
 
 /// Number of independently locked shards; a power of two so the shard is a mask away.
 const SHARDS: usize = 32;
@@ -137,14 +137,13 @@ fn move_record(
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
-        let now = OffsetDateTime::now_utc();
         let mut shard = self.shard(&record.id);
-        if shard.is_taken(&record.id, now) {
-            return Err(StoreError::Collision);
-        }
-        if !shard.contains(&record.id) {
+        match shard.get(&record.id) {
+            // Only a taken id needs the time: is its record still live?
+            Some(slot) if current(slot, OffsetDateTime::now_utc()) => return Err(StoreError::Collision),
             // Replacing an expired slot takes no room.
-            shard.make_room(now);
+            Some(_) => {}
+            None => shard.make_room(),
         }
         shard.insert(record.clone());
         drop(shard);

@@ -44,6 +44,10 @@ impl Shard {
         self.slots.contains_key(id)
     }
 
+    pub(crate) fn get(&self, id: &RecordId) -> Option<&Stored> {
+        self.slots.get(id).map(|s| &s.stored)
+    }
+
     /// Whether `id` holds a live record or a forward not yet expired.
     pub(crate) fn is_taken(&self, id: &RecordId, now: OffsetDateTime) -> bool {
         self.slots.get(id).is_some_and(|s| current(&s.stored, now))
@@ -139,10 +143,13 @@ impl Shard {
         before - self.slots.len()
     }
 
-    /// Before a new id is stored: evicts until the shard has room, if it is bounded.
-    pub(crate) fn make_room(&mut self, now: OffsetDateTime) {
+    /// Before a new id is stored: evicts until the shard has room, if it is bounded. Reads
+    /// the time only when the shard is full (a clock read is a good part of a create).
+    pub(crate) fn make_room(&mut self) {
         if let Some(clock) = &mut self.clock {
-            clock.make_room(&mut self.slots, now);
+            if self.slots.len() >= clock.cap() {
+                clock.make_room(&mut self.slots, OffsetDateTime::now_utc());
+            }
         }
     }
 
