@@ -1,16 +1,20 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod evict;
+mod shard;
+
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use session_core::store::MAX_FORWARDS;
 use session_core::{
-    Applied, ExpiredDeletion, Forward, Patch, Record, RecordId, SessionInfo, SessionStore, Stored, StoreError,
+    Applied, ExpiredDeletion, Forward, Patch, Record, RecordId, SessionInfo, SessionStore, StoreError, Stored,
 };
 use time::OffsetDateTime;
+
+use crate::shard::{current, Shard};
 
 /// Number of independently locked shards; a power of two so the shard is a mask away.
 const SHARDS: usize = 32;
@@ -22,62 +26,41 @@ const SHARDS: usize = 32;
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
-    /// Most records per shard, if bounded.
-    shard_capacity: Option<usize>,
     /// User -> ids of records that had that user when written. A hint: listings check
     /// each record, and drop ids whose record is gone or moved to another user.
     users: Arc<Mutex<HashMap<String, HashSet<RecordId>>>>,
 }
 
-/// Records are boxed: a table of small slots grows and inserts with less copying, and a
-/// new record is written into freshly recycled (cached) memory rather than into the table.
-/// A slot holds a record or the [`Forward`] a `cycle` left.
-type Shard = HashMap<RecordId, Box<Stored>, BuildHasherDefault<DigestHasher>>;
-
-/// Hashes a [`RecordId`] by eight of its bytes. Record ids are SHA-256 digests of random
-/// ids: uniform, and no client can choose one (it would need a preimage), so they need no
-/// keyed hash against flooding. Bytes 8..16 are used because byte 0 picks the shard, which
-/// would leave every key of a shard with the same low bits.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut word = [0u8; 8];
-        if let Some(part) = bytes.get(8..16) {
-            word.copy_from_slice(part);
-        } else {
-            // Not a digest (never the case for `RecordId`): still a valid, if weak, hash.
-            let n = bytes.len().min(8);
-            word[..n].copy_from_slice(&bytes[..n]);
-        }
-        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
-    }
-
-    fn write_usize(&mut self, _length_prefix: usize) {}
-}
-
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            shard_capacity: None,
-            users: Arc::default(),
-        }
+        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), users: Arc::default() }
     }
 }
 
 impl MemoryStore {
-    /// Bounds the store to about `max_records` live sessions (split evenly over the
-    /// shards). When a shard is full, creating a session first drops its expired records,
-    /// then the record closest to expiring, so a flood of new sessions cannot exhaust memory.
+    /// Bounds the store to about `max_records` sessions (split evenly over the 32 shards;
+    /// the forwards [`SessionStore::cycle`] leaves count too), so a flood of new sessions
+    /// cannot exhaust memory. Clones made before share the bound.
+    ///
+    /// When a shard is full, creating a session evicts, in this order:
+    /// - expired records and forwards;
+    /// - the least recently used anonymous session (no [`Record::user`]), so a flood of
+    ///   cookieless requests evicts anonymous sessions, mostly its own, and logs no one out;
+    /// - only when the shard holds no anonymous session, the least recently used
+    ///   logged-in one (a forward counts as logged in when its session is).
+    ///
+    /// "Used" means loaded or applied, and "least recently" is approximate (a CLOCK, or
+    /// second chance: a session used since the last round survives one more). A create on
+    /// a full shard costs O(1) amortized, under the shard's lock as before: a load or apply
+    /// sets one flag, an eviction usually looks at one or two sessions, and once every
+    /// shard-capacity evictions a sweep of the shard removes the expired ones. A bounded
+    /// store keeps a queue entry of 40 bytes per session.
     #[must_use]
-    pub fn with_capacity(mut self, max_records: usize) -> Self {
-        self.shard_capacity = Some(max_records.div_ceil(SHARDS).max(1));
+    pub fn with_capacity(self, max_records: usize) -> Self {
+        let cap = max_records.div_ceil(SHARDS).max(1);
+        for shard in self.shards.iter() {
+            lock(shard).bound(cap);
+        }
         self
     }
 
@@ -110,16 +93,10 @@ impl MemoryStore {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is a single map operation, so a panic elsewhere cannot leave
-    // a map half-updated.
+    // A panic inside a critical section cannot leave a shard unusable: a patch applies
+    // whole or not at all, and a clock entry is queued before its slot is stored, while
+    // the clock skips entries whose slot is gone. So a poisoned lock is still usable.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn live<'a>(shard: &'a mut Shard, id: &RecordId, now: OffsetDateTime) -> Option<&'a mut Record> {
-    match shard.get_mut(id).map(|s| &mut **s) {
-        Some(Stored::Record(r)) if !r.is_expired_at(now) => Some(r),
-        _ => None,
-    }
 }
 
 /// `cycle` under the locks of both shards (`target: None` when `to` is in `from`'s shard);
@@ -131,58 +108,44 @@ fn move_record(
     to: RecordId,
     now: OffsetDateTime,
 ) -> Result<(Applied, Option<String>), StoreError> {
-    let stored = live(from, &patch.id, now).ok_or(StoreError::NotFound)?;
-    let old_expires_at = stored.expires_at;
     // A copy, so a refused patch or a taken id leaves the old record as it was.
-    let mut record = stored.clone();
+    let mut record = from.with_live(&patch.id, now, |r| r.clone()).ok_or(StoreError::NotFound)?;
+    let old_expires_at = record.expires_at;
     let applied = patch.apply_to(&mut record, now)?;
     if applied.ended {
         from.remove(&patch.id);
         return Ok((applied, None));
     }
     let taken = match &target {
-        Some(t) => t.get(&to),
-        None => from.get(&to),
+        Some(t) => t.is_taken(&to, now),
+        None => from.is_taken(&to, now),
     };
-    if taken.is_some_and(|s| current(s, now)) {
+    if taken {
         return Err(StoreError::Collision);
     }
     record.id = to;
     let user = record.user.clone();
-    let moved = Box::new(Stored::Record(record));
+    let logged_in = user.is_some();
     match target {
-        Some(t) => t.insert(to, moved),
-        None => from.insert(to, moved),
+        Some(t) => t.insert(record),
+        None => from.insert(record),
     };
-    from.insert(patch.id, Box::new(Stored::Forward(Forward::new(to, old_expires_at, now))));
+    from.leave_forward(patch.id, Forward::new(to, old_expires_at, now), logged_in);
     Ok((applied, user))
-}
-
-/// Whether a slot still counts (a live record, or a forward not yet expired).
-fn current(slot: &Stored, now: OffsetDateTime) -> bool {
-    slot.expires_at() > now
 }
 
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &Record) -> Result<(), StoreError> {
         let mut shard = self.shard(&record.id);
-        if let Some(slot) = shard.get(&record.id) {
+        match shard.get(&record.id) {
             // Only a taken id needs the time: is its record still live?
-            if current(slot, OffsetDateTime::now_utc()) {
-                return Err(StoreError::Collision);
-            }
-        } else if let Some(cap) = self.shard_capacity.filter(|&cap| shard.len() >= cap) {
-            let now = OffsetDateTime::now_utc();
-            shard.retain(|_, s| current(s, now));
-            if shard.len() >= cap {
-                let victim = shard.iter().min_by_key(|(_, s)| s.expires_at()).map(|(id, _)| *id);
-                if let Some(victim) = victim {
-                    shard.remove(&victim);
-                }
-            }
+            Some(slot) if current(slot, OffsetDateTime::now_utc()) => return Err(StoreError::Collision),
+            // Replacing an expired slot takes no room.
+            Some(_) => {}
+            None => shard.make_room(),
         }
-        shard.insert(record.id, Box::new(Stored::Record(record.clone())));
+        shard.insert(record.clone());
         drop(shard);
         self.index(record);
         Ok(())
@@ -190,15 +153,18 @@ impl SessionStore for MemoryStore {
 
     async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
         let now = OffsetDateTime::now_utc();
-        Ok(live(&mut self.shard(id), id, now).map(|r| r.clone()))
+        Ok(self.shard(id).with_live(id, now, |r| r.clone()))
     }
 
     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
         let now = OffsetDateTime::now_utc();
         let mut shard = self.shard(&patch.id);
-        let current = live(&mut shard, &patch.id, now).ok_or(StoreError::NotFound)?;
-        let reindex = patch.user.is_some() && patch.user != current.user;
-        let applied = patch.apply_to(current, now)?;
+        let (applied, reindex) = shard
+            .with_live(&patch.id, now, |current| {
+                let reindex = patch.user.is_some() && patch.user != current.user;
+                patch.apply_to(current, now).map(|applied| (applied, reindex))
+            })
+            .ok_or(StoreError::NotFound)??;
         if applied.ended {
             shard.remove(&patch.id);
             return Ok(applied);
@@ -233,7 +199,7 @@ impl SessionStore for MemoryStore {
         let now = OffsetDateTime::now_utc();
         let mut id = *id;
         for _ in 0..=MAX_FORWARDS {
-            match self.shard(&id).remove(&id).map(|s| *s) {
+            match self.shard(&id).remove(&id) {
                 Some(Stored::Forward(f)) if !f.is_expired_at(now) => id = f.to,
                 _ => break,
             }
@@ -250,9 +216,11 @@ impl SessionStore for MemoryStore {
         let mut found = Vec::with_capacity(candidates.len());
         let mut stale = Vec::new();
         for id in candidates {
-            let info = live(&mut self.shard(&id), &id, now)
+            let info = self
+                .shard(&id)
+                .peek_live(&id, now)
                 .filter(|r| r.user.as_deref() == Some(user))
-                .and_then(|r| SessionInfo::from_record(r));
+                .and_then(SessionInfo::from_record);
             match info {
                 Some(info) => found.push(info),
                 None => stale.push(id),
@@ -277,17 +245,11 @@ impl SessionStore for MemoryStore {
 impl ExpiredDeletion for MemoryStore {
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let now = OffsetDateTime::now_utc();
-        let mut removed = 0;
-        for shard in self.shards.iter() {
-            let mut shard = lock(shard);
-            let before = shard.len();
-            shard.retain(|_, s| current(s, now));
-            removed += before - shard.len();
-        }
+        let removed: usize = self.shards.iter().map(|shard| lock(shard).remove_expired(now)).sum();
         // Drop index entries whose record is gone (expired, deleted or evicted).
         let mut users = lock(&self.users);
         users.retain(|_, ids| {
-            ids.retain(|id| self.shard(id).contains_key(id));
+            ids.retain(|id| self.shard(id).contains(id));
             !ids.is_empty()
         });
         Ok(removed as u64)
@@ -306,11 +268,21 @@ mod tests {
         use super::*;
         session_core::user_index_tests!(async { MemoryStore::default() });
     }
+    /// The same contract with the clock kept up to date on every operation.
+    mod bounded {
+        use super::*;
+        session_core::store_conformance_tests!(async { MemoryStore::default().with_capacity(100_000) });
+        session_core::expired_deletion_tests!(async { MemoryStore::default().with_capacity(100_000) });
+        mod users {
+            use super::*;
+            session_core::user_index_tests!(async { MemoryStore::default().with_capacity(100_000) });
+        }
+    }
 
     #[test]
     fn keys_of_one_shard_spread_over_the_table() {
-        use std::hash::BuildHasher;
-        let hasher = BuildHasherDefault::<DigestHasher>::default();
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hasher = BuildHasherDefault::<crate::shard::DigestHasher>::default();
         let mut buckets = HashSet::new();
         let mut in_shard = 0;
         while in_shard < 1000 {
@@ -336,30 +308,6 @@ mod tests {
         a.create(&r).await.unwrap();
         assert_eq!(b.load(&r.id).await.unwrap(), Some(r));
         assert_eq!(b.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn capacity_evicts_expired_first_then_soonest_to_expire() {
-        // One record per shard.
-        let store = MemoryStore::default().with_capacity(SHARDS);
-        // Same shard: force the first id byte by searching.
-        let in_shard0 = |ttl| loop {
-            let r = record(ttl);
-            if usize::from(r.id.as_bytes()[0]) & (SHARDS - 1) == 0 {
-                break r;
-            }
-        };
-        let first = in_shard0(Duration::hours(1));
-        let second = in_shard0(Duration::hours(2));
-        store.create(&first).await.unwrap();
-        store.create(&second).await.unwrap();
-        assert!(store.load(&first.id).await.unwrap().is_none(), "evicted");
-        assert!(store.load(&second.id).await.unwrap().is_some());
-        let third = in_shard0(Duration::minutes(30));
-        store.create(&third).await.unwrap();
-        assert!(store.load(&second.id).await.unwrap().is_none());
-        assert!(store.load(&third.id).await.unwrap().is_some());
-        assert_eq!(store.len(), 1);
     }
 
     #[tokio::test]
