@@ -96,8 +96,11 @@ async fn session_layer(opts: &Options, key: Key) -> Result<SessionLayer, SetupEr
         // instance sharing the Redis must be given (the same data dir's `events.key`).
         StoreKind::Redis => {
             let path = opts.data_dir.join("events.key");
-            let events = keys::load_or_create(&path).map_err(|source| SetupError::DataDir { path, source })?;
-            let store = RedisStore::connect(url(&opts.redis_url, "--redis-url")?).await.map_err(|e| fail(e.into()))?;
+            let events =
+                keys::load_or_create(&path).map_err(|source| SetupError::DataDir { path, source })?;
+            let store = RedisStore::connect(url(&opts.redis_url, "--redis-url")?)
+                .await
+                .map_err(|e| fail(e.into()))?;
             Arc::new(store.with_event_keys(KeyRing::new(events)))
         }
     };
