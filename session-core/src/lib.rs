@@ -7,6 +7,7 @@
 pub mod axum;
 pub mod caching;
 pub mod client;
+pub mod clock;
 mod codec;
 mod cookie;
 pub mod crypto;

@@ -86,7 +86,6 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 use tokio::sync::broadcast;
 
@@ -261,9 +260,4 @@ pub trait ExpiredDeletion: SessionStore + Sized {
             }
         }
     }
-}
-
-/// The layer's clock: every expiry decision in one request reads the time through here.
-pub(crate) fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
 }

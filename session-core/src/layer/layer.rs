@@ -96,6 +96,7 @@ impl SessionLayer {
                 max_lifetime: None,
                 error_status: StatusCode::INTERNAL_SERVER_ERROR,
                 queue: Arc::new(WriteQueue::default()),
+                clock: Arc::new(crate::clock::SystemClock),
             }),
         }
     }
@@ -209,6 +210,15 @@ impl SessionLayer {
     #[must_use]
     pub fn manager(&self) -> SessionManager {
         self.config.manager.clone()
+    }
+
+    /// The clock the layer's expiry decisions read (default: the system's). For tests: a
+    /// [`ManualClock`](crate::clock::ManualClock) lets idle and absolute timeouts pass
+    /// without sleeping. See the [`clock`](crate::clock) module.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl crate::clock::Clock) -> Self {
+        self.config_mut().clock = Arc::new(clock);
+        self
     }
 
     /// The status of the response when the store fails (default 500).

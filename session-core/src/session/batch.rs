@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 
 use super::queue::{abandoned, Job, Outcome, Reply};
 use super::Config;
-use crate::store::now;
 use crate::{
     Applied, Change, Error, ExpiryChange, Id, Patch, Record, RecordId, SessionEvent, SessionHandle,
     SessionStore, StoreError,
@@ -110,7 +109,7 @@ pub(super) async fn run_batch(
                 Err(err) => return fail_all(jobs.len(), err),
             };
         }
-        let now = now();
+        let now = config.now();
         let (patch, mut failed) = build(rid, jobs, fresh.as_ref(), known, now);
         let Some(patch) = patch else {
             // Every job failed to redo its updates.

@@ -7,6 +7,7 @@ use time::Duration;
 
 use super::WriteQueue;
 use crate::client::ClientCodec;
+use crate::clock::Clock;
 use crate::cookie::{CookieConfig, IdCodec, MAX_COOKIE_BYTES};
 use crate::{Expiry, SessionManager, SessionStore};
 
@@ -30,9 +31,16 @@ pub(crate) struct Config {
     pub(crate) manager: SessionManager,
     /// Coalesces the write-backs of one session in this process (see `queue`).
     pub(crate) queue: Arc<WriteQueue>,
+    /// What every expiry decision reads the time from.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Config {
+    /// The layer's current time.
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     /// The longest cookie value worth looking at; anything longer is not ours.
     pub(crate) fn max_cookie_len(&self) -> usize {
         match self.backend {

@@ -3,7 +3,6 @@
 use super::{Backend, Meta, Session, StateGuard};
 use crate::codec::decode_client;
 use crate::record::Entries;
-use crate::store::now;
 use crate::{Error, Expiry, Id, RecordId};
 
 impl Session {
@@ -91,7 +90,7 @@ impl Session {
         let Some(value) = self.0.cookie.as_deref() else { return Ok(None) };
         let config = &*self.0.config;
         let name = &config.cookie.name;
-        let now = now();
+        let now = config.now();
         match &config.backend {
             Backend::Store(store) => {
                 let Some((id, reissue)) = config.id_codec.decode(name, value) else { return Ok(None) };

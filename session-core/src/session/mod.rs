@@ -43,7 +43,6 @@ pub(crate) use self::writeback::CookieUpdate;
 use crate::codec::{decode_value, encode_client, encode_value};
 use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
 use crate::expiry::Policy;
-use crate::store::now;
 use crate::{Error, Expiry, Id, SessionEvent, SessionHandle};
 
 /// A session: cheap to clone (clones share one state), lazily loaded on first use.
@@ -416,7 +415,7 @@ impl Session {
         let client = matches!(self.0.config.backend, Backend::Client(_));
         let Some(previous) = st.write(key, value, client, redo) else { return Ok(()) };
         if let Backend::Client(codec) = &self.0.config.backend {
-            let created = st.meta.map_or_else(now, |m| m.created_at);
+            let created = st.meta.map_or_else(|| self.0.config.now(), |m| m.created_at);
             // The expiry instant is not known until the save; its largest encoding
             // (full nanoseconds) keeps this check from ever under-counting.
             let expires = created.replace_nanosecond(999_999_999).unwrap_or(created);

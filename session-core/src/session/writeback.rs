@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 use super::queue::{self, Job, Outcome};
 use super::state::Redo;
 use super::{Backend, State};
-use crate::store::now;
 use crate::{Change, Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
@@ -81,7 +80,7 @@ impl Session {
             Backend::Store(store) => &**store,
             Backend::Client(_) => return self.finish_client(st),
         };
-        let now = now();
+        let now = self.config().now();
         match self.plan(st, now) {
             Plan::Done(update) => Ok(update),
             Plan::Create(mut record) => {
@@ -173,7 +172,7 @@ impl Session {
         let Backend::Client(codec) = &self.config().backend else {
             return Err(Error::Store(StoreError::backend("not a client-side session")));
         };
-        let now = now();
+        let now = self.config().now();
         let changed = st.is_dirty() || st.expiry_changed || st.cycled || st.reissue;
         let policy = self.policy(st.expiry);
         let created_at = st.meta.map_or(now, |m| m.created_at);
