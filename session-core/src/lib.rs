@@ -9,6 +9,9 @@ pub mod caching;
 pub mod client;
 mod codec;
 mod cookie;
+#[cfg(feature = "csrf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "csrf")))]
+pub mod csrf;
 pub mod crypto;
 mod error;
 pub mod expiry;
