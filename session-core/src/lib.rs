@@ -9,10 +9,10 @@ pub mod caching;
 pub mod client;
 mod codec;
 mod cookie;
+pub mod crypto;
 #[cfg(feature = "csrf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "csrf")))]
 pub mod csrf;
-pub mod crypto;
 mod error;
 pub mod expiry;
 mod forward;

@@ -53,7 +53,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project().kind.project() {
             KindProj::Streaming { body } => body.poll_frame(cx).map_err(Into::into),
             KindProj::Buffered { bytes } => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -183,7 +186,13 @@ mod tests {
         assert_eq!(f.field(body, "csrf_token").as_deref(), Some("TOKEN"));
         assert_eq!(f.field(body, "other"), None);
         assert_eq!(f.field(b"garbage", "csrf_token"), None);
-        assert_eq!(f.field(b"--XyZ\r\nContent-Disposition: form-data; name=csrf_token\r\n\r\nunterminated", "csrf_token"), None);
+        assert_eq!(
+            f.field(
+                b"--XyZ\r\nContent-Disposition: form-data; name=csrf_token\r\n\r\nunterminated",
+                "csrf_token"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -73,10 +73,12 @@ async fn verify(sent: &str, cx: &RequestCsrf, session: Option<&Session>) -> Resu
         None => Binding::None,
     };
     let anonymous = |nonce: &[u8], issued: i64, tag: &[u8; SIG_LEN]| {
-        token::check_anonymous(&config.keys, nonce, issued, tag, config.lifetime, now()).map_err(|r| match r {
-            Refusal::Invalid => CsrfError::InvalidToken,
-            Refusal::Expired => CsrfError::ExpiredToken,
-        })
+        token::check_anonymous(&config.keys, nonce, issued, tag, config.lifetime, now()).map_err(
+            |r| match r {
+                Refusal::Invalid => CsrfError::InvalidToken,
+                Refusal::Expired => CsrfError::ExpiredToken,
+            },
+        )
     };
     let ok = match (&secret, &binding) {
         (Secret::Session(s), Binding::Record(rid, _)) => token::check_record(&config.keys, rid, s),
@@ -113,11 +115,24 @@ mod tests {
             h
         };
         assert!(provenance(&h(&[]), &allowed).is_ok());
-        assert!(provenance(&h(&[("sec-fetch-site", "same-origin"), ("origin", "https://APP.example")]), &allowed).is_ok());
+        assert!(provenance(
+            &h(&[("sec-fetch-site", "same-origin"), ("origin", "https://APP.example")]),
+            &allowed
+        )
+        .is_ok());
         assert!(provenance(&h(&[("sec-fetch-site", "none")]), &allowed).is_ok());
-        assert!(matches!(provenance(&h(&[("sec-fetch-site", "cross-site")]), &allowed), Err(CsrfError::CrossSite)));
-        assert!(matches!(provenance(&h(&[("origin", "https://evil.example")]), &allowed), Err(CsrfError::ForeignOrigin)));
+        assert!(matches!(
+            provenance(&h(&[("sec-fetch-site", "cross-site")]), &allowed),
+            Err(CsrfError::CrossSite)
+        ));
+        assert!(matches!(
+            provenance(&h(&[("origin", "https://evil.example")]), &allowed),
+            Err(CsrfError::ForeignOrigin)
+        ));
         assert!(matches!(provenance(&h(&[("origin", "null")]), &allowed), Err(CsrfError::ForeignOrigin)));
-        assert!(matches!(provenance(&h(&[("origin", "https://app.example")]), &[]), Err(CsrfError::ForeignOrigin)));
+        assert!(matches!(
+            provenance(&h(&[("origin", "https://app.example")]), &[]),
+            Err(CsrfError::ForeignOrigin)
+        ));
     }
 }

@@ -142,9 +142,11 @@ impl<S> Layer<S> for CsrfLayer {
     type Service = CsrfService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let problem = self.config.cookie.prefix_violation().or_else(|| {
-            self.config.origins.iter().find_map(|o| origin_problem(o))
-        });
+        let problem = self
+            .config
+            .cookie
+            .prefix_violation()
+            .or_else(|| self.config.origins.iter().find_map(|o| origin_problem(o)));
         if let Some(problem) = problem {
             panic!("invalid CsrfLayer configuration: {problem}");
         }

@@ -43,7 +43,7 @@
 //! `Router::layer`, the layer added last is the outermost, so add the CSRF layer first:
 //!
 //! ```
-//! use axum::{routing::get, Form, Router};
+//! use axum::{routing::get, Router};
 //! use http::{header, Request, StatusCode};
 //! use http_body_util::BodyExt;
 //! use session_core::csrf::{CsrfLayer, CsrfToken};
@@ -56,8 +56,9 @@
 //!         token.field_name(), token.as_str())
 //! }
 //!
-//! async fn save(Form(form): Form<Vec<(String, String)>>) -> String {
-//!     format!("{} fields", form.len())
+//! // The handler gets the whole body, the token field included.
+//! async fn save(body: String) -> String {
+//!     format!("{} bytes", body.len())
 //! }
 //!
 //! fn app() -> Router {
@@ -111,11 +112,11 @@ mod body;
 mod check;
 mod error;
 mod extract;
+mod future;
 #[allow(clippy::module_inception)]
 mod layer;
 mod request;
 mod service;
-mod future;
 mod token;
 
 pub use self::body::RequestBody;

@@ -33,7 +33,13 @@ impl RequestCsrf {
     pub(crate) fn new(config: Arc<Config>, headers: &HeaderMap, session_seen: bool) -> Self {
         // Longer values are not ours (a nonce is 43 characters).
         let cookie = config.cookie.find(headers, 64).and_then(|text| token::parse_nonce(&text));
-        Self(Arc::new(Inner { config, cookie, session_seen, issued: Mutex::new(None), rendered: AtomicBool::new(false) }))
+        Self(Arc::new(Inner {
+            config,
+            cookie,
+            session_seen,
+            issued: Mutex::new(None),
+            rendered: AtomicBool::new(false),
+        }))
     }
 
     pub(crate) fn config(&self) -> &Config {

@@ -159,7 +159,8 @@ mod tests {
         let keys = KeyRing::new(Key::generate());
         let nonce = random::<NONCE_LEN>();
         let now = OffsetDateTime::now_utc();
-        let Some(Secret::Anonymous { issued, tag }) = unmask(&mask(&anonymous_secret(&keys, &nonce, now))) else {
+        let Some(Secret::Anonymous { issued, tag }) = unmask(&mask(&anonymous_secret(&keys, &nonce, now)))
+        else {
             panic!("not an anonymous token")
         };
         let life = Duration::hours(2);

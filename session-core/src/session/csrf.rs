@@ -71,7 +71,8 @@ impl Session {
     /// As [`Session::insert`].
     pub(crate) async fn csrf_client_secret(&self) -> Result<Bytes, Error> {
         let mut st = self.load().await?;
-        if let Some(b) = st.entries.get(SECRET_KEY).and_then(|b| decode_value::<serde_bytes::ByteBuf>(b).ok()) {
+        if let Some(b) = st.entries.get(SECRET_KEY).and_then(|b| decode_value::<serde_bytes::ByteBuf>(b).ok())
+        {
             return Ok(Bytes::from(b.into_vec()));
         }
         let mut secret = [0u8; 32];
