@@ -113,3 +113,22 @@ mod axum {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_no_token() {
+        let token = CsrfToken { token: "s3cr3t-token".into(), field: "csrf_token".into() };
+        assert!(!format!("{token:?}").contains("s3cr3t"));
+        assert_eq!(token.as_str(), "s3cr3t-token");
+    }
+
+    #[tokio::test]
+    async fn without_the_layer_the_rejection_says_so() {
+        let err = CsrfToken::from_extensions(&Extensions::new()).await.unwrap_err();
+        assert!(matches!(err, CsrfRejection::MissingLayer));
+        assert!(err.to_string().contains("CsrfLayer"));
+    }
+}

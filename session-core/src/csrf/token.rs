@@ -66,10 +66,12 @@ pub(crate) fn unmask(text: &str) -> Option<Secret> {
         return None;
     }
     let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+    if raw.len() % 2 != 0 {
+        return None;
+    }
     let (m, x) = raw.split_at(raw.len() / 2);
     let secret: Vec<u8> = m.iter().zip(x).map(|(m, x)| m ^ x).collect();
     match secret.len() {
-        _ if raw.len() % 2 != 0 => None,
         SESSION_LEN => secret.try_into().ok().map(Secret::Session),
         ANON_LEN => {
             let (issued, tag) = secret.split_at(8);

@@ -14,8 +14,7 @@ pub(crate) const SECRET_KEY: &str = "session_core.csrf";
 /// carried it, so forms rendered before the session existed still work (see `csrf`).
 pub(crate) const ADOPTED_KEY: &str = "session_core.csrf_anon";
 
-/// What binds a CSRF token to this request's session.
-#[derive(Debug)]
+/// What binds a CSRF token to this request's session. (No `Debug`: it holds secrets.)
 pub(crate) enum Binding {
     /// No live session: anonymous (double-submit cookie) tokens.
     None,
