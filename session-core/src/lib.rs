@@ -11,6 +11,9 @@ pub mod clock;
 mod codec;
 mod cookie;
 pub mod crypto;
+#[cfg(feature = "csrf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "csrf")))]
+pub mod csrf;
 mod error;
 pub mod expiry;
 mod forward;

@@ -110,9 +110,15 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
     res
 }
 
-/// Adds the session's `Set-Cookie`, and makes sure no shared cache stores the response.
-fn send_cookie(headers: &mut http::HeaderMap, cookie: HeaderValue) {
+/// Adds a `Set-Cookie`, and makes sure no shared cache stores the response.
+pub(crate) fn send_cookie(headers: &mut http::HeaderMap, cookie: HeaderValue) {
     headers.append(SET_COOKIE, cookie);
+    keep_private(headers);
+}
+
+/// Makes the response private to this browser: `Cache-Control: private, no-store` unless
+/// it is already unstorable by shared caches, and `Vary: Cookie`.
+pub(crate) fn keep_private(headers: &mut http::HeaderMap) {
     // One lookup per header (`entry`), whether it is there or not.
     // A shared cache must never hand this cookie to someone else: whatever the app said,
     // the response becomes private unless it is already unstorable.

@@ -45,5 +45,7 @@ mod layer;
 mod service;
 
 pub use self::future::ResponseFuture;
+#[cfg(feature = "csrf")]
+pub(crate) use self::future::{keep_private, send_cookie};
 pub use self::layer::SessionLayer;
 pub use self::service::SessionService;

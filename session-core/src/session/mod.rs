@@ -22,6 +22,8 @@
 
 mod batch;
 mod config;
+#[cfg(feature = "csrf")]
+pub(crate) mod csrf;
 mod load;
 mod queue;
 mod state;
@@ -339,7 +341,11 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn cycle_id(&self) -> Result<(), Error> {
-        self.load().await?.cycled = true;
+        let mut st = self.load().await?;
+        st.cycled = true;
+        // Tokens rendered before the change must not work after it.
+        #[cfg(feature = "csrf")]
+        Self::csrf_forget(&mut st);
         Ok(())
     }
 
