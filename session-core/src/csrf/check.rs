@@ -11,7 +11,7 @@ use super::token::{self, Refusal, Secret};
 use super::CsrfError;
 use crate::crypto::SIG_LEN;
 use crate::session::csrf::Binding;
-use crate::store::now;
+
 use crate::{BoxError, Session};
 
 /// Methods that must not change state, so need no proof.
@@ -73,12 +73,18 @@ async fn verify(sent: &str, cx: &RequestCsrf, session: Option<&Session>) -> Resu
         None => Binding::None,
     };
     let anonymous = |nonce: &[u8], issued: i64, tag: &[u8; SIG_LEN]| {
-        token::check_anonymous(&config.keys, nonce, issued, tag, config.lifetime, now()).map_err(
-            |r| match r {
-                Refusal::Invalid => CsrfError::InvalidToken,
-                Refusal::Expired => CsrfError::ExpiredToken,
-            },
+        token::check_anonymous(
+            &config.keys,
+            nonce,
+            issued,
+            tag,
+            config.lifetime,
+            time::OffsetDateTime::now_utc(),
         )
+        .map_err(|r| match r {
+            Refusal::Invalid => CsrfError::InvalidToken,
+            Refusal::Expired => CsrfError::ExpiredToken,
+        })
     };
     let ok = match (&secret, &binding) {
         (Secret::Session(s), Binding::Record(rid, _)) => token::check_record(&config.keys, rid, s),

@@ -9,7 +9,7 @@ use http::HeaderMap;
 use super::layer::Config;
 use super::token::{self, NONCE_LEN};
 use crate::session::csrf::Binding;
-use crate::store::now;
+
 use crate::{Error, Session};
 
 /// Put in the request's extensions by [`CsrfService`](super::CsrfService); cheap to clone.
@@ -77,7 +77,7 @@ impl RequestCsrf {
         let nonce = self.0.cookie.unwrap_or_else(|| {
             *self.0.issued.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(token::random)
         });
-        Ok(token::mask(&token::anonymous_secret(keys, &nonce, now())))
+        Ok(token::mask(&token::anonymous_secret(keys, &nonce, time::OffsetDateTime::now_utc())))
     }
 }
 
