@@ -226,6 +226,14 @@ pub(crate) struct ClientPayload {
     pub(crate) expiry: Option<Expiry>,
 }
 
+/// The instant with the longest encoding: past 2106 the seconds take eight bytes, full
+/// nanoseconds four. A size check made before the expiry instant is known counts this.
+pub(crate) const LONGEST_INSTANT: OffsetDateTime = time::PrimitiveDateTime::MAX.assume_utc();
+
+/// The session's own expiry with the longest encoding; a size check made before
+/// [`Session::set_expiry`](crate::Session::set_expiry) may still be called counts this.
+pub(crate) const LONGEST_EXPIRY: Expiry = Expiry::OnInactivity(Duration::MAX);
+
 pub(crate) fn encode_client(
     entries: &Entries,
     created_at: OffsetDateTime,
@@ -304,6 +312,27 @@ mod tests {
         assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
         for garbage in [&b""[..], b"\xc1", b"\x93\x01\x02\x03", &r.to_bytes()[..10]] {
             assert!(matches!(Record::from_bytes(garbage), Err(crate::StoreError::Corrupt(_))));
+        }
+    }
+
+    #[test]
+    fn the_longest_instant_and_expiry_are_the_longest() {
+        let len = |at: OffsetDateTime, e: Option<Expiry>| encode_client(&Entries::new(), at, at, e).len();
+        let longest = len(LONGEST_INSTANT, Some(LONGEST_EXPIRY));
+        let (min, max) = (time::PrimitiveDateTime::MIN.assume_utc(), LONGEST_INSTANT);
+        let now = OffsetDateTime::now_utc();
+        for at in [min, max, now, OffsetDateTime::UNIX_EPOCH, now.replace_nanosecond(999_999_999).unwrap()] {
+            for e in [
+                None,
+                Some(Expiry::BrowserSession),
+                Some(Expiry::AtDateTime(min)),
+                Some(Expiry::AtDateTime(max)),
+                Some(Expiry::OnInactivity(Duration::MIN)),
+                Some(Expiry::OnInactivity(Duration::MAX)),
+                Some(Expiry::OnInactivity(Duration::new(i64::MIN, 0))),
+            ] {
+                assert!(len(at, e) <= longest, "{at} {e:?}");
+            }
         }
     }
 

@@ -1,14 +1,12 @@
 //! The caching store: conformance, cache hits, versions across stale caches, and ends
 //! (logout, revoke) reaching other instances within the maximum staleness.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use common::{Counting, Counts};
 use session_core::caching::DEFAULT_MAX_STALENESS;
+use session_core::testing::{FaultStore, StoreMethod};
 use session_core::{
     Applied, CachingStore, Change, Id, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo,
     SessionStore, StoreError,
@@ -48,19 +46,19 @@ fn record() -> Record {
 
 #[tokio::test]
 async fn loads_are_served_from_the_cache() {
-    let backing = Counting::<MemoryStore>::default();
+    let backing = FaultStore::<MemoryStore>::default();
     let store = CachingStore::new(MemoryStore::default(), backing.clone()).with_max_staleness(LONG);
     let r = record();
     store.create(&r).await.unwrap();
     for _ in 0..5 {
         assert_eq!(store.load(&r.id).await.unwrap(), Some(r.clone()));
     }
-    assert_eq!(Counts::get(&backing.counts.load), 0, "every load hit the cache");
+    assert_eq!(backing.calls(StoreMethod::Load), 0, "every load hit the cache");
     // A cold cache (e.g. after a restart) is filled on the first miss.
     let cold = CachingStore::new(MemoryStore::default(), backing.clone()).with_max_staleness(LONG);
     cold.load(&r.id).await.unwrap();
     cold.load(&r.id).await.unwrap();
-    assert_eq!(Counts::get(&backing.counts.load), 1);
+    assert_eq!(backing.calls(StoreMethod::Load), 1);
 }
 
 fn patch(r: &Record) -> Patch {

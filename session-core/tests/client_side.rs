@@ -124,3 +124,63 @@ async fn a_fallback_key_cookie_is_accepted_and_resealed() {
     c.app = app(SessionLayer::client_side_private(KeyRing::new(new)));
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
 }
+
+/// Regression (found by `tests/properties.rs`): the insert's size check counted the expiry
+/// instant at the size of the creation time's encoding, but an instant past 2106 (an
+/// `AtDateTime` or a long idle window) takes four bytes more; and it counted the session's
+/// own expiry as it was at the insert, but `set_expiry` afterwards makes the payload up to
+/// 20 bytes longer. A session filled to within those bytes of the limit passed every
+/// insert and then failed at the save: a 500 instead of the `CookieTooLarge` of the insert
+/// that overflowed.
+#[tokio::test]
+async fn a_far_or_later_expiry_is_counted_when_an_insert_checks_the_size() {
+    use axum::routing::post;
+    use session_core::Session;
+
+    // The year 9000.
+    let far = time::OffsetDateTime::from_unix_timestamp(221_845_392_000)
+        .unwrap()
+        .replace_nanosecond(123_456_789)
+        .unwrap();
+    for (sealed, expiry_last) in [(true, false), (false, false), (true, true), (false, true)] {
+        let layer = if sealed {
+            SessionLayer::client_side_private(ring())
+        } else {
+            SessionLayer::client_side_signed(ring())
+        };
+        let app = axum::Router::new()
+            .route(
+                "/fill/{big}",
+                post(move |s: Session, axum::extract::Path(big): axum::extract::Path<usize>| async move {
+                    let expiry = Some(Expiry::AtDateTime(far));
+                    if !expiry_last {
+                        s.set_expiry(expiry);
+                    }
+                    s.insert("big", "x".repeat(big)).await?;
+                    // One small value at a time up to the limit: the last one accepted lands
+                    // every few bytes, so some `big` puts it just under the limit.
+                    for i in 0.. {
+                        match s.insert(&format!("k{i}"), "y").await {
+                            Ok(()) => {}
+                            Err(session_core::Error::CookieTooLarge { .. }) => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if expiry_last {
+                        s.set_expiry(expiry);
+                    }
+                    Ok::<_, session_core::Error>("full")
+                }),
+            )
+            .layer(layer);
+        for big in 2900..2912 {
+            let r = Client::new(app.clone()).post(&format!("/fill/{big}")).await;
+            assert_eq!(
+                r.status, 200,
+                "sealed {sealed}, expiry last {expiry_last}, big {big}: the save failed"
+            );
+            let pair = r.set_cookie().expect("a cookie").split(';').next().unwrap().len();
+            assert!(pair <= 4096, "a cookie of {pair} bytes");
+        }
+    }
+}

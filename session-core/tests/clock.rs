@@ -3,17 +3,18 @@
 
 mod common;
 
-use common::{app, Client, Counting, Counts};
+use common::{app, record_id, Client};
 use session_core::clock::ManualClock;
-use session_core::{Expiry, SessionLayer};
+use session_core::testing::{FaultStore, StoreMethod};
+use session_core::{Expiry, SessionLayer, SessionStore};
 use session_store_memory::MemoryStore;
 use time::Duration;
 
 const IDLE: Duration = Duration::minutes(30);
 const ABSOLUTE: Duration = Duration::hours(8);
 
-fn client(clock: &ManualClock) -> (Client, Counting<MemoryStore>) {
-    let store = Counting::new(MemoryStore::default());
+fn client(clock: &ManualClock) -> (Client, FaultStore<MemoryStore>) {
+    let store = FaultStore::new(MemoryStore::default());
     let layer = SessionLayer::new(store.clone())
         .with_expiry(Expiry::OnInactivity(IDLE))
         .with_max_lifetime(ABSOLUTE)
@@ -59,13 +60,16 @@ async fn refreshes_of_a_read_only_session_stay_within_the_throttle() {
     let clock = ManualClock::starting_now();
     let (mut c, store) = client(&clock);
     c.post("/insert/a/1").await;
+    let rid = record_id(c.cookie.as_deref().unwrap());
+    let entries = store.inner().load(&rid).await.unwrap().unwrap().entries;
     for _ in 0..120 {
         clock.advance(Duration::minutes(1));
         assert_eq!(c.get("/get/a").await.body, "\"1\"");
     }
     // A refresh is due once more than a quarter of the window (7.5 min) has passed: over
     // 120 minutes that is at most 120 / 8 = 15 refreshes, and at least one per 30 minutes.
-    let touches = Counts::get(&store.counts.touch);
+    let touches = store.calls(StoreMethod::Apply);
     assert!((4..=15).contains(&touches), "{touches} refreshes in 120 read-only requests");
-    assert_eq!(Counts::get(&store.counts.save), 0, "reading never writes a key");
+    let now = store.inner().load(&rid).await.unwrap().unwrap().entries;
+    assert_eq!(now, entries, "a refresh never writes a key");
 }

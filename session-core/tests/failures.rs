@@ -2,23 +2,23 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::routing::post;
 use axum::Router;
-use common::{app, record_id, Client, Counting, Counts, Failing};
-use session_core::{Session, SessionLayer, SessionStore};
+use common::{app, fail_writes, record_id, recover_writes, Client};
+use session_core::testing::{Failure, FaultStore, StoreMethod};
+use session_core::{Session, SessionLayer, SessionStore, StoreError};
 use session_store_memory::MemoryStore;
 
 #[tokio::test]
 async fn a_store_outage_is_a_500_not_a_panic_or_a_logout() {
-    let store = Failing::<MemoryStore>::default();
+    let store = FaultStore::<MemoryStore>::default();
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/a/1").await;
     let cookie = c.cookie.clone().unwrap();
 
-    store.fail_load.store(true, Ordering::SeqCst);
+    store.fail(StoreMethod::Load, Failure::outage());
     for path in ["/get/a", "/swallow"] {
         let r = c.get(path).await;
         assert_eq!(r.status, 500, "{path}: a handler that ignores the error still fails");
@@ -27,12 +27,12 @@ async fn a_store_outage_is_a_500_not_a_panic_or_a_logout() {
     }
     assert_eq!(c.get("/untouched").await.status, 200, "routes that do not use the session still work");
 
-    store.fail_load.store(false, Ordering::SeqCst);
-    store.fail_writes.store(true, Ordering::SeqCst);
+    store.recover(StoreMethod::Load);
+    fail_writes(&store);
     assert_eq!(c.post("/insert/b/2").await.status, 500);
     assert_eq!(c.post("/flush").await.status, 500);
 
-    store.fail_writes.store(false, Ordering::SeqCst);
+    recover_writes(&store);
     assert_eq!(c.cookie.as_ref(), Some(&cookie), "still logged in after the outage");
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
     assert_eq!(c.get("/get/b").await.body, "none", "the failed write did not half-happen");
@@ -40,8 +40,8 @@ async fn a_store_outage_is_a_500_not_a_panic_or_a_logout() {
 
 #[tokio::test]
 async fn the_error_status_is_configurable() {
-    let store = Failing::<MemoryStore>::default();
-    store.fail_writes.store(true, Ordering::SeqCst);
+    let store = FaultStore::<MemoryStore>::default();
+    fail_writes(&store);
     let layer = SessionLayer::new(store).with_error_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
     let mut c = Client::new(app(layer));
     assert_eq!(c.post("/insert/a/1").await.status, 503);
@@ -49,27 +49,27 @@ async fn the_error_status_is_configurable() {
 
 #[tokio::test]
 async fn nothing_is_saved_when_the_handler_fails() {
-    let store = Counting::new(MemoryStore::default());
+    let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     let r = c.post("/fail").await;
     assert_eq!(r.status, 500);
     assert!(r.set_cookie().is_none());
-    assert_eq!(Counts::get(&store.counts.create), 0);
+    assert_eq!(store.calls(StoreMethod::Create), 0);
     c.post("/insert/a/1").await;
     c.post("/fail").await;
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
-    assert_eq!(Counts::get(&store.counts.save), 0);
+    assert_eq!(store.calls(StoreMethod::Apply), 0);
 }
 
 #[tokio::test]
 async fn endless_conflicts_end_in_an_error_after_bounded_retries() {
-    let store = Counting::new(Failing::<MemoryStore>::default());
+    let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/a/1").await;
-    store.inner.always_conflict.store(true, Ordering::SeqCst);
+    store.fail(StoreMethod::Apply, Failure::error(|| StoreError::Conflict));
     let r = c.post("/insert/a/2").await;
     assert_eq!(r.status, 500);
-    let saves = Counts::get(&store.counts.save);
+    let saves = store.calls(StoreMethod::Apply);
     assert!((2..=16).contains(&saves), "bounded retries, got {saves}");
 }
 
@@ -187,16 +187,16 @@ async fn logs_name_no_id_cookie_or_data() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let store = Failing::<MemoryStore>::default();
+    let store = FaultStore::<MemoryStore>::default();
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/secret-key/secret-value").await;
     let cookie = c.cookie.clone().unwrap();
     // Read with the wrong type: serde's own message would quote the value.
     assert_eq!(c.get("/get-u32-or-fail/secret-key").await.status, 500);
-    store.fail_load.store(true, Ordering::SeqCst);
+    store.fail(StoreMethod::Load, Failure::outage());
     assert_eq!(c.get("/get/secret-key").await.status, 500);
-    store.fail_load.store(false, Ordering::SeqCst);
-    store.fail_writes.store(true, Ordering::SeqCst);
+    store.recover(StoreMethod::Load);
+    fail_writes(&store);
     assert_eq!(c.post("/insert/other/secret-value2").await.status, 500);
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -206,5 +206,5 @@ async fn logs_name_no_id_cookie_or_data() {
     for secret in [cookie.as_str(), "secret-value", &record_id(&cookie).to_string()] {
         assert!(!log.contains(secret), "log leaks {secret}: {log}");
     }
-    let _ = store.inner.load(&record_id(&cookie)).await;
+    let _ = store.inner().load(&record_id(&cookie)).await;
 }

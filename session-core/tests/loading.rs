@@ -3,19 +3,19 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
-use common::{Client, Counting, Counts};
+use common::Client;
+use session_core::testing::{FaultStore, StoreMethod};
 use session_core::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 
-type Stalling = Counting<MemoryStore>;
+type Stalling = FaultStore<MemoryStore>;
 
 fn loads(store: &Stalling) -> usize {
-    Counts::get(&store.counts.load)
+    store.calls(StoreMethod::Load)
 }
 
 fn app(store: Stalling) -> Router {
@@ -60,13 +60,13 @@ async fn clones_racing_to_load_share_one_fetch() {
     c.post("/seed").await;
     let before = loads(&store);
 
-    store.stall_loads.store(1, Ordering::SeqCst);
+    store.hold_next(StoreMethod::Load, 1);
     let mut request = Box::pin(c.get("/two-readers"));
     // Drive the request until the first load is stalled in the store, and a little more, so
     // the second clone is certainly waiting for it rather than finding it done.
     let mut polls_while_stalled = 0;
     while polls_while_stalled < 10 {
-        if store.stall_loads.load(Ordering::SeqCst) == 0 {
+        if store.held(StoreMethod::Load) == 1 {
             polls_while_stalled += 1;
         }
         tokio::select! {
@@ -75,7 +75,7 @@ async fn clones_racing_to_load_share_one_fetch() {
             () = tokio::task::yield_now() => {}
         }
     }
-    store.release.notify_waiters();
+    store.release(StoreMethod::Load);
     let reply = request.await;
     assert_eq!(reply.body, "Some(7) Some(7)");
     assert_eq!(loads(&store) - before, 1, "both clones were served by one fetch");
@@ -88,7 +88,7 @@ async fn an_abandoned_load_wakes_the_clone_waiting_for_it() {
     c.post("/seed").await;
     let before = loads(&store);
 
-    store.stall_loads.store(1, Ordering::SeqCst); // stalled until the end: the first reader gives up
+    store.hold_next(StoreMethod::Load, 1); // stalled until the end: the first reader gives up
     let reply = c.get("/abandoned").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "gave-up Some(7)");

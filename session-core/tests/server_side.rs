@@ -3,7 +3,8 @@
 mod common;
 
 use axum::http::header;
-use common::{app, record_id, Client, Counting, Counts};
+use common::{app, record_id, Client};
+use session_core::testing::{FaultStore, StoreMethod};
 use session_core::{ExpiredDeletion, Expiry, Id, Key, KeyRing, SameSite, SessionLayer, SessionStore};
 use session_store_memory::MemoryStore;
 use time::{Duration, OffsetDateTime};
@@ -14,19 +15,19 @@ fn plain(store: impl SessionStore) -> SessionLayer {
 
 #[tokio::test]
 async fn an_untouched_session_costs_nothing() {
-    let store = Counting::new(MemoryStore::default());
+    let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(plain(store.clone())));
     let r = c.get("/untouched").await;
     assert_eq!(r.body, "ok");
     assert!(r.set_cookie().is_none());
     assert!(!r.headers.contains_key(header::CACHE_CONTROL));
-    assert_eq!(store.counts.total(), 0);
+    assert_eq!(store.total_calls(), 0);
 
     c.post("/insert/a/1").await;
-    let before = store.counts.total();
+    let before = store.total_calls();
     let r = c.get("/untouched").await;
     assert!(r.set_cookie().is_none());
-    assert_eq!(store.counts.total(), before, "a cookie alone makes no store call");
+    assert_eq!(store.total_calls(), before, "a cookie alone makes no store call");
 }
 
 #[tokio::test]
@@ -51,13 +52,13 @@ async fn values_keep_their_types_across_requests() {
 
 #[tokio::test]
 async fn reads_and_unchanged_writes_write_nothing() {
-    let store = Counting::new(MemoryStore::default());
+    let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(plain(store.clone())));
     c.post("/insert/a/1").await;
     c.post("/push/list/x").await;
-    let counts: &Counts = &store.counts;
-    let (saves, creates) = (Counts::get(&counts.save), Counts::get(&counts.create));
+    let (saves, creates) = (store.calls(StoreMethod::Apply), store.calls(StoreMethod::Create));
     assert_eq!(creates, 1);
+    assert_eq!(saves, 1, "the push, and no refresh");
 
     for path in ["/get/a", "/keys"] {
         let r = c.get(path).await;
@@ -67,21 +68,20 @@ async fn reads_and_unchanged_writes_write_nothing() {
         let r = c.post(path).await;
         assert!(r.set_cookie().is_none(), "{path} changes nothing");
     }
-    assert_eq!(Counts::get(&counts.save), saves, "no save without a change");
-    assert_eq!(Counts::get(&counts.touch), 0);
-    assert_eq!(Counts::get(&counts.create), 1);
+    assert_eq!(store.calls(StoreMethod::Apply), saves, "no save (and no refresh) without a change");
+    assert_eq!(store.calls(StoreMethod::Create), 1);
 }
 
 #[tokio::test]
 async fn a_new_session_is_stored_only_once_it_holds_data() {
-    let store = Counting::new(MemoryStore::default());
+    let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(plain(store.clone())));
     let r = c.get("/get/a").await;
     assert!(r.set_cookie().is_none());
     c.post("/remove/a").await;
     c.post("/noop-update/list").await;
-    assert_eq!(Counts::get(&store.counts.create), 0);
-    assert!(store.inner.is_empty());
+    assert_eq!(store.calls(StoreMethod::Create), 0);
+    assert!(store.inner().is_empty());
     assert!(c.cookie.is_none());
 }
 
@@ -161,21 +161,21 @@ async fn cycle_id_changes_the_id_and_keeps_the_data() {
 
 #[tokio::test]
 async fn an_unknown_id_is_never_adopted() {
-    let store = Counting::new(MemoryStore::default());
+    let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(plain(store.clone())));
     let planted = Id::random().to_string();
     c.cookie = Some(planted.clone());
     assert_eq!(c.get("/get/a").await.body, "none");
-    assert!(store.inner.is_empty(), "reading with an unknown id creates nothing");
+    assert!(store.inner().is_empty(), "reading with an unknown id creates nothing");
     c.post("/insert/a/1").await;
     let issued = c.cookie.clone().unwrap();
     assert_ne!(issued, planted, "a fixated id gets replaced by a fresh one");
-    assert!(store.inner.load(&record_id(&planted)).await.unwrap().is_none());
+    assert!(store.inner().load(&record_id(&planted)).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn garbage_cookies_are_no_session_and_reach_no_store() {
-    let store = Counting::new(MemoryStore::default());
+    let store = FaultStore::new(MemoryStore::default());
     let app = app(plain(store.clone()));
     let long = "A".repeat(5000);
     let bad: [&[u8]; 7] = [
@@ -197,7 +197,7 @@ async fn garbage_cookies_are_no_session_and_reach_no_store() {
         assert_eq!(r.body, "none");
         assert!(r.set_cookie().is_none());
     }
-    assert_eq!(store.counts.total(), 0, "no malformed cookie reaches the store");
+    assert_eq!(store.total_calls(), 0, "no malformed cookie reaches the store");
 }
 
 fn signed_layer(store: impl SessionStore, ring: KeyRing) -> SessionLayer {
@@ -210,15 +210,15 @@ fn private_layer(store: impl SessionStore, ring: KeyRing) -> SessionLayer {
 
 #[tokio::test]
 async fn tampered_signed_and_private_cookies_are_no_session() {
-    type Make = fn(Counting<MemoryStore>, KeyRing) -> SessionLayer;
+    type Make = fn(FaultStore<MemoryStore>, KeyRing) -> SessionLayer;
     for make in [signed_layer as Make, private_layer as Make] {
-        let store = Counting::new(MemoryStore::default());
+        let store = FaultStore::new(MemoryStore::default());
         let mut c = Client::new(app(make(store.clone(), KeyRing::new(Key::generate()))));
         c.post("/insert/a/1").await;
         let good = c.cookie.clone().unwrap();
         assert!(good.parse::<Id>().is_err(), "the cookie is not a bare id");
         assert_eq!(c.get("/get/a").await.body, "\"1\"");
-        let loads = Counts::get(&store.counts.load);
+        let loads = store.calls(StoreMethod::Load);
         for i in [0, good.len() / 2, good.len() - 1] {
             let mut forged = good.clone().into_bytes();
             forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
@@ -228,7 +228,7 @@ async fn tampered_signed_and_private_cookies_are_no_session() {
         // A signed cookie's id part with a new random id and the old tag.
         c.cookie = Some(format!("{}{}", Id::random(), &good[22..]));
         assert_eq!(c.get("/get/a").await.body, "none");
-        assert_eq!(Counts::get(&store.counts.load), loads, "forged ids never reach the store");
+        assert_eq!(store.calls(StoreMethod::Load), loads, "forged ids never reach the store");
     }
 }
 
@@ -272,25 +272,26 @@ async fn idle_expiry_ends_the_session() {
 
 #[tokio::test]
 async fn idle_refresh_is_throttled() {
-    let store = Counting::new(MemoryStore::default());
+    let store = FaultStore::new(MemoryStore::default());
     let layer = plain(store.clone()).with_expiry(Expiry::OnInactivity(Duration::hours(1)));
     let mut c = Client::new(app(layer));
     c.post("/insert/a/1").await;
     let r = c.get("/get/a").await;
     assert!(r.set_cookie().is_none(), "just written: no refresh");
-    assert_eq!(Counts::get(&store.counts.touch), 0);
+    assert_eq!(store.calls(StoreMethod::Apply), 0);
 
     // 20 minutes later (more than a quarter of the window): one touch, cookie re-sent.
     let id = record_id(c.cookie.as_deref().unwrap());
-    let mut rec = store.inner.load(&id).await.unwrap().unwrap();
+    let mut rec = store.inner().load(&id).await.unwrap().unwrap();
     let version = rec.version;
     rec.expires_at -= Duration::minutes(20);
-    common::replace(&store.inner, &rec).await;
+    common::replace(store.inner(), &rec).await;
     let r = c.get("/get/a").await;
     assert!(r.set_cookie().unwrap().contains("Max-Age=3600"));
-    assert_eq!(Counts::get(&store.counts.touch), 3 - 2, "one refresh");
-    assert_eq!(Counts::get(&store.counts.save), 0, "a refresh changes no key");
-    rec = store.inner.load(&id).await.unwrap().unwrap();
+    assert_eq!(store.calls(StoreMethod::Apply), 3 - 2, "one refresh");
+    let entries = rec.entries.clone();
+    rec = store.inner().load(&id).await.unwrap().unwrap();
+    assert_eq!(rec.entries, entries, "a refresh changes no key");
     assert_eq!(rec.version, version + 1, "one refresh, nothing else");
     assert!(rec.expires_at > OffsetDateTime::now_utc() + Duration::minutes(59));
     assert!(

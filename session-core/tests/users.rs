@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use axum::routing::post;
 use axum::Router;
-use common::{Client, Counting};
+use common::Client;
+use session_core::testing::{FaultStore, StoreMethod};
 use session_core::{
     Error, Key, KeyRing, Session, SessionEvent, SessionHandle, SessionLayer, SessionManager, StoreError,
 };
@@ -98,7 +99,7 @@ async fn revoking_one_device_by_handle() {
 #[tokio::test]
 async fn stores_without_an_index_and_client_side_sessions_say_so() {
     // A store that implements only the required methods keeps no index.
-    let layer = SessionLayer::new(Counting::new(MemoryStore::default()));
+    let layer = SessionLayer::new(RequiredOnly::default());
     let err = layer.manager().sessions_of("alice").await.unwrap_err();
     assert!(matches!(err, Error::Store(StoreError::Unsupported(_))), "{err:?}");
     let client = SessionLayer::client_side_private(KeyRing::new(Key::generate()));
@@ -107,12 +108,12 @@ async fn stores_without_an_index_and_client_side_sessions_say_so() {
     assert!(err.to_string().contains("store"));
 }
 
-/// Forwards to a memory store and counts `listen` calls (which keep the default).
+/// Forwards the required methods to a memory store; the optional ones keep their defaults.
 #[derive(Debug, Default)]
-struct ListenCount(MemoryStore, std::sync::atomic::AtomicUsize);
+struct RequiredOnly(MemoryStore);
 
 #[async_trait::async_trait]
-impl session_core::SessionStore for ListenCount {
+impl session_core::SessionStore for RequiredOnly {
     async fn create(&self, r: &session_core::Record) -> Result<(), StoreError> {
         self.0.create(r).await
     }
@@ -132,15 +133,11 @@ impl session_core::SessionStore for ListenCount {
     async fn delete(&self, id: &session_core::RecordId) -> Result<(), StoreError> {
         self.0.delete(id).await
     }
-    async fn listen(&self, _sink: tokio::sync::broadcast::Sender<SessionEvent>) -> Result<(), StoreError> {
-        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Err(StoreError::Unsupported("in-process"))
-    }
 }
 
 #[tokio::test]
 async fn an_in_process_store_is_asked_to_listen_once_and_local_events_still_flow() {
-    let store = std::sync::Arc::new(ListenCount::default());
+    let store = std::sync::Arc::new(FaultStore::<RequiredOnly>::default());
     let layer = SessionLayer::from_arc(store.clone());
     let manager = layer.manager();
     let mut c = Client::new(app(layer));
@@ -153,7 +150,7 @@ async fn an_in_process_store_is_asked_to_listen_once_and_local_events_still_flow
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), 1, "no listener loop");
+    assert_eq!(store.calls(StoreMethod::Listen), 1, "no listener loop");
     let handle = handle_of(&c);
     c.post("/flush").await;
     assert_eq!(next(&mut events).await, SessionEvent::Destroyed { handle });

@@ -42,7 +42,7 @@ pub(crate) use self::queue::WriteQueue;
 use self::state::Updater;
 pub(crate) use self::state::{Meta, State};
 pub(crate) use self::writeback::CookieUpdate;
-use crate::codec::{decode_value, encode_client, encode_value};
+use crate::codec::{decode_value, encode_client, encode_value, LONGEST_EXPIRY, LONGEST_INSTANT};
 use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
 use crate::expiry::Policy;
 use crate::{Error, Expiry, Id, SessionEvent, SessionHandle};
@@ -422,10 +422,10 @@ impl Session {
         let Some(previous) = st.write(key, value, client, redo) else { return Ok(()) };
         if let Backend::Client(codec) = &self.0.config.backend {
             let created = st.meta.map_or_else(|| self.0.config.now(), |m| m.created_at);
-            // The expiry instant is not known until the save; its largest encoding
-            // (full nanoseconds) keeps this check from ever under-counting.
-            let expires = created.replace_nanosecond(999_999_999).unwrap_or(created);
-            let payload = encode_client(&st.entries, created, expires, st.expiry).len();
+            // The expiry instant is not known until the save, and `set_expiry` may still
+            // change the session's own expiry: their longest encodings keep this check from
+            // ever under-counting, so the save cannot fail where every insert fit.
+            let payload = encode_client(&st.entries, created, LONGEST_INSTANT, Some(LONGEST_EXPIRY)).len();
             let size = self.0.config.cookie.name.len() + 1 + codec.encoded_len(payload);
             if size > MAX_COOKIE_BYTES {
                 st.undo(key, previous);

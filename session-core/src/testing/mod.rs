@@ -10,6 +10,9 @@
 //!
 //! Each case takes a fresh store; stores that share one engine across cases are fine, since
 //! every case uses its own random ids.
+//!
+//! [`FaultStore`] wraps any store to inject outages, chosen errors, latency and gates per
+//! method, and counts calls: for tests of how an app or a layer behaves when its store fails.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -102,11 +105,13 @@ macro_rules! expired_deletion_tests {
 
 mod concurrency;
 mod cycle;
+mod fault;
 mod records;
 mod users;
 
 pub use self::concurrency::*;
 pub use self::cycle::*;
+pub use self::fault::{Failure, FaultStore, StoreMethod};
 pub use self::records::*;
 pub use self::users::*;
 

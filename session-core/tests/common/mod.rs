@@ -1,11 +1,7 @@
 //! Shared test plumbing: an axum app that exercises every `Session` method, a cookie-jar
-//! client driving it through `oneshot`, and store wrappers that count or fail calls.
+//! client driving it through `oneshot`, and helpers around `FaultStore`.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, Request, StatusCode};
@@ -13,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use session_core::{
-    Applied, Expiry, ExpiryChange, Patch, Record, RecordId, Session, SessionLayer, SessionStore, StoreError,
-};
+use session_core::testing::{Failure, FaultStore, StoreMethod};
+use session_core::{Expiry, Record, RecordId, Session, SessionLayer, SessionStore};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -245,139 +240,23 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
     Reply { status, headers, body }
 }
 
-/// Counts calls per method, then delegates.
-#[derive(Debug, Default)]
-pub struct Counts {
-    pub create: AtomicUsize,
-    pub load: AtomicUsize,
-    /// Patches that change keys, the expiry, user or label.
-    pub save: AtomicUsize,
-    /// Patches that change nothing but the expiry instant (throttled refreshes).
-    pub touch: AtomicUsize,
-    pub delete: AtomicUsize,
-    /// Id changes (`cycle_id` written back).
-    pub cycle: AtomicUsize,
-}
-
-impl Counts {
-    pub fn total(&self) -> usize {
-        [&self.create, &self.load, &self.save, &self.touch, &self.delete, &self.cycle]
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst))
-            .sum()
-    }
-    pub fn get(c: &AtomicUsize) -> usize {
-        c.load(Ordering::SeqCst)
+/// Fails every write (`create`, `apply`, `cycle`, `delete`) like an unreachable backend.
+pub fn fail_writes<S>(store: &FaultStore<S>) {
+    for method in WRITES {
+        store.fail(method, Failure::outage());
     }
 }
 
-/// Counts calls per method; can also hold loads back (`stall_loads`) until `release`.
-#[derive(Debug, Clone)]
-pub struct Counting<S> {
-    pub inner: S,
-    pub counts: Arc<Counts>,
-    /// How many of the next loads wait for `release` before going on.
-    pub stall_loads: Arc<AtomicUsize>,
-    pub release: Arc<tokio::sync::Notify>,
-}
-
-impl<S> Counting<S> {
-    pub fn new(inner: S) -> Self {
-        Self { inner, counts: Arc::default(), stall_loads: Arc::default(), release: Arc::default() }
+/// Ends what `fail_writes` started.
+pub fn recover_writes<S>(store: &FaultStore<S>) {
+    for method in WRITES {
+        store.recover(method);
     }
 }
 
-impl<S: Default> Default for Counting<S> {
-    fn default() -> Self {
-        Self::new(S::default())
-    }
-}
-
-#[async_trait]
-impl<S: SessionStore> SessionStore for Counting<S> {
-    async fn create(&self, record: &Record) -> Result<(), StoreError> {
-        self.counts.create.fetch_add(1, Ordering::SeqCst);
-        self.inner.create(record).await
-    }
-    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-        self.counts.load.fetch_add(1, Ordering::SeqCst);
-        let stall = self.stall_loads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if stall.is_ok() {
-            self.release.notified().await;
-        }
-        self.inner.load(id).await
-    }
-    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
-        let refresh = patch.changes.is_empty()
-            && matches!(patch.expiry, ExpiryChange::Keep(_))
-            && patch.user.is_none()
-            && patch.label.is_none();
-        let count = if refresh { &self.counts.touch } else { &self.counts.save };
-        count.fetch_add(1, Ordering::SeqCst);
-        self.inner.apply(patch).await
-    }
-    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
-        self.counts.cycle.fetch_add(1, Ordering::SeqCst);
-        self.inner.cycle(patch, to).await
-    }
-    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
-        self.counts.delete.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete(id).await
-    }
-}
-
-/// A store whose chosen operations fail like an unreachable backend.
-#[derive(Debug, Clone, Default)]
-pub struct Failing<S> {
-    pub inner: S,
-    pub fail_load: Arc<std::sync::atomic::AtomicBool>,
-    pub fail_writes: Arc<std::sync::atomic::AtomicBool>,
-    /// Only `create` fails.
-    pub fail_create: Arc<std::sync::atomic::AtomicBool>,
-    /// `apply` always reports a conflict.
-    pub always_conflict: Arc<std::sync::atomic::AtomicBool>,
-}
-
-fn outage() -> StoreError {
-    StoreError::backend(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"))
-}
-
-#[async_trait]
-impl<S: SessionStore> SessionStore for Failing<S> {
-    async fn create(&self, record: &Record) -> Result<(), StoreError> {
-        if self.fail_writes.load(Ordering::SeqCst) || self.fail_create.load(Ordering::SeqCst) {
-            return Err(outage());
-        }
-        self.inner.create(record).await
-    }
-    async fn load(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-        if self.fail_load.load(Ordering::SeqCst) {
-            return Err(outage());
-        }
-        self.inner.load(id).await
-    }
-    async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
-        if self.always_conflict.load(Ordering::SeqCst) {
-            return Err(StoreError::Conflict);
-        }
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(outage());
-        }
-        self.inner.apply(patch).await
-    }
-    async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(outage());
-        }
-        self.inner.cycle(patch, to).await
-    }
-    async fn delete(&self, id: &RecordId) -> Result<(), StoreError> {
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(outage());
-        }
-        self.inner.delete(id).await
-    }
-}
+/// The writes a request's layer can make.
+pub const WRITES: [StoreMethod; 4] =
+    [StoreMethod::Create, StoreMethod::Apply, StoreMethod::Cycle, StoreMethod::Delete];
 
 /// The record behind a plain (unsigned) id cookie value.
 pub fn record_id(cookie: &str) -> RecordId {
