@@ -280,7 +280,9 @@ impl Session {
     }
 
     /// Removes every key. A session left empty is deleted from the store and its cookie
-    /// removed at the end of the request.
+    /// removed at the end of the request: like a logout, it then wins against a concurrent
+    /// request of the same session that adds another key (that key is dropped), whereas a
+    /// key added first survives the clear.
     ///
     /// # Errors
     ///
