@@ -264,6 +264,7 @@ mod tests {
 
     session_core::store_conformance_tests!(async { MemoryStore::default() });
     session_core::expired_deletion_tests!(async { MemoryStore::default() });
+    session_core::history_tests!(async { MemoryStore::default() });
     mod users {
         use super::*;
         session_core::user_index_tests!(async { MemoryStore::default() });

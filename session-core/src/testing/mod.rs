@@ -102,11 +102,13 @@ macro_rules! expired_deletion_tests {
 
 mod concurrency;
 mod cycle;
+mod history;
 mod records;
 mod users;
 
 pub use self::concurrency::*;
 pub use self::cycle::*;
+pub use self::history::*;
 pub use self::records::*;
 pub use self::users::*;
 
