@@ -30,16 +30,16 @@ pub struct Summary {
     pub live_reads: usize,
     /// Writes that raced an id change of their cookie's id, so may have been dropped.
     pub maybe_applied: usize,
-    /// Ends (flush, revoke, revoke_user) certain to have ended a life.
-    pub sure_ends: usize,
+    /// Sessions certain to have been ended (flush, revoke, `revoke_user`).
+    pub ended: usize,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} operations, {} sessions, {} live reads checked, {} writes raced an id change, {} ends",
-            self.operations, self.lives, self.live_reads, self.maybe_applied, self.sure_ends
+            "{} operations, {} sessions ({} ended), {} live reads checked, {} writes raced an id change",
+            self.operations, self.lives, self.ended, self.live_reads, self.maybe_applied
         )
     }
 }
@@ -113,7 +113,7 @@ pub(super) fn check(ev: &[Event]) -> Result<Summary, Vec<Violation>> {
         lives: m.lives.len(),
         live_reads,
         maybe_applied,
-        sure_ends: m.lives.iter().flat_map(|l| &l.ends).filter(|e| e.sure).count(),
+        ended: m.lives.iter().filter(|l| l.ends.iter().any(|e| e.sure)).count(),
     })
 }
 
