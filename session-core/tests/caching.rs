@@ -19,6 +19,7 @@ session_core::store_conformance_tests!(async {
     CachingStore::new(MemoryStore::default(), MemoryStore::default())
 });
 session_core::user_index_tests!(async { CachingStore::new(MemoryStore::default(), MemoryStore::default()) });
+session_core::history_tests!(async { CachingStore::new(MemoryStore::default(), MemoryStore::default()) });
 
 /// Every load goes to the backing store, so every load fills the cache: the fill path
 /// against the whole suite, its races included.

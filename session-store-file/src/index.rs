@@ -11,6 +11,8 @@
 //! - A listing (or the sweep) drops an id only on what it read of the record *while it
 //!   holds* that lock. A drop based on a record older than the add's therefore happens
 //!   before the add, which puts the id back; a drop after the add read the new record.
+//!   A listed id holding a forward (`cycle` moved the session and has not indexed the new
+//!   id yet) is followed: the session is listed, and indexed, under the id it moved to.
 //! - No session lock is held while waiting for an index lock: the record operations
 //!   release theirs first. A listing holding an index lock takes a session lock only to
 //!   discard a corrupt record, and that holder never waits for an index lock, so the two
@@ -28,9 +30,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io;
 
+use session_core::store::MAX_FORWARDS;
 use session_core::{Record, RecordId, SessionInfo, StoreError};
 
-use crate::disk;
+use crate::disk::{self, Stored};
 use crate::layout::{Kind, Layout, UserKey};
 use crate::lock::FileLock;
 use crate::ops;
@@ -85,16 +88,39 @@ pub(crate) fn sessions_of(layout: &Layout, user: &str) -> Result<Vec<SessionInfo
     for id in &listed.ids {
         // A record that cannot be read fails the listing: leaving it out would let
         // "log out everywhere" skip a session that may well be live.
-        let record = ops::load(layout, id)?.filter(|r| r.user.as_deref() == Some(user));
+        let (mut at, mut record) = (*id, ops::load(layout, id)?);
+        if record.is_none() {
+            // `cycle` indexes the new id only after releasing its session locks: in
+            // between, the listed id holds a forward, and the session is where it leads.
+            at = moved_to(layout, id)?;
+            if at != *id {
+                record = ops::load(layout, &at)?;
+            }
+        }
+        let record = record.filter(|r| r.user.as_deref() == Some(user));
         if let Some(info) = record.as_ref().and_then(SessionInfo::from_record) {
-            kept.insert(*id);
-            found.push(info);
+            if kept.insert(at) {
+                found.push(info);
+            }
         }
     }
-    if kept.len() != listed.lines || !listed.present {
+    if kept != listed.ids || !listed.clean() || !listed.present {
         store(layout, &key, &kept, lock).map_err(StoreError::backend)?;
     }
     Ok(found)
+}
+
+/// Where the forwards a `cycle` left at `id` lead (at most `MAX_FORWARDS` of them); `id`
+/// itself when it holds none.
+fn moved_to(layout: &Layout, id: &RecordId) -> Result<RecordId, StoreError> {
+    let mut at = *id;
+    for _ in 0..MAX_FORWARDS {
+        match disk::read(layout, &at).map_err(StoreError::backend)? {
+            Stored::Forward(forward) if !forward.is_expired_at(ops::now()) => at = forward.to,
+            _ => break,
+        }
+    }
+    Ok(at)
 }
 
 /// For the sweep: drops the ids whose record file is gone, unless the index is in use
@@ -211,6 +237,28 @@ mod tests {
         assert!(prune(&layout, &UserKey::of("../alice")).unwrap());
         assert!(!path.exists());
         assert_eq!(fs::read_dir(layout.users_dir()).unwrap().count(), 0, "no lock file left");
+    }
+
+    /// A listing between `cycle`'s move and its indexing of the new id (found by the
+    /// history check, `session_core::testing::history`): the index names only the old id,
+    /// now a forward. The listing follows it, and indexes the new id.
+    #[test]
+    fn a_listing_while_a_cycle_indexes_the_new_id_finds_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_owned());
+        let mut r = owned("carol");
+        r.entries.insert("k", vec![1].into());
+        ops::create(&layout, &r).unwrap();
+        note(&layout, &r, true).unwrap();
+        let to = Id::random().record_id();
+        let now = OffsetDateTime::now_utc();
+        // The store indexes the moved record after this returns; the listing comes first.
+        crate::cycle::cycle(&layout, &session_core::Patch::new(r.id, r.expires_at, now), to).unwrap();
+        let listed: Vec<RecordId> =
+            sessions_of(&layout, "carol").unwrap().iter().map(|i| i.handle.record_id()).collect();
+        assert_eq!(listed, vec![to], "the moved session is missing from the listing");
+        let path = layout.user_path(&UserKey::of("carol"), Kind::Record);
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{to}\n"), "indexed under its new id");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod conformance {
 
     session_core::store_conformance_tests!(fresh());
     session_core::expired_deletion_tests!(fresh());
+    session_core::history_tests!(fresh());
 }
 
 mod user_index {

@@ -214,27 +214,47 @@ impl SessionStore for MemoryStore {
             None => return Ok(Vec::new()),
         };
         let mut found = Vec::with_capacity(candidates.len());
-        let mut stale = Vec::new();
+        let mut listed = HashSet::with_capacity(candidates.len());
+        let (mut stale, mut moved) = (Vec::new(), Vec::new());
         for id in candidates {
+            // `cycle` indexes the new id only after it released the shard locks: a listing
+            // in between finds a forward here, and follows it rather than miss the session.
+            let mut at = id;
+            for _ in 0..MAX_FORWARDS {
+                match self.shard(&at).get(&at) {
+                    Some(Stored::Forward(f)) if !f.is_expired_at(now) => at = f.to,
+                    _ => break,
+                }
+            }
             let info = self
-                .shard(&id)
-                .peek_live(&id, now)
+                .shard(&at)
+                .peek_live(&at, now)
                 .filter(|r| r.user.as_deref() == Some(user))
                 .and_then(SessionInfo::from_record);
             match info {
-                Some(info) => found.push(info),
+                Some(info) => {
+                    if at != id {
+                        moved.push((id, at));
+                    }
+                    if listed.insert(at) {
+                        found.push(info);
+                    }
+                }
                 None => stale.push(id),
             }
         }
-        if !stale.is_empty() {
+        if !stale.is_empty() || !moved.is_empty() {
             let mut users = lock(&self.users);
-            if let Some(ids) = users.get_mut(user) {
-                for id in &stale {
-                    ids.remove(id);
-                }
-                if ids.is_empty() {
-                    users.remove(user);
-                }
+            let ids = users.entry(user.to_owned()).or_default();
+            for id in &stale {
+                ids.remove(id);
+            }
+            for (old, new) in &moved {
+                ids.remove(old);
+                ids.insert(*new);
+            }
+            if ids.is_empty() {
+                users.remove(user);
             }
         }
         Ok(found)
@@ -264,6 +284,7 @@ mod tests {
 
     session_core::store_conformance_tests!(async { MemoryStore::default() });
     session_core::expired_deletion_tests!(async { MemoryStore::default() });
+    session_core::history_tests!(async { MemoryStore::default() });
     mod users {
         use super::*;
         session_core::user_index_tests!(async { MemoryStore::default() });
@@ -277,6 +298,35 @@ mod tests {
             use super::*;
             session_core::user_index_tests!(async { MemoryStore::default().with_capacity(100_000) });
         }
+    }
+
+    /// A listing between `cycle`'s move and its indexing of the new id (found by the
+    /// history check, `session_core::testing::history`): the index names only the old id,
+    /// now a forward. The listing follows it, and `revoke_user` ends the session.
+    #[tokio::test]
+    async fn a_listing_while_a_cycle_indexes_the_new_id_finds_the_session() {
+        let store = MemoryStore::default();
+        let now = OffsetDateTime::now_utc();
+        let mut record = Record::new(Id::random().record_id(), now, now + Duration::hours(1));
+        record.entries.insert("k", vec![1].into());
+        record.user = Some("mid-cycle".to_owned());
+        store.create(&record).await.unwrap();
+        let to = Id::random().record_id();
+        let patch = Patch::new(record.id, record.expires_at, now);
+        // `cycle` up to the moment its shard locks are released, before it indexes `to`.
+        let (a, b) = (store.shard_index(&record.id), store.shard_index(&to));
+        if a == b {
+            move_record(&mut store.shard(&record.id), None, &patch, to, now).unwrap();
+        } else {
+            let (mut from, mut target) = (lock(&store.shards[a]), lock(&store.shards[b]));
+            move_record(&mut from, Some(&mut target), &patch, to, now).unwrap();
+        }
+        let listed: Vec<RecordId> =
+            store.sessions_of("mid-cycle").await.unwrap().iter().map(|i| i.handle.record_id()).collect();
+        assert_eq!(listed, vec![to], "the moved session is missing from the listing");
+        assert_eq!(store.revoke_user("mid-cycle", None).await.unwrap().len(), 1);
+        assert!(store.load(&to).await.unwrap().is_none(), "revoke_user missed a session mid-cycle");
+        assert!(store.sessions_of("mid-cycle").await.unwrap().is_empty());
     }
 
     #[test]

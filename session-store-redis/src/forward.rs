@@ -32,9 +32,12 @@
 //! COMMIT is the only step that lets `to` outlive the cycle, and it does so only while the
 //! forward is in place, i.e. before any T1; every later T1 is followed by a T2 on `to`.
 //!
-//! Why `revoke_user` racing a cycle misses nothing: a listing sees the old id (a record or
-//! a pending forward) until COMMIT, and `to` from the moment step 2 indexed it, before
-//! COMMIT. Revoking a pending forward is a delete, so the argument above applies.
+//! Why `revoke_user` racing a cycle misses nothing: a listing reads the user's set, then
+//! each member's key. Under the old id it finds a record or a pending forward (until
+//! COMMIT), listed as the session, or a finished forward (after COMMIT), which it follows
+//! to `to`; a set read after step 2 also names `to`. Revoking a pending forward is a
+//! delete, so the argument above applies. (Without following, a set read before step 2 and
+//! a lookup after COMMIT missed the session: found by the history check.)
 //!
 //! Failures: on `Collision` the forward is turned back into the old record (ROLLBACK, only
 //! if the forward is still there). On a connection error after MOVE, `to` is deleted and

@@ -287,8 +287,8 @@ where
     }
 
     /// `SMEMBERS` of the user's set, then an `HMGET` of every member's metadata (concurrently, at most
-    /// 128 in flight); members whose record is gone, expired or moved to another user are
-    /// removed from the set (`SREM`).
+    /// 128 in flight), following the forward of a finished cycle; members whose record is
+    /// gone, expired, moved to another user or to another id are removed from the set (`SREM`).
     async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
         self.check_eviction_policy().await?;
         let user_key = self.user_key(&hash::user_digest(user));
@@ -298,12 +298,22 @@ where
             .await
             .map_err(StoreError::backend)?;
         let mut found = Vec::with_capacity(members.len());
+        let mut listed = std::collections::HashSet::with_capacity(members.len());
         let mut stale = Vec::new();
         for batch in members.chunks(BATCH) {
             let infos = join_all(batch.iter().map(|member| self.lookup(member, user))).await;
             for (member, info) in batch.iter().zip(infos) {
                 match info? {
-                    Some(info) => found.push(info),
+                    Some(info) => {
+                        // Found under the id it moved to, which its cycle indexed: the old
+                        // member goes, and the session is listed once.
+                        if info.handle.to_string().as_bytes() != member.as_slice() {
+                            stale.push(member.clone());
+                        }
+                        if listed.insert(info.handle) {
+                            found.push(info);
+                        }
+                    }
                     None => stale.push(member.clone()),
                 }
             }

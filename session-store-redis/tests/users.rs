@@ -89,3 +89,37 @@ async fn cluster_user_sets() {
     let client = redis::cluster::ClusterClient::new(common::cluster_urls()).unwrap();
     run(store, &prefix, &mut client.get_async_connection().await.unwrap()).await;
 }
+
+/// A listing that read the user's set before a cycle indexed the new id, and looks the old
+/// id up after the cycle committed (found by the history check,
+/// `session_core::testing::history`): the set names only the old id, now a finished
+/// forward. The listing follows it, so `revoke_user` ends the session.
+async fn mid_cycle(store: impl SessionStore, prefix: &str, con: &mut impl redis::aio::ConnectionLike) {
+    let user = format!("mid-cycle-{}", Id::random().record_id());
+    let r = owned(&user, Duration::hours(1));
+    store.create(&r).await.unwrap();
+    let to = Id::random().record_id();
+    store.cycle(&Patch::new(r.id, r.expires_at, OffsetDateTime::now_utc()), to).await.unwrap();
+    let removed: i64 =
+        redis::cmd("SREM").arg(user_key(prefix, &user)).arg(to.to_string()).query_async(con).await.unwrap();
+    assert_eq!(removed, 1, "the cycle indexed its new id");
+    let ended = store.revoke_user(&user, None).await.unwrap();
+    assert_eq!(ended, vec![SessionHandle::from_record_id(to)], "the listing missed the moved session");
+    assert!(store.load(&to).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn single_node_listing_follows_a_finished_cycle() {
+    let prefix = common::unique_prefix();
+    let store = common::single_store().await.with_prefix(prefix.as_str());
+    let client = redis::Client::open(common::env("REDIS_URL")).unwrap();
+    mid_cycle(store, &prefix, &mut client.get_multiplexed_async_connection().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn cluster_listing_follows_a_finished_cycle() {
+    let prefix = common::unique_prefix();
+    let store = common::cluster_store().await.with_prefix(prefix.as_str());
+    let client = redis::cluster::ClusterClient::new(common::cluster_urls()).unwrap();
+    mid_cycle(store, &prefix, &mut client.get_async_connection().await.unwrap()).await;
+}

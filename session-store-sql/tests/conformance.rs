@@ -4,6 +4,7 @@ mod common;
 
 mod sqlite {
     session_core::store_conformance_tests!(super::common::sqlite());
+    session_core::history_tests!(super::common::sqlite());
 }
 
 mod sqlite_users {
@@ -16,6 +17,7 @@ mod sqlite_expired {
 
 mod postgres {
     session_core::store_conformance_tests!(super::common::postgres());
+    session_core::history_tests!(super::common::postgres());
 }
 
 mod postgres_users {

@@ -106,12 +106,14 @@ macro_rules! expired_deletion_tests {
 mod concurrency;
 mod cycle;
 mod fault;
+mod history;
 mod records;
 mod users;
 
 pub use self::concurrency::*;
 pub use self::cycle::*;
 pub use self::fault::{Failure, FaultStore, StoreMethod};
+pub use self::history::*;
 pub use self::records::*;
 pub use self::users::*;
 
