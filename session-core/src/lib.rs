@@ -10,8 +10,10 @@ pub mod client;
 mod codec;
 mod cookie;
 pub mod crypto;
+pub mod ended;
 mod error;
 pub mod expiry;
+pub mod flash;
 mod forward;
 mod id;
 pub mod layer;
@@ -22,11 +24,15 @@ pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+#[cfg(feature = "test-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]
+pub mod test_client;
 pub mod users;
 
 pub use crate::caching::CachingStore;
 pub use crate::cookie::SameSite;
 pub use crate::crypto::{Key, KeyError, KeyRing};
+pub use crate::ended::EndReason;
 pub use crate::error::{BoxError, Error};
 pub use crate::expiry::Expiry;
 pub use crate::forward::{Forward, Stored};
