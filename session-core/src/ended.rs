@@ -192,6 +192,21 @@ fn reason(event: SessionEvent, handle: SessionHandle) -> Option<EndReason> {
     }
 }
 
+/// The end of `handle` among the events already received, if there is one.
+fn heard(events: &mut broadcast::Receiver<SessionEvent>, handle: SessionHandle) -> Option<EndReason> {
+    loop {
+        match events.try_recv() {
+            Ok(event) => {
+                if let Some(reason) = reason(event, handle) {
+                    return Some(reason);
+                }
+            }
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// The watch: look at the store, then wait for an event about `handle` or the record's
 /// expiry instant, whichever comes first, and look again after the latter.
 async fn watch(
@@ -214,7 +229,8 @@ async fn watch(
                 until(end)
             }
             Ok(None) if known_end.is_some_and(|end| end <= now()) => return EndReason::Expired,
-            Ok(None) => return EndReason::Gone,
+            // An end since the subscription, heard but not yet read, says how it ended.
+            Ok(None) => return events.as_mut().and_then(|rx| heard(rx, handle)).unwrap_or(EndReason::Gone),
             Err(err) => {
                 tracing::warn!(error = %err, "checking a watched session failed; trying again");
                 RETRY
