@@ -26,16 +26,19 @@ fn client(layer: &SessionLayer) -> TestClient<Router> {
 
 /// A stored session for `client`; its handle.
 async fn logged_in(client: &TestClient<Router>) -> SessionHandle {
+    client.session(|s| async move { s.insert("user", "ada").await }).await.unwrap();
     client
-        .session(|s| async move { s.insert("user", "ada").await })
+        .session(|s| async move { s.get::<String>("user").await.map(|_| s.handle()) })
         .await
-        .unwrap();
-    client.session(|s| async move { s.get::<String>("user").await.map(|_| s.handle()) }).await.unwrap().unwrap()
+        .unwrap()
+        .unwrap()
 }
 
 /// A task that "serves a socket" until `ended` resolves, then closes with 1008; it also
 /// answers pings meanwhile, so it is really running.
-fn socket(ended: impl Future<Output = EndReason> + Send + 'static) -> (mpsc::Sender<()>, tokio::task::JoinHandle<(u16, EndReason, u32)>) {
+fn socket(
+    ended: impl Future<Output = EndReason> + Send + 'static,
+) -> (mpsc::Sender<()>, tokio::task::JoinHandle<(u16, EndReason, u32)>) {
     let (tx, mut rx) = mpsc::channel::<()>(8);
     let task = tokio::spawn(async move {
         tokio::pin!(ended);

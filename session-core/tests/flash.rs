@@ -76,9 +76,12 @@ async fn flashes_work_in_client_side_mode() {
 
 #[test]
 fn levels_are_typed_and_serialize_in_lower_case() {
-    for (level, name) in
-        [(Level::Info, "info"), (Level::Success, "success"), (Level::Warning, "warning"), (Level::Error, "error")]
-    {
+    for (level, name) in [
+        (Level::Info, "info"),
+        (Level::Success, "success"),
+        (Level::Warning, "warning"),
+        (Level::Error, "error"),
+    ] {
         assert_eq!(serde_json::to_value(level).unwrap(), serde_json::json!(name));
         assert_eq!(serde_json::from_value::<Level>(serde_json::json!(name)).unwrap(), level);
         assert_eq!(level.to_string(), name);

@@ -18,13 +18,19 @@ fn routes() -> Router {
                 Ok::<_, session_core::Error>(s.get::<u32>("n").await?.unwrap_or_default().to_string())
             }),
         )
-        .route("/user", get(|s: Session| async move { s.get::<String>("user").await.map(|u| format!("{u:?}")) }))
+        .route(
+            "/user",
+            get(|s: Session| async move { s.get::<String>("user").await.map(|u| format!("{u:?}")) }),
+        )
         .route("/logout", post(|s: Session| async move { s.flush().await.map(|()| "bye") }))
         .route("/login", post(|s: Session| async move { s.cycle_id().await.map(|()| "hi") }))
         .route(
             "/app/other",
             get(|| async {
-                (AppendHeaders([(SET_COOKIE, "theme=dark; Path=/app"), (SET_COOKIE, "lang=en; Path=/")]), "ok")
+                (
+                    AppendHeaders([(SET_COOKIE, "theme=dark; Path=/app"), (SET_COOKIE, "lang=en; Path=/")]),
+                    "ok",
+                )
             }),
         )
         .route("/app/echo", get(|h: axum::http::HeaderMap| async move { format!("{:?}", h.get("cookie")) }))
@@ -61,13 +67,19 @@ async fn presets_and_reads_around_requests_on_a_store() {
 
 #[tokio::test]
 async fn presets_and_reads_around_requests_in_client_side_mode() {
-    presets_and_reads_around_requests(SessionLayer::client_side_private(KeyRing::new(Key::generate())), false).await;
-    presets_and_reads_around_requests(SessionLayer::client_side_signed(KeyRing::new(Key::generate())), false).await;
+    presets_and_reads_around_requests(
+        SessionLayer::client_side_private(KeyRing::new(Key::generate())),
+        false,
+    )
+    .await;
+    presets_and_reads_around_requests(SessionLayer::client_side_signed(KeyRing::new(Key::generate())), false)
+        .await;
 }
 
 #[tokio::test]
 async fn the_jar_keeps_several_cookies_by_name_and_path() {
-    let layer = SessionLayer::new(MemoryStore::default()).with_expiry(Expiry::OnInactivity(time::Duration::hours(1)));
+    let layer =
+        SessionLayer::new(MemoryStore::default()).with_expiry(Expiry::OnInactivity(time::Duration::hours(1)));
     let client = TestClient::new(routes().layer(layer.clone())).with_session_layer(&layer);
     client.post("/count", "").await;
     client.get("/app/other").await;

@@ -29,7 +29,11 @@ pub struct TestClient<S> {
 
 impl<S: Clone> Clone for TestClient<S> {
     fn clone(&self) -> Self {
-        Self { service: self.service.clone(), jar: Arc::new(Mutex::new(self.jar())), config: self.config.clone() }
+        Self {
+            service: self.service.clone(),
+            jar: Arc::new(Mutex::new(self.jar())),
+            config: self.config.clone(),
+        }
     }
 }
 

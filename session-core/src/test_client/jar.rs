@@ -88,7 +88,7 @@ impl CookieJar {
         let mut matching: Vec<&Stored> =
             self.cookies.iter().filter(|c| c.live(at) && path_matches(&c.path, path)).collect();
         // RFC 6265 5.4: longer paths first; the sort is stable, so older cookies come first.
-        matching.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        matching.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
         if matching.is_empty() {
             return None;
         }
@@ -111,7 +111,8 @@ impl CookieJar {
             Some(p) if p.starts_with('/') => p.to_owned(),
             _ => default_path(request_path),
         };
-        let stored = Stored { name: cookie.name().to_owned(), value: cookie.value().to_owned(), path, expires };
+        let stored =
+            Stored { name: cookie.name().to_owned(), value: cookie.value().to_owned(), path, expires };
         if stored.live(at) {
             self.store(stored);
         } else {
