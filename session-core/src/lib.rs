@@ -14,8 +14,10 @@ pub mod crypto;
 #[cfg(feature = "csrf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "csrf")))]
 pub mod csrf;
+pub mod ended;
 mod error;
 pub mod expiry;
+pub mod flash;
 mod forward;
 mod id;
 pub mod layer;
@@ -23,6 +25,9 @@ pub mod patch;
 mod record;
 mod session;
 pub mod store;
+#[cfg(feature = "test-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]
+pub mod test_client;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -31,6 +36,7 @@ pub mod users;
 pub use crate::caching::CachingStore;
 pub use crate::cookie::SameSite;
 pub use crate::crypto::{Key, KeyError, KeyRing};
+pub use crate::ended::EndReason;
 pub use crate::error::{BoxError, Error};
 pub use crate::expiry::Expiry;
 pub use crate::forward::{Forward, Stored};

@@ -153,7 +153,7 @@ const EVENT_BUFFER: usize = 1024;
 /// clone; every clone (and the layer it came from) shares one event channel.
 #[derive(Clone)]
 pub struct SessionManager {
-    store: Option<Arc<dyn SessionStore>>,
+    pub(crate) store: Option<Arc<dyn SessionStore>>,
     events: broadcast::Sender<SessionEvent>,
     /// Whether the store's listener task runs; it stops when the last receiver goes.
     listening: Arc<AtomicBool>,

@@ -96,7 +96,7 @@ async fn keys_and_data_survive_a_restart() {
     // Same data dir, new process state: the session cookie and the vault still work.
     let second = bookmark_manager::setup::open(&opts, cost).await.unwrap();
     let mut again = common::Browser::new(bookmark_manager::app(second));
-    again.cookies = a.cookies.clone();
+    again.client.set_jar(a.client.jar());
     again.get("/vault").await.assert_contains("bank");
     again.post(&format!("/vault/{id}/reveal"), &[]).await.assert_contains("pin 1234");
 

@@ -101,6 +101,13 @@ impl SessionLayer {
         }
     }
 
+    /// What every request's session gets from this layer (the test client opens sessions
+    /// with it).
+    #[cfg_attr(not(feature = "test-client"), allow(dead_code))]
+    pub(crate) fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
+    }
+
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
     }

@@ -5,16 +5,11 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
-use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use axum::body::Body;
 use axum::extract::Path;
-use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{Method, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use http_body_util::BodyExt;
 use session_core::testing::Guarded;
 use session_core::{ExpiredDeletion, Id, Record, RecordId, Session, SessionLayer, SessionStore};
 use session_store_sql::sqlx::postgres::PgPoolOptions;
@@ -22,7 +17,6 @@ use session_store_sql::sqlx::{self, Connection, PgConnection};
 use session_store_sql::{PostgresStore, SqliteStore};
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
-use tower::ServiceExt;
 
 /// A variable `scripts/services` exports; missing means the server is not running, which
 /// must fail the test, never skip it.
@@ -183,30 +177,4 @@ pub fn app(store: impl SessionStore) -> Router {
             }),
         )
         .layer(SessionLayer::new(store).with_secure(false))
-}
-
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: String,
-    /// The `name=value` pair of a `Set-Cookie`, ready for a `Cookie` header.
-    pub cookie: Option<String>,
-}
-
-/// One request through `app`; a request that hangs fails the test rather than the run.
-pub async fn send(app: &Router, method: Method, path: &str, cookie: Option<&str>) -> Reply {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(cookie) = cookie {
-        req = req.header(COOKIE, cookie);
-    }
-    let call = app.clone().oneshot(req.body(Body::empty()).unwrap());
-    let res = tokio::time::timeout(StdDuration::from_secs(10), call)
-        .await
-        .unwrap_or_else(|_| panic!("{path}: no response within 10 s"))
-        .unwrap();
-    let cookie =
-        res.headers().get(SET_COOKIE).map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, body: String::from_utf8(body.to_vec()).unwrap(), cookie }
 }

@@ -1,16 +1,13 @@
-//! Test helpers: the app on a temp data dir, and a browser-like client with a cookie jar
-//! that drives the router in memory (`oneshot`).
+//! Test helpers: the app on a temp data dir, and a browser (session-core's `TestClient`,
+//! whose jar follows `Set-Cookie` like a browser) that drives the router in memory.
 
 #![allow(dead_code, unreachable_pub)]
-
-use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use bookmark_manager::{app, setup, AppState, Options, PasswordCost, StoreKind};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use session_core::test_client::TestClient;
 
 /// The app with its data in a temp dir (removed on drop).
 pub struct TestApp {
@@ -68,45 +65,31 @@ impl Page {
     }
 }
 
-/// One browser: cookies, and the CSRF token of the last page that had one.
+/// One browser: cookies (the session-core test client's jar), and the CSRF token of the
+/// last page that had one. A clone is a second browser holding copies of the cookies.
 #[derive(Clone)]
 pub struct Browser {
-    router: Router,
-    pub cookies: HashMap<String, String>,
+    pub client: TestClient<Router>,
     pub csrf: Option<String>,
 }
 
 impl Browser {
     pub fn new(router: Router) -> Self {
-        Browser { router, cookies: HashMap::new(), csrf: None }
+        Browser { client: TestClient::new(router), csrf: None }
     }
 
+    /// The `Cookie` header this browser sends to `/`.
     pub fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.client.jar().header_for("/").unwrap_or_default()
     }
 
-    pub async fn send(&mut self, mut req: Request<Body>) -> Page {
-        if !self.cookies.is_empty() {
-            req.headers_mut().insert(header::COOKIE, self.cookie_header().parse().unwrap());
-        }
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        for set in res.headers().get_all(header::SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() || attrs.to_ascii_lowercase().contains("max-age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    pub async fn send(&mut self, req: Request<Body>) -> Page {
+        let res = self.client.send(req).await;
+        let body = String::from_utf8(res.body.to_vec()).unwrap();
         if let Some(token) = meta_csrf(&body) {
             self.csrf = Some(token);
         }
-        Page { status, headers, body }
+        Page { status: res.status, headers: res.headers, body }
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
