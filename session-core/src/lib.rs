@@ -24,6 +24,10 @@ pub mod store;
 pub mod testing;
 pub mod users;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
+
 pub use crate::caching::CachingStore;
 pub use crate::cookie::SameSite;
 pub use crate::crypto::{Key, KeyError, KeyRing};
