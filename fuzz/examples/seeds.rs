@@ -88,7 +88,8 @@ fn main() {
     write("client_cookie", "payload", &payload);
     write("client_cookie", "signed", ClientCookie::signed(KEYS.clone()).encode(NAME, &payload));
     write("client_cookie", "sealed", ClientCookie::private(KEYS.clone()).encode(NAME, &payload));
-    let empty = ClientPayload { entries: Entries::new(), created_at: created(), expires_at: expires(), expiry: None };
+    let empty =
+        ClientPayload { entries: Entries::new(), created_at: created(), expires_at: expires(), expiry: None };
     write("client_cookie", "empty", encode_client(&empty));
 
     for (name, record) in records() {

@@ -26,10 +26,16 @@ fuzz_target!(|data: &[u8]| {
     assert!(!found.is_empty() && found.len() <= max_len, "length {} past {max_len}", found.len());
     assert!(found.bytes().all(|b| b.is_ascii_graphic() && b != b';'), "not one printable token");
     assert!(
-        headers.get_all(COOKIE).iter().any(|h| h.as_bytes().windows(found.len()).any(|w| w == found.as_bytes())),
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .any(|h| h.as_bytes().windows(found.len()).any(|w| w == found.as_bytes())),
         "found a value no header holds"
     );
     let mut alone = HeaderMap::new();
-    alone.append(COOKIE, HeaderValue::from_str(&format!("{name}={found}")).expect("a token is a header value"));
+    alone.append(
+        COOKIE,
+        HeaderValue::from_str(&format!("{name}={found}")).expect("a token is a header value"),
+    );
     assert_eq!(scan.find(&alone, max_len).as_deref(), Some(found.as_str()), "not found again on its own");
 });

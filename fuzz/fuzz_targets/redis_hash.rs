@@ -20,7 +20,9 @@ fn array(pairs: &[(Vec<u8>, Vec<u8>)]) -> Value {
 }
 
 fn map(pairs: &[(Vec<u8>, Vec<u8>)]) -> Value {
-    Value::Map(pairs.iter().map(|(f, v)| (Value::BulkString(f.clone()), Value::BulkString(v.clone()))).collect())
+    Value::Map(
+        pairs.iter().map(|(f, v)| (Value::BulkString(f.clone()), Value::BulkString(v.clone()))).collect(),
+    )
 }
 
 fuzz_target!(|data: &[u8]| {

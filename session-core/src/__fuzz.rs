@@ -143,7 +143,12 @@ pub struct ClientPayload {
 /// The decoder's error when `bytes` are not a payload.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientPayload, crate::BoxError> {
     let p = codec::decode_client(bytes)?;
-    Ok(ClientPayload { entries: p.entries, created_at: p.created_at, expires_at: p.expires_at, expiry: p.expiry })
+    Ok(ClientPayload {
+        entries: p.entries,
+        created_at: p.created_at,
+        expires_at: p.expires_at,
+        expiry: p.expiry,
+    })
 }
 
 /// Encodes a client-side session payload, as the layer does before sealing or signing.
