@@ -33,6 +33,10 @@ pub mod test_client;
 pub mod testing;
 pub mod users;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
+
 pub use crate::caching::CachingStore;
 pub use crate::cookie::SameSite;
 pub use crate::crypto::{Key, KeyError, KeyRing};
