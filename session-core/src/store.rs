@@ -91,7 +91,7 @@ use tokio::sync::broadcast;
 
 use crate::{Applied, BoxError, Patch, Record, RecordId, SessionEvent, SessionHandle, SessionInfo};
 
-/// How many [`Forward`]s a [`SessionStore::delete`] follows: a chain longer than this (an id
+/// How many [`Forward`](crate::Forward)s a [`SessionStore::delete`] follows: a chain longer than this (an id
 /// cycled this often within [`Forward::LIFETIME`](crate::Forward::LIFETIME)) is cut there.
 pub const MAX_FORWARDS: usize = 16;
 

@@ -92,7 +92,7 @@ macro_rules! user_index_tests {
     };
 }
 
-/// Expands to the [`ExpiredDeletion`] case for stores that implement it.
+/// Expands to the [`ExpiredDeletion`](crate::ExpiredDeletion) case for stores that implement it.
 #[macro_export]
 macro_rules! expired_deletion_tests {
     ($make:expr) => {
@@ -140,7 +140,7 @@ where
 }
 
 /// A store that carries something to drop after it: the temp folder or scratch table a
-/// test made for it. It forwards every [`SessionStore`] and [`ExpiredDeletion`] method to
+/// test made for it. It forwards every [`SessionStore`] and [`ExpiredDeletion`](crate::ExpiredDeletion) method to
 /// `store` (the optional ones too, so a suite tests the store's own, not the defaults), and
 /// derefs to it.
 ///
