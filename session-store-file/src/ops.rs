@@ -21,15 +21,26 @@ use crate::lock::FileLock;
 
 pub(crate) fn create(layout: &Layout, record: &Record) -> Result<(), StoreError> {
     let lock = session_lock(layout, &record.id)?;
-    match disk::read(layout, &record.id).map_err(StoreError::backend)? {
+    let absent = match disk::read(layout, &record.id).map_err(StoreError::backend)? {
         Stored::Found(current) if !current.is_expired_at(now()) => return Err(StoreError::Collision),
         // A delete of the old id may still follow it here: the id must not hold another
         // session until the forward is gone.
         Stored::Forward(forward) if !forward.is_expired_at(now()) => return Err(StoreError::Collision),
-        Stored::Corrupt => report_corrupt(),
-        Stored::Found(_) | Stored::Forward(_) | Stored::Absent => {}
+        Stored::Corrupt => {
+            report_corrupt();
+            false
+        }
+        Stored::Found(_) | Stored::Forward(_) => false,
+        Stored::Absent => true,
+    };
+    if let Err(err) = disk::write(layout, record) {
+        // A session that never reached the disk needs no lock file: without this, every
+        // create refused by a full or read-only disk would leave one until the next sweep.
+        if absent {
+            let _ = lock.remove_file();
+        }
+        return Err(StoreError::backend(err));
     }
-    disk::write(layout, record).map_err(StoreError::backend)?;
     drop(lock);
     Ok(())
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, StatusCode};
 use common::own_redis::OwnRedis;
 use common::{app, event_keys, send};
-use session_core::{Id, SessionEvent, SessionHandle, SessionStore};
+use session_core::test_client::TestClient;
+use session_core::{Id, SessionEvent, SessionHandle, SessionLayer, SessionStore};
 use session_store_redis::RedisStore;
 use tokio::sync::broadcast;
 use tokio::time::timeout;
@@ -88,4 +89,53 @@ async fn the_event_listener_resubscribes_after_a_restart() {
         .expect("the listener kept running")
         .unwrap()
         .is_ok());
+}
+
+/// Redis restarted without persistence (`--save "" --appendonly no`, as `OwnRedis` runs it)
+/// forgets every session: old cookies are "no session" (a 200 from the handler, not a 500),
+/// and logging in again works, through the same app and store.
+#[tokio::test]
+async fn after_a_restart_without_persistence_old_cookies_are_no_session_and_logins_work() {
+    let mut server = OwnRedis::start().await;
+    let store = RedisStore::connect(server.url()).await.unwrap();
+    let app = common::routes().layer(SessionLayer::new(store.clone()).with_secure(false));
+    let user = TestClient::new(app.clone());
+    assert_eq!(user.post("/login/ada", "").await.status, StatusCode::OK);
+    assert_eq!(user.get("/get/name").await.text(), "ada");
+    let visitor = TestClient::new(app.clone());
+    assert_eq!(visitor.post("/set/k/before", "").await.status, StatusCode::OK);
+    assert_eq!(store.sessions_of("ada").await.unwrap().len(), 1);
+    let old_cookie = user.jar().get("id").map(str::to_owned).expect("logged in");
+
+    server.kill();
+    server.restart().await;
+    // The store reconnects by itself; a new visitor's first write shows when.
+    let newcomer = TestClient::new(app.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = newcomer.post("/set/k/new", "").await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "only errors while reconnecting");
+        assert!(Instant::now() < deadline, "the store did not recover within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(newcomer.get("/get/k").await.text(), "new");
+
+    // The old cookies name sessions the server no longer has: logged out, not an error.
+    for (browser, key) in [(&user, "name"), (&visitor, "k")] {
+        let read = browser.get(&format!("/get/{key}")).await;
+        assert_eq!((read.status, read.text().as_str()), (StatusCode::OK, "none"), "an old cookie");
+    }
+    assert!(store.sessions_of("ada").await.unwrap().is_empty(), "the user index went with the server");
+    // Logging in again from the browser that still sends its old cookie.
+    assert_eq!(user.post("/login/ada", "").await.status, StatusCode::OK);
+    assert_eq!(user.get("/get/name").await.text(), "ada");
+    let new_cookie = user.jar().get("id").map(str::to_owned).expect("logged in again");
+    assert!(new_cookie != old_cookie, "the new login has a new id");
+    assert_eq!(store.sessions_of("ada").await.unwrap().len(), 1);
+    // And a write with an old cookie starts a new session instead of failing.
+    assert_eq!(visitor.post("/set/k/after", "").await.status, StatusCode::OK);
+    assert_eq!(visitor.get("/get/k").await.text(), "after");
 }

@@ -18,6 +18,12 @@ const MIGRATE_LOCK: i64 = 0x7365_7373_696f_6e73;
 ///
 /// Call [`PostgresStore::migrate`] once at startup to create the table. Clones share the
 /// pool.
+///
+/// The pool reconnects by itself after the server restarts: sqlx tests an idle connection
+/// before handing it out and opens a new one for a dead one. While the server is away, a
+/// request waits for a connection up to the pool's `acquire_timeout` (sqlx's default:
+/// 30 s) and then fails with a 500; build the pool with a shorter one (say 1 to 5 s) so an
+/// outage costs each request that long at most (`tests/outage.rs` drills both).
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 #[derive(Clone)]
 pub struct PostgresStore {

@@ -4,6 +4,8 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod own_postgres;
+
 use std::path::PathBuf;
 
 use async_trait::async_trait;
