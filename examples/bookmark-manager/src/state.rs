@@ -61,6 +61,13 @@ impl AppState {
         self.store
     }
 
+    /// The session layer [`app`](crate::app) applies (tests open sessions through it with
+    /// session-core's `TestClient::with_session_layer`).
+    #[must_use]
+    pub fn session_layer(&self) -> &SessionLayer {
+        &self.sessions
+    }
+
     /// Number of open WebSockets.
     #[must_use]
     pub fn open_sockets(&self) -> usize {

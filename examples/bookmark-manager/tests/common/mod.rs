@@ -34,8 +34,10 @@ impl TestApp {
         Self::new(StoreKind::Memory).await
     }
 
+    /// A browser with no cookies; its `client.session` opens its session directly.
     pub fn browser(&self) -> Browser {
-        Browser::new(self.router.clone())
+        let client = TestClient::new(self.router.clone()).with_session_layer(self.state.session_layer());
+        Browser { client, csrf: None }
     }
 }
 
