@@ -1,7 +1,7 @@
 //! Command-line flags.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -76,6 +76,9 @@ pub struct Options {
     pub postgres_url: Option<String>,
     /// For `--session-store redis`.
     pub redis_url: Option<String>,
+    /// Public origins the app is also served from (`--origin`, repeatable), e.g. behind a
+    /// proxy: `https://bookmarks.example`. Normalized to `scheme://host[:port]`.
+    pub origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -86,6 +89,7 @@ impl Default for Options {
             store: StoreKind::Sqlite,
             postgres_url: None,
             redis_url: None,
+            origins: Vec::new(),
         }
     }
 }
@@ -93,7 +97,11 @@ impl Default for Options {
 /// The usage text printed for `--help` and after a bad flag.
 pub const USAGE: &str = "usage: bookmark-manager [--addr HOST:PORT] [--data-dir DIR]
        [--session-store memory|file|sqlite|postgres|redis|cookie]
-       [--postgres-url URL] [--redis-url URL]";
+       [--postgres-url URL] [--redis-url URL] [--origin URL]...
+
+Forms are accepted from http://HOST:PORT of --addr (and http://localhost:PORT when HOST is
+a loopback or unspecified address); add each other origin the app is reached at, such as
+a proxy's https://bookmarks.example, with --origin.";
 
 impl Options {
     /// Parses flags (without the program name). `Ok(None)` means `--help` was asked for.
@@ -115,11 +123,61 @@ impl Options {
                 "--session-store" => opts.store = value.parse()?,
                 "--postgres-url" => opts.postgres_url = Some(value),
                 "--redis-url" => opts.redis_url = Some(value),
+                "--origin" => opts.origins.push(origin(&value)?),
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
         Ok(Some(opts))
     }
+
+    /// The origins browsers send when they show the app's pages: the one of `--addr`
+    /// (with `localhost` and the loopback address for a loopback or unspecified address,
+    /// where a browser on this machine may use either), then the `--origin`s.
+    #[must_use]
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let ip = self.addr.ip();
+        let mut hosts = Vec::new();
+        if ip.is_loopback() || ip.is_unspecified() {
+            hosts.push("localhost".to_owned());
+        }
+        match ip {
+            IpAddr::V4(v4) if v4.is_unspecified() => hosts.push(Ipv4Addr::LOCALHOST.to_string()),
+            IpAddr::V6(v6) if v6.is_unspecified() => {
+                hosts.push(Ipv4Addr::LOCALHOST.to_string());
+                hosts.push(format!("[{}]", Ipv6Addr::LOCALHOST));
+            }
+            IpAddr::V4(v4) => hosts.push(v4.to_string()),
+            IpAddr::V6(v6) => hosts.push(format!("[{v6}]")),
+        }
+        // Browsers leave the default port out of `Origin`.
+        let port = match self.addr.port() {
+            80 => String::new(),
+            port => format!(":{port}"),
+        };
+        let mut origins: Vec<String> = hosts.iter().map(|host| format!("http://{host}{port}")).collect();
+        for extra in &self.origins {
+            if !origins.contains(extra) {
+                origins.push(extra.clone());
+            }
+        }
+        origins
+    }
+}
+
+/// `--origin`'s value as browsers send it in `Origin`: `scheme://host[:port]`, lower case,
+/// without a default port.
+fn origin(value: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!("--origin {value}: {why} (expected scheme://host[:port], e.g. https://bookmarks.example)")
+    };
+    let url = url::Url::parse(value).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("not http or https"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("an origin has no path, query or user"));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 #[cfg(test)]
@@ -144,5 +202,25 @@ mod tests {
         assert!(parse(&["--session-store", "mongo"]).unwrap_err().contains("unknown session store"));
         assert!(parse(&["--addr"]).unwrap_err().contains("needs a value"));
         assert!(parse(&["--bogus", "1"]).unwrap_err().contains("unknown flag"));
+    }
+
+    #[test]
+    fn allowed_origins_follow_the_address_and_flags() {
+        let origins = |args: &[&str]| parse(args).unwrap().unwrap().allowed_origins();
+        assert_eq!(origins(&[]), ["http://localhost:3000", "http://127.0.0.1:3000"]);
+        assert_eq!(origins(&["--addr", "[::1]:8080"]), ["http://localhost:8080", "http://[::1]:8080"]);
+        assert_eq!(
+            origins(&["--addr", "0.0.0.0:80"]),
+            ["http://localhost", "http://127.0.0.1"],
+            "no default port"
+        );
+        assert_eq!(
+            origins(&["--addr", "192.168.1.5:3000", "--origin", "HTTPS://Bookmarks.example:443/"]),
+            ["http://192.168.1.5:3000", "https://bookmarks.example"]
+        );
+        assert_eq!(origins(&["--origin", "http://localhost:3000"]).len(), 2, "no duplicates");
+        for bad in ["bookmarks.example", "ftp://x.example", "https://x.example/app", "https://x.example/?a"] {
+            assert!(parse(&["--origin", bad]).unwrap_err().contains("--origin"), "{bad}");
+        }
     }
 }

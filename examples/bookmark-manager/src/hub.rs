@@ -1,16 +1,17 @@
 //! The WebSocket hub: which sockets are open for which user and login, so a change made in
-//! one browser reaches the user's other browsers, and the sockets of a session that ended
-//! (logout, revoke, password change) are closed.
+//! one browser reaches the user's other browsers, and the sockets of a login that the app
+//! ends itself (logout, "log out all other devices", password change) are closed.
 //!
-//! A socket is known by the user, the login it was opened under (a random id kept in the
-//! session at login, which exists in every session mode) and, with a server-side store,
-//! the session's handle (which the session manager's events name).
+//! A socket is known by the user and the login it was opened under (a random id kept in
+//! the session at login, which exists in every session mode). The end of the socket's
+//! session (flush, revoke, expiry) is watched by the socket itself, with
+//! `Session::ended` (see `web::ws`); the hub covers what that cannot see: cookie mode,
+//! where no store hears a logout, and logins ended by the user's session epoch.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
-use session_core::{SessionEvent, SessionHandle, SessionManager};
 use tokio::sync::mpsc;
 
 /// How many messages a socket may have queued; a client that falls further behind is
@@ -22,7 +23,7 @@ const QUEUE: usize = 64;
 pub(crate) enum Msg {
     /// A JSON change event to forward.
     Event(String),
-    /// The session ended: say so and close.
+    /// The login ended: say so and close.
     Close,
 }
 
@@ -39,7 +40,6 @@ pub(crate) struct Change {
 struct Conn {
     user: i64,
     login: String,
-    handle: Option<SessionHandle>,
     tx: mpsc::Sender<Msg>,
 }
 
@@ -79,17 +79,12 @@ impl Hub {
     }
 
     /// Registers a socket; it receives messages until the registration is dropped.
-    pub(crate) fn register(
-        &self,
-        user: i64,
-        login: String,
-        handle: Option<SessionHandle>,
-    ) -> (Registration, mpsc::Receiver<Msg>) {
+    pub(crate) fn register(&self, user: i64, login: String) -> (Registration, mpsc::Receiver<Msg>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut inner = self.inner();
         inner.next += 1;
         let id = inner.next;
-        inner.conns.insert(id, Conn { user, login, handle, tx });
+        inner.conns.insert(id, Conn { user, login, tx });
         (Registration { hub: self.clone(), id }, rx)
     }
 
@@ -117,40 +112,9 @@ impl Hub {
         self.send(&Msg::Close, |c| c.user == user && c.login != keep);
     }
 
-    /// Applies a session manager event: closes the sockets of an ended session, follows a
-    /// session to its new handle.
-    pub(crate) fn apply(&self, event: &SessionEvent) {
-        if let Some(ended) = event.ended() {
-            self.send(&Msg::Close, |c| c.handle == Some(ended));
-        } else if let SessionEvent::Cycled { old, new } = *event {
-            for c in self.inner().conns.values_mut().filter(|c| c.handle == Some(old)) {
-                c.handle = Some(new);
-            }
-        }
-    }
-
     /// Number of open sockets (for the session page and tests).
     pub(crate) fn len(&self) -> usize {
         self.inner().conns.len()
-    }
-
-    /// Forwards the manager's events to the hub for as long as the manager lives.
-    pub(crate) fn follow(&self, manager: &SessionManager) {
-        let mut events = manager.subscribe();
-        let hub = self.clone();
-        tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                match events.recv().await {
-                    Ok(event) => hub.apply(&event),
-                    // Missed events may have ended sessions whose sockets then stay open
-                    // until the browser leaves the page; they only ever get change
-                    // notices (kinds and ids) of their own user. Rare enough to accept.
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
-                }
-            }
-        });
     }
 }
 
@@ -158,24 +122,18 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn handle(n: u8) -> SessionHandle {
-        format!("{:064x}", n).parse().unwrap()
-    }
-
     #[tokio::test]
     async fn routes_changes_and_closes() {
         let hub = Hub::default();
-        let (_a, mut a) = hub.register(1, "la".into(), Some(handle(1)));
-        let (_b, mut b) = hub.register(1, "lb".into(), Some(handle(2)));
-        let (c_reg, mut c) = hub.register(2, "lc".into(), None);
+        let (_a, mut a) = hub.register(1, "la".into());
+        let (_b, mut b) = hub.register(1, "lb".into());
+        let (c_reg, mut c) = hub.register(2, "lc".into());
         hub.publish(1, &Change { kind: "notes", action: "created", id: 7 });
         assert!(matches!(a.try_recv(), Ok(Msg::Event(j)) if j.contains("\"id\":7")));
         assert!(matches!(b.try_recv(), Ok(Msg::Event(_))));
         assert!(c.try_recv().is_err());
-        hub.apply(&SessionEvent::Cycled { old: handle(2), new: handle(3) });
-        hub.apply(&SessionEvent::Revoked { handle: handle(3) });
-        assert_eq!(b.try_recv(), Ok(Msg::Close));
         hub.close_user_except(1, "la");
+        assert_eq!(b.try_recv(), Ok(Msg::Close));
         assert!(a.try_recv().is_err());
         hub.close_login("la");
         assert_eq!(a.try_recv(), Ok(Msg::Close));

@@ -11,8 +11,8 @@
 //! | `cli` | flags |
 //! | `setup`, `keys` | data dir, key files, the session store chosen by flag |
 //! | `db` | the app's SQLite tables and queries, each scoped to its owner |
-//! | `web` | the router, extractors (login, CSRF), handlers, templates, static assets |
-//! | `hub` | the WebSocket hub: per-user change events, closing sockets of ended sessions |
+//! | `web` | the router (inside session-core's session and CSRF layers), the login extractor, handlers, templates, static assets |
+//! | `hub` | the WebSocket hub: per-user change events, closing the sockets of logins the app ends |
 
 mod cli;
 mod db;

@@ -25,15 +25,18 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
-    let state = setup::open(&opts, PasswordCost::Default).await?;
+async fn run(mut opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(opts.addr).await?;
+    // The bound address (`--addr 127.0.0.1:0` picks a port), which the allowed origins name.
+    opts.addr = listener.local_addr()?;
+    let state = setup::open(&opts, PasswordCost::Default).await?;
     println!(
         "bookmark-manager serving http://{} (sessions: {}, data: {})",
         listener.local_addr()?,
         opts.store,
         opts.data_dir.display()
     );
+    println!("forms accepted from {} (add more with --origin)", opts.allowed_origins().join(", "));
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             // If the signal handler cannot be installed, serve until killed rather than exit.

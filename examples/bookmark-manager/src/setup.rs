@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use session_core::csrf::CsrfLayer;
 use session_core::{ExpiredDeletion, Expiry, Key, KeyRing, SessionLayer, SessionStore};
 use session_store_file::FileStore;
 use session_store_memory::MemoryStore;
@@ -15,6 +16,10 @@ use crate::{keys, AppState, Db, Options, PasswordCost, StoreKind};
 /// The session cookie's name. Not `__Host-`: that prefix requires Secure, and the app
 /// serves plain `http://127.0.0.1`.
 pub const COOKIE_NAME: &str = "bm_session";
+
+/// The cookie that binds the CSRF tokens of visitors without a session (see
+/// `session_core::csrf`). Not `__Host-`, for the same reason.
+pub const CSRF_COOKIE_NAME: &str = "bm_csrf";
 
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +69,21 @@ pub async fn open(opts: &Options, cost: PasswordCost) -> Result<AppState, SetupE
     let vault_key = keys::load_or_create(&dir.join("vault.key")).map_err(io(dir.join("vault.key")))?;
     let session_key = keys::load_or_create(&dir.join("session.key")).map_err(io(dir.join("session.key")))?;
     let db = Db::open(&dir.join("app.db")).await?;
+    // The CSRF tokens' own context keeps them apart from the session's uses of this key.
+    let csrf = csrf_layer(opts, session_key.clone());
     let layer = session_layer(opts, session_key).await?;
-    Ok(AppState::new(db, vault_key, layer, opts.store, cost).await)
+    Ok(AppState::new(db, vault_key, layer, csrf, opts.store, cost).await)
+}
+
+/// CSRF protection for every state-changing request: forms from the origins `opts` serves.
+fn csrf_layer(opts: &Options, key: Key) -> CsrfLayer {
+    opts.allowed_origins()
+        .into_iter()
+        .fold(CsrfLayer::new(KeyRing::new(key)), CsrfLayer::with_allowed_origin)
+        .with_cookie_name(CSRF_COOKIE_NAME)
+        // As for the session cookie: plain http://127.0.0.1 never sends a Secure cookie back.
+        .with_secure(false)
+        .with_max_body(crate::web::MAX_BODY)
 }
 
 /// The session layer for the store `opts` chooses, with the app's cookie settings.

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use session_core::csrf::CsrfLayer;
 use session_core::{Key, KeyRing, SessionLayer, SessionManager};
 
 use crate::hub::Hub;
@@ -16,6 +17,7 @@ pub struct AppState {
     /// Seals vault secrets at rest; never used for cookies.
     pub(crate) vault: KeyRing,
     pub(crate) sessions: Arc<SessionLayer>,
+    pub(crate) csrf: CsrfLayer,
     pub(crate) manager: SessionManager,
     pub(crate) store: StoreKind,
     pub(crate) hub: Hub,
@@ -27,27 +29,26 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state. `sessions` is the configured session layer for `store`;
-    /// `vault_key` encrypts vault secrets. Starts the task that closes WebSockets of
-    /// sessions the session manager reports ended, so call it inside a Tokio runtime.
+    /// Builds the state. `sessions` is the configured session layer for `store`, `csrf`
+    /// the CSRF layer the router puts inside it; `vault_key` encrypts vault secrets.
     pub async fn new(
         db: Db,
         vault_key: Key,
         sessions: SessionLayer,
+        csrf: CsrfLayer,
         store: StoreKind,
         password_cost: PasswordCost,
     ) -> Self {
         let manager = sessions.manager();
-        let hub = Hub::default();
-        hub.follow(&manager);
         let dummy_hash = password_cost.hash("no one's password".to_owned()).await.into();
         Self {
             db,
             vault: KeyRing::new(vault_key),
             sessions: Arc::new(sessions),
+            csrf,
             manager,
             store,
-            hub,
+            hub: Hub::default(),
             password_cost,
             dummy_hash,
             demo: Arc::default(),
@@ -58,6 +59,13 @@ impl AppState {
     #[must_use]
     pub fn store(&self) -> StoreKind {
         self.store
+    }
+
+    /// The session layer [`app`](crate::app) applies (tests open sessions through it with
+    /// session-core's `TestClient::with_session_layer`).
+    #[must_use]
+    pub fn session_layer(&self) -> &SessionLayer {
+        &self.sessions
     }
 
     /// Number of open WebSockets.

@@ -167,10 +167,13 @@ impl Browser {
 
 async fn serve() -> (String, AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options { data_dir: dir.path().join("data"), store: StoreKind::Sqlite, ..Options::default() };
-    let state = setup::open(&opts, PasswordCost::Minimal).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    // The address the CSRF layer derives its allowed origins from, as `--addr` gives it.
+    let opts =
+        Options { addr, data_dir: dir.path().join("data"), store: StoreKind::Sqlite, ..Options::default() };
+    let state = setup::open(&opts, PasswordCost::Minimal).await.unwrap();
+    let base = format!("http://{addr}");
     let router = app(state.clone());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     (base, state, dir)

@@ -105,7 +105,7 @@
     });
     ws.addEventListener("close", (ev) => {
       document.body.dataset.ws = "closed";
-      if (ev.code === 4001) {
+      if (ev.code === 1008) {
         ended = true;
         notice("Your session ended. Reloading…");
         setTimeout(() => location.reload(), 1200);

@@ -7,10 +7,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
+use session_core::csrf::CsrfToken;
+use session_core::flash::Level;
 use session_core::{Expiry, Session};
 
 use super::error::AppError;
-use super::page::{flash, is_live, local_path, new_csrf_token, page, random_token, Auth, KEY_AUTH};
+use super::page::{is_live, local_path, page, random_token, Auth, KEY_AUTH};
 use super::templates::render;
 use crate::passwords;
 use crate::AppState;
@@ -18,11 +20,13 @@ use crate::AppState;
 /// How long "remember me" keeps an idle login.
 const REMEMBER_FOR: time::Duration = time::Duration::days(30);
 
-/// A logged-in user and their session. Rejects with a redirect to `/login`.
+/// A logged-in user, their session and a CSRF token for the page's forms. Rejects with a
+/// redirect to `/login`.
 #[derive(Debug)]
 pub(crate) struct CurrentUser {
     pub(crate) auth: Auth,
     pub(crate) session: Session,
+    pub(crate) csrf: CsrfToken,
     /// The request is a live update of a page (see [`page`]).
     pub(crate) live: bool,
 }
@@ -34,10 +38,10 @@ impl FromRequestParts<AppState> for CurrentUser {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|e| AppError::Internal(e.to_string().into()))?;
-        match current(&session, state).await? {
-            Some(auth) => Ok(CurrentUser { auth, session, live: is_live(&parts.headers) }),
-            None => Err(AppError::LoginRequired),
-        }
+        let Some(auth) = current(&session, state).await? else { return Err(AppError::LoginRequired) };
+        let csrf =
+            CsrfToken::from_extensions(&parts.extensions).await.map_err(|e| AppError::Internal(e.into()))?;
+        Ok(CurrentUser { auth, session, csrf, live: is_live(&parts.headers) })
     }
 }
 
@@ -62,34 +66,39 @@ pub(crate) struct NextQuery {
 pub(crate) async fn login_page(
     State(state): State<AppState>,
     session: Session,
+    csrf: CsrfToken,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Result<Response, AppError> {
     if current(&session, &state).await?.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
     let next = local_path(q.next.as_deref());
-    form_page(&session, "login.html", StatusCode::OK, None, "", &next).await
+    form_page(&session, &csrf, "login.html", StatusCode::OK, None, "", &next).await
 }
 
 pub(crate) async fn register_page(
     State(state): State<AppState>,
     session: Session,
+    csrf: CsrfToken,
 ) -> Result<Response, AppError> {
     if current(&session, &state).await?.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
-    form_page(&session, "register.html", StatusCode::OK, None, "", "/").await
+    form_page(&session, &csrf, "register.html", StatusCode::OK, None, "", "/").await
 }
 
+/// The login or register form, again with `error` when a submission failed. Only ever
+/// rendered by responses that keep the session id (a successful login redirects).
 async fn form_page(
     session: &Session,
+    csrf: &CsrfToken,
     template: &str,
     status: StatusCode,
     error: Option<&str>,
     name: &str,
     next: &str,
 ) -> Result<Response, AppError> {
-    let page = page(session, None, false).await?;
+    let page = page(session, csrf, None, false).await?;
     Ok((status, render(template, minijinja::context! { page, error, name, next })?).into_response())
 }
 
@@ -104,6 +113,7 @@ pub(crate) struct LoginForm {
 pub(crate) async fn login(
     State(state): State<AppState>,
     session: Session,
+    csrf: CsrfToken,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
@@ -114,16 +124,19 @@ pub(crate) async fn login(
     let next = local_path(form.next.as_deref());
     let Some(user) = user.filter(|_| ok) else {
         let msg = Some("Wrong user name or password.");
-        return form_page(&session, "login.html", StatusCode::UNAUTHORIZED, msg, form.name.trim(), &next)
-            .await;
+        let (name, status) = (form.name.trim(), StatusCode::UNAUTHORIZED);
+        return form_page(&session, &csrf, "login.html", status, msg, name, &next).await;
     };
     start_login(&session, &headers, &user, form.remember.is_some()).await?;
-    flash(&session, "ok", format!("Welcome back, {}.", user.name)).await?;
+    session.flash(Level::Success, format!("Welcome back, {}.", user.name)).await?;
+    // A redirect, never a page: a token rendered in this response, which changes the
+    // session id, would be refused.
     Ok(Redirect::to(&next).into_response())
 }
 
 /// Logs `user` in on this session: a new session id (so an id planted before login is
-/// worthless), a new CSRF token, the user and device label for the devices page.
+/// worthless, and so are CSRF tokens rendered before it), the user and device label for
+/// the devices page.
 async fn start_login(
     session: &Session,
     headers: &HeaderMap,
@@ -131,7 +144,6 @@ async fn start_login(
     remember: bool,
 ) -> Result<(), AppError> {
     session.cycle_id().await?;
-    new_csrf_token(session).await?;
     let auth =
         Auth { user_id: user.id, name: user.name.clone(), epoch: user.session_epoch, login: random_token() };
     session.insert(KEY_AUTH, &auth).await?;
@@ -152,6 +164,7 @@ pub(crate) struct RegisterForm {
 pub(crate) async fn register(
     State(state): State<AppState>,
     session: Session,
+    csrf: CsrfToken,
     headers: HeaderMap,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, AppError> {
@@ -164,16 +177,16 @@ pub(crate) async fn register(
         password_problem(&form.password, &form.confirm)
     };
     if let Some(msg) = problem {
-        return form_page(&session, "register.html", StatusCode::UNPROCESSABLE_ENTITY, Some(msg), name, "/")
-            .await;
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return form_page(&session, &csrf, "register.html", status, Some(msg), name, "/").await;
     }
     let hash = state.password_cost.hash(form.password).await;
     let Some(user) = state.db.create_user(name, &hash).await? else {
         let msg = Some("That user name is taken.");
-        return form_page(&session, "register.html", StatusCode::CONFLICT, msg, name, "/").await;
+        return form_page(&session, &csrf, "register.html", StatusCode::CONFLICT, msg, name, "/").await;
     };
     start_login(&session, &headers, &user, false).await?;
-    flash(&session, "ok", format!("Welcome, {}! Your account is ready.", user.name)).await?;
+    session.flash(Level::Success, format!("Welcome, {}! Your account is ready.", user.name)).await?;
     Ok(Redirect::to("/").into_response())
 }
 
@@ -190,11 +203,13 @@ fn password_problem(password: &str, confirm: &str) -> Option<&'static str> {
 /// Destroys the session server-side (a copied cookie is dead too) and closes its sockets.
 pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
     if let Some(auth) = session.get::<Auth>(KEY_AUTH).await? {
+        // With a store, the flush alone ends the sockets' watch; in cookie mode nothing
+        // hears it, so the hub closes them.
         state.hub.close_login(&auth.login);
     }
     session.flush().await?;
     // Starts a fresh, anonymous session that only carries this message.
-    flash(&session, "ok", "You are logged out.").await?;
+    session.flash(Level::Success, "You are logged out.").await?;
     Ok(Redirect::to("/").into_response())
 }
 
@@ -214,11 +229,11 @@ pub(crate) async fn change_password(
 ) -> Result<Response, AppError> {
     let user = state.db.user_by_id(auth.user_id).await?.ok_or(AppError::LoginRequired)?;
     if !passwords::verify(user.password_hash, form.current).await {
-        flash(&session, "error", "The current password is wrong; nothing was changed.").await?;
+        session.flash(Level::Error, "The current password is wrong; nothing was changed.").await?;
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());
     }
     if let Some(msg) = password_problem(&form.password, &form.confirm) {
-        flash(&session, "error", msg).await?;
+        session.flash(Level::Error, msg).await?;
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());
     }
     let hash = state.password_cost.hash(form.password).await;
@@ -226,7 +241,7 @@ pub(crate) async fn change_password(
     session.cycle_id().await?;
     session.insert(KEY_AUTH, &Auth { epoch, ..auth.clone() }).await?;
     super::devices::end_other_sessions(&state, &session, &auth).await?;
-    flash(&session, "ok", "Password changed. Your other devices were logged out.").await?;
+    session.flash(Level::Success, "Password changed. Your other devices were logged out.").await?;
     Ok(Redirect::to("/devices").into_response())
 }
 

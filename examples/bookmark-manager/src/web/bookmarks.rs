@@ -6,10 +6,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
+use session_core::flash::Level;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{flash, page, prefs, render_edit, Pager};
+use super::page::{page, prefs, render_edit, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -87,7 +88,7 @@ pub(crate) async fn list(
 
 async fn render_list(
     state: &AppState,
-    CurrentUser { auth, session, live }: &CurrentUser,
+    CurrentUser { auth, session, csrf, live }: &CurrentUser,
     requested: Option<u32>,
     status: StatusCode,
     error: Option<String>,
@@ -107,7 +108,7 @@ async fn render_list(
             url: b.url,
         })
         .collect();
-    let page = page(session, Some(auth), *live).await?;
+    let page = page(session, csrf, Some(auth), *live).await?;
     let html = render("bookmarks.html", minijinja::context! { page, pager, items, error, form })?;
     Ok((status, html).into_response())
 }
@@ -125,7 +126,7 @@ pub(crate) async fn create(
     };
     let b = state.db.add_bookmark(user.auth.user_id, &title, &url, &tags).await?;
     state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "created", id: b.id });
-    flash(&user.session, "ok", "Bookmark added.").await?;
+    user.session.flash(Level::Success, "Bookmark added.").await?;
     Ok(Redirect::to("/bookmarks").into_response())
 }
 
@@ -160,7 +161,7 @@ pub(crate) async fn update(
         .await?
         .ok_or(AppError::NotFound)?;
     state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "updated", id: b.id });
-    flash(&user.session, "ok", "Bookmark saved.").await?;
+    user.session.flash(Level::Success, "Bookmark saved.").await?;
     Ok(Redirect::to("/bookmarks").into_response())
 }
 
@@ -173,7 +174,7 @@ pub(crate) async fn delete(
         return Err(AppError::NotFound);
     }
     state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "deleted", id });
-    flash(&user.session, "ok", "Bookmark deleted.").await?;
+    user.session.flash(Level::Success, "Bookmark deleted.").await?;
     Ok(Redirect::to("/bookmarks").into_response())
 }
 

@@ -5,11 +5,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
+use session_core::csrf::CsrfToken;
+use session_core::flash::Level;
 use session_core::Session;
 
 use super::auth::current;
 use super::error::AppError;
-use super::page::{flash, page, KEY_DEMO};
+use super::page::{page, KEY_DEMO};
 use super::templates::render;
 use crate::AppState;
 
@@ -30,27 +32,37 @@ fn entry(form: &EntryForm) -> Result<String, AppError> {
     Ok(text.to_owned())
 }
 
-async fn show(state: &AppState, session: &Session, shared: bool) -> Result<Response, AppError> {
+async fn show(
+    state: &AppState,
+    session: &Session,
+    csrf: &CsrfToken,
+    shared: bool,
+) -> Result<Response, AppError> {
     let auth = current(session, state).await?;
     let items: Vec<String> = if shared {
         state.demo().iter().cloned().collect()
     } else {
         session.get(KEY_DEMO).await?.unwrap_or_default()
     };
-    let page = page(session, auth.as_ref(), false).await?;
+    let page = page(session, csrf, auth.as_ref(), false).await?;
     let html = render("demo.html", minijinja::context! { page, shared, items, max => MAX_ENTRIES })?;
     Ok(html.into_response())
 }
 
-pub(crate) async fn global(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
-    show(&state, &session, true).await
+pub(crate) async fn global(
+    State(state): State<AppState>,
+    session: Session,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
+    show(&state, &session, &csrf, true).await
 }
 
 pub(crate) async fn per_session(
     State(state): State<AppState>,
     session: Session,
+    csrf: CsrfToken,
 ) -> Result<Response, AppError> {
-    show(&state, &session, false).await
+    show(&state, &session, &csrf, false).await
 }
 
 pub(crate) async fn global_add(
@@ -64,7 +76,7 @@ pub(crate) async fn global_add(
         list.push_front(text);
         list.truncate(MAX_ENTRIES);
     }
-    flash(&session, "ok", "Added to the list everyone sees.").await?;
+    session.flash(Level::Success, "Added to the list everyone sees.").await?;
     Ok(Redirect::to("/demo/global").into_response())
 }
 
@@ -77,12 +89,12 @@ pub(crate) async fn session_add(session: Session, Form(form): Form<EntryForm>) -
             list.truncate(MAX_ENTRIES);
         })
         .await?;
-    flash(&session, "ok", "Added to this session's list.").await?;
+    session.flash(Level::Success, "Added to this session's list.").await?;
     Ok(Redirect::to("/demo/session").into_response())
 }
 
 pub(crate) async fn session_clear(session: Session) -> Result<Response, AppError> {
     session.remove::<Vec<String>>(KEY_DEMO).await?;
-    flash(&session, "ok", "This session's list is empty again.").await?;
+    session.flash(Level::Success, "This session's list is empty again.").await?;
     Ok(Redirect::to("/demo/session").into_response())
 }

@@ -4,12 +4,13 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
+use session_core::flash::Level;
 use session_core::{Session, SessionHandle, StoreError};
 use time::OffsetDateTime;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{flash, page, Auth, KEY_AUTH};
+use super::page::{page, Auth, KEY_AUTH};
 use super::templates::render;
 use crate::AppState;
 
@@ -36,7 +37,7 @@ pub(crate) fn when(t: OffsetDateTime) -> String {
 
 pub(crate) async fn list(
     State(state): State<AppState>,
-    CurrentUser { auth, session, live }: CurrentUser,
+    CurrentUser { auth, session, csrf, live }: CurrentUser,
 ) -> Result<Response, AppError> {
     let current = session.handle();
     let (devices, note) = match state.manager.sessions_of(&auth.user_id.to_string()).await {
@@ -63,7 +64,7 @@ pub(crate) async fn list(
         ),
         Err(err) => return Err(err.into()),
     };
-    let page = page(&session, Some(&auth), live).await?;
+    let page = page(&session, &csrf, Some(&auth), live).await?;
     let store = state.store.name();
     Ok(render("devices.html", minijinja::context! { page, devices, note, store })?.into_response())
 }
@@ -91,7 +92,7 @@ pub(crate) async fn revoke(
         session.flush().await?;
         return Ok(Redirect::to("/login").into_response());
     }
-    flash(&session, "ok", "That device is logged out.").await?;
+    session.flash(Level::Success, "That device is logged out.").await?;
     Ok(Redirect::to("/devices").into_response())
 }
 
@@ -108,7 +109,7 @@ pub(crate) async fn revoke_others(
         Some(n) => format!("{n} other devices are logged out."),
         None => "Every other login is over.".to_owned(),
     };
-    flash(&session, "ok", text).await?;
+    session.flash(Level::Success, text).await?;
     Ok(Redirect::to("/devices").into_response())
 }
 

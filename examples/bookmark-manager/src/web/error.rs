@@ -14,7 +14,8 @@ pub(crate) enum AppError {
     NotFound,
     /// The page needs a logged-in user.
     LoginRequired,
-    /// The request carried no CSRF token or a wrong one.
+    /// The CSRF layer refused the request: no token, a wrong or expired one, or another
+    /// site's origin.
     Csrf,
     /// The request body is over the limit.
     TooLarge,
@@ -83,7 +84,8 @@ impl IntoResponse for AppError {
 
 /// A standalone error page (no user context: it may be rendered before any is known).
 pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let page = minijinja::context! { theme => "light", flashes => Vec::<()>::new(), csrf => "" };
+    let page =
+        minijinja::context! { theme => "light", flashes => Vec::<()>::new(), csrf => "", csrf_field => "" };
     let ctx = minijinja::context! { page, title, message, status => status.as_u16() };
     match templates::render("error.html", ctx) {
         Ok(html) => (status, html).into_response(),

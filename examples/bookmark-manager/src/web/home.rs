@@ -5,11 +5,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
+use session_core::csrf::CsrfToken;
+use session_core::flash::Level;
 use session_core::Session;
 
 use super::auth::current;
 use super::error::AppError;
-use super::page::{flash, is_live, local_path, page, prefs, KEY_PREFS, PER_PAGE};
+use super::page::{is_live, local_path, page, prefs, KEY_PREFS, PER_PAGE};
 use super::templates::render;
 use crate::db::PageReq;
 use crate::AppState;
@@ -21,10 +23,11 @@ const MAX_QUERY: usize = 100;
 pub(crate) async fn home(
     State(state): State<AppState>,
     session: Session,
+    csrf: CsrfToken,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
     let Some(auth) = current(&session, &state).await? else {
-        let page = page(&session, None, false).await?;
+        let page = page(&session, &csrf, None, false).await?;
         return Ok(render("welcome.html", minijinja::context! { page })?.into_response());
     };
     let uid = auth.user_id;
@@ -36,7 +39,7 @@ pub(crate) async fn home(
     };
     let bookmarks = state.db.bookmarks(uid, recent).await?;
     let notes = state.db.notes(uid, recent).await?;
-    let page = page(&session, Some(&auth), is_live(&headers)).await?;
+    let page = page(&session, &csrf, Some(&auth), is_live(&headers)).await?;
     let per_page_choices = PER_PAGE;
     let html =
         render("dashboard.html", minijinja::context! { page, counts, bookmarks, notes, per_page_choices })?;
@@ -101,6 +104,6 @@ pub(crate) async fn save_prefs(session: Session, Form(form): Form<PrefsForm>) ->
     prefs.theme = form.theme;
     prefs.per_page = form.per_page;
     session.insert(KEY_PREFS, &prefs).await?;
-    flash(&session, "ok", "Preferences saved.").await?;
+    session.flash(Level::Success, "Preferences saved.").await?;
     Ok(Redirect::to(&local_path(form.next.as_deref())).into_response())
 }

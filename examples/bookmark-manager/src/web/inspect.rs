@@ -3,12 +3,14 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use session_core::csrf::CsrfToken;
+use session_core::flash::{Flash, FLASH_KEY};
 use session_core::{Expiry, Session};
 
 use super::auth::current;
 use super::devices::when;
 use super::error::AppError;
-use super::page::{page, Flash, Prefs, KEY_AUTH, KEY_CSRF, KEY_DEMO, KEY_FLASH, KEY_PREFS};
+use super::page::{page, Prefs, KEY_AUTH, KEY_DEMO, KEY_PREFS};
 use super::templates::render;
 use crate::{AppState, StoreKind};
 
@@ -47,12 +49,14 @@ fn describe_store(store: StoreKind) -> &'static str {
 async fn shown(session: &Session, key: &str) -> Result<String, AppError> {
     Ok(match key {
         KEY_AUTH => "(the logged-in user and login id: not shown)".into(),
-        KEY_CSRF => "(the CSRF token: secret, not shown)".into(),
+        // session-core's own keys for CSRF: only in cookie mode, or when a session began
+        // beside the cookie of a visitor's form.
+        key if key.starts_with("session_core.csrf") => "(a CSRF secret: not shown)".into(),
         KEY_PREFS => {
             let p: Prefs = session.get(key).await?.unwrap_or_default();
             format!("theme {}, {} items per page", p.theme, p.per_page)
         }
-        KEY_FLASH => {
+        FLASH_KEY => {
             let list: Vec<Flash> = session.get(key).await?.unwrap_or_default();
             format!("{} message(s) waiting", list.len())
         }
@@ -64,11 +68,15 @@ async fn shown(session: &Session, key: &str) -> Result<String, AppError> {
     })
 }
 
-pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
     let auth = current(&session, &state).await?;
-    // Rendered first: it creates the CSRF token and takes the flash, so the key list
-    // below shows what the session holds once this page is served.
-    let page = page(&session, auth.as_ref(), false).await?;
+    // Rendered first: it takes the flash messages, so the key list below shows what the
+    // session holds once this page is served.
+    let page = page(&session, &csrf, auth.as_ref(), false).await?;
     let mut entries = Vec::new();
     for key in session.keys().await? {
         let value = shown(&session, &key).await?;

@@ -1,8 +1,8 @@
-//! The HTTP side: the router, shared middleware (CSRF, security headers), static assets.
+//! The HTTP side: the router, shared middleware (session-core's CSRF layer, security
+//! headers), static assets.
 
 mod auth;
 mod bookmarks;
-mod csrf;
 mod demo;
 mod devices;
 mod error;
@@ -15,7 +15,7 @@ mod vault;
 mod ws;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +23,11 @@ use axum::Router;
 use serde::Deserialize;
 use session_core::SessionLayer;
 
+use self::error::AppError;
 use crate::AppState;
+
+/// The largest request body the app reads (a 64 KiB note, percent-encoded, fits).
+pub(crate) const MAX_BODY: usize = 256 * 1024;
 
 /// `?page=N` on the lists.
 #[derive(Debug, Deserialize)]
@@ -31,10 +35,15 @@ pub(crate) struct ListQuery {
     page: Option<u32>,
 }
 
-/// The app's router, with the session layer from `state` applied. `main` serves it;
-/// tests call it with `oneshot`.
+/// The app's router, with the session and CSRF layers from `state` applied. `main` serves
+/// it; tests call it with `oneshot`.
+///
+/// # Panics
+///
+/// When the CSRF layer's settings are invalid (`setup` makes valid ones).
 pub fn app(state: AppState) -> Router {
     let sessions = SessionLayer::clone(&state.sessions);
+    let csrf = state.csrf.clone();
     Router::new()
         .route("/", get(home::home))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -67,12 +76,44 @@ pub fn app(state: AppState) -> Router {
         .route("/static/app.js", get(script))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
-        // Inside the session layer: the guard reads the token from the session.
-        .layer(middleware::from_fn(csrf::guard))
+        .layer(middleware::map_response(mark_answered))
+        // Every non-GET request needs the token, checked before any handler runs. Inside
+        // the session layer, which it binds tokens to.
+        .layer(csrf)
+        .layer(middleware::map_response(refusal_page))
         .layer(middleware::map_response(security_headers))
-        .layer(DefaultBodyLimit::max(csrf::MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(sessions)
         .with_state(state)
+}
+
+/// Marks a response as the app's own answer (see [`refusal_page`]).
+#[derive(Debug, Clone, Copy)]
+struct Answered;
+
+async fn mark_answered(mut res: Response) -> Response {
+    res.extensions_mut().insert(Answered);
+    res
+}
+
+/// The CSRF layer answers a refused request itself, in plain text; this shows its answer as
+/// the app's error page, with the same status. Responses the app made carry [`Answered`].
+async fn refusal_page(res: Response) -> Response {
+    if res.extensions().get::<Answered>().is_some() {
+        return res;
+    }
+    match res.status() {
+        StatusCode::FORBIDDEN => AppError::Csrf.into_response(),
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge.into_response(),
+        StatusCode::BAD_REQUEST => {
+            AppError::BadRequest("The request could not be read.".into()).into_response()
+        }
+        // A session failure during the check (the layer logged nothing of it but the reason).
+        status if status.is_server_error() => {
+            AppError::Internal("the session failed in the CSRF check".into()).into_response()
+        }
+        _ => res,
+    }
 }
 
 async fn not_found() -> Response {

@@ -6,10 +6,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
+use session_core::flash::Level;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{flash, page, prefs, render_edit, Pager};
+use super::page::{page, prefs, render_edit, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -57,7 +58,7 @@ pub(crate) async fn list(
 
 async fn render_list(
     state: &AppState,
-    CurrentUser { auth, session, live }: &CurrentUser,
+    CurrentUser { auth, session, csrf, live }: &CurrentUser,
     requested: Option<u32>,
     status: StatusCode,
     error: Option<String>,
@@ -66,7 +67,7 @@ async fn render_list(
     let per_page = prefs(session).await?.per_page;
     let pager = Pager::new(requested, per_page, state.db.count_notes(auth.user_id).await?);
     let items = state.db.notes(auth.user_id, pager.req(per_page)).await?;
-    let page = page(session, Some(auth), *live).await?;
+    let page = page(session, csrf, Some(auth), *live).await?;
     let html = render("notes.html", minijinja::context! { page, pager, items, error, form })?;
     Ok((status, html).into_response())
 }
@@ -81,7 +82,7 @@ pub(crate) async fn create(
     }
     let n = state.db.add_note(user.auth.user_id, form.title.trim(), &form.body).await?;
     state.hub.publish(user.auth.user_id, &Change { kind: "notes", action: "created", id: n.id });
-    flash(&user.session, "ok", "Note added.").await?;
+    user.session.flash(Level::Success, "Note added.").await?;
     Ok(Redirect::to("/notes").into_response())
 }
 
@@ -107,7 +108,7 @@ pub(crate) async fn update(
     let n = state.db.update_note(user.auth.user_id, id, form.title.trim(), &form.body).await?;
     let n = n.ok_or(AppError::NotFound)?;
     state.hub.publish(user.auth.user_id, &Change { kind: "notes", action: "updated", id: n.id });
-    flash(&user.session, "ok", "Note saved.").await?;
+    user.session.flash(Level::Success, "Note saved.").await?;
     Ok(Redirect::to("/notes").into_response())
 }
 
@@ -120,6 +121,6 @@ pub(crate) async fn delete(
         return Err(AppError::NotFound);
     }
     state.hub.publish(user.auth.user_id, &Change { kind: "notes", action: "deleted", id });
-    flash(&user.session, "ok", "Note deleted.").await?;
+    user.session.flash(Level::Success, "Note deleted.").await?;
     Ok(Redirect::to("/notes").into_response())
 }

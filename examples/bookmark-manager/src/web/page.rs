@@ -1,16 +1,19 @@
 //! What every page shows from the session: who is logged in, the theme, flash messages
-//! and the CSRF token its forms carry.
+//! (session-core's, taken once) and the CSRF token its forms carry (session-core's, bound
+//! to the session, or for a visitor without one to a cookie of its own, so showing a form
+//! stores nothing).
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use session_core::csrf::CsrfToken;
+use session_core::flash::Flash;
 use session_core::Session;
 
 use super::error::AppError;
 
-/// Session keys. `auth` and `csrf` are secrets of the session and never shown.
+/// Session keys the app uses. `auth` is a secret of the session and never shown; flash
+/// messages live under session-core's `flash::FLASH_KEY`.
 pub(crate) const KEY_AUTH: &str = "auth";
-pub(crate) const KEY_CSRF: &str = "csrf";
-pub(crate) const KEY_FLASH: &str = "flash";
 pub(crate) const KEY_PREFS: &str = "prefs";
 pub(crate) const KEY_DEMO: &str = "demo";
 
@@ -24,14 +27,6 @@ pub(crate) struct Auth {
     pub(crate) epoch: i64,
     /// Random per login: names this login's WebSockets in the hub.
     pub(crate) login: String,
-}
-
-/// A message for the next page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Flash {
-    /// `ok` or `error`.
-    pub(crate) kind: String,
-    pub(crate) text: String,
 }
 
 /// Display preferences.
@@ -57,7 +52,9 @@ pub(crate) struct Page {
     pub(crate) user: Option<String>,
     pub(crate) theme: String,
     pub(crate) per_page: u32,
+    /// A freshly masked token, and the form field the CSRF layer reads it from.
     pub(crate) csrf: String,
+    pub(crate) csrf_field: String,
     pub(crate) flashes: Vec<Flash>,
 }
 
@@ -71,15 +68,23 @@ pub(crate) fn is_live(headers: &axum::http::HeaderMap) -> bool {
 
 /// Loads the page context. Flash messages are taken (shown once), except by a live
 /// update, which must not eat a message meant for the page the user goes to next.
-pub(crate) async fn page(session: &Session, auth: Option<&Auth>, live: bool) -> Result<Page, AppError> {
+///
+/// Never call it in a response that changes the session id (`cycle_id`): the token would
+/// be refused. Such handlers redirect, and the next page renders the form.
+pub(crate) async fn page(
+    session: &Session,
+    csrf: &CsrfToken,
+    auth: Option<&Auth>,
+    live: bool,
+) -> Result<Page, AppError> {
     let prefs = prefs(session).await?;
-    let flashes =
-        if live { Vec::new() } else { session.remove::<Vec<Flash>>(KEY_FLASH).await?.unwrap_or_default() };
+    let flashes = if live { Vec::new() } else { session.take_flashes().await? };
     Ok(Page {
         user: auth.map(|a| a.name.clone()),
         theme: prefs.theme,
         per_page: prefs.per_page,
-        csrf: csrf_token(session).await?,
+        csrf: csrf.as_str().to_owned(),
+        csrf_field: csrf.field_name().to_owned(),
         flashes,
     })
 }
@@ -95,7 +100,7 @@ pub(crate) async fn render_edit<F: Serialize>(
     form: &F,
 ) -> Result<axum::response::Response, AppError> {
     use axum::response::IntoResponse as _;
-    let page = page(&user.session, Some(&user.auth), user.live).await?;
+    let page = page(&user.session, &user.csrf, Some(&user.auth), user.live).await?;
     let html = super::templates::render("edit.html", minijinja::context! { page, kind, id, error, form })?;
     Ok((status, html).into_response())
 }
@@ -104,29 +109,7 @@ pub(crate) async fn prefs(session: &Session) -> Result<Prefs, AppError> {
     Ok(session.get::<Prefs>(KEY_PREFS).await?.unwrap_or_default())
 }
 
-/// Queues a message for the next page this session sees.
-pub(crate) async fn flash(session: &Session, kind: &str, text: impl Into<String>) -> Result<(), AppError> {
-    let msg = Flash { kind: kind.into(), text: text.into() };
-    session.update(KEY_FLASH, move |list: &mut Vec<Flash>| list.push(msg)).await?;
-    Ok(())
-}
-
-/// The session's CSRF token, made on first use.
-pub(crate) async fn csrf_token(session: &Session) -> Result<String, AppError> {
-    if let Some(token) = session.get::<String>(KEY_CSRF).await? {
-        return Ok(token);
-    }
-    new_csrf_token(session).await
-}
-
-/// Replaces the CSRF token (at login, so a token seen before login is useless after).
-pub(crate) async fn new_csrf_token(session: &Session) -> Result<String, AppError> {
-    let token = random_token();
-    session.insert(KEY_CSRF, &token).await?;
-    Ok(token)
-}
-
-/// 256 random bits, base64url.
+/// 256 random bits, base64url (the id of a login).
 pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random number generator failed");

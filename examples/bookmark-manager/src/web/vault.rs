@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
+use session_core::flash::Level;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{flash, page, prefs, render_edit, Pager};
+use super::page::{page, prefs, render_edit, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -67,7 +68,7 @@ struct Revealed {
 
 async fn render_list(
     state: &AppState,
-    CurrentUser { auth, session, live }: &CurrentUser,
+    CurrentUser { auth, session, csrf, live }: &CurrentUser,
     requested: Option<u32>,
     status: StatusCode,
     error: Option<String>,
@@ -77,7 +78,7 @@ async fn render_list(
     let per_page = prefs(session).await?.per_page;
     let pager = Pager::new(requested, per_page, state.db.count_vault_items(auth.user_id).await?);
     let items = state.db.vault_items(auth.user_id, pager.req(per_page)).await?;
-    let page = page(session, Some(auth), *live).await?;
+    let page = page(session, csrf, Some(auth), *live).await?;
     let html = render("vault.html", minijinja::context! { page, pager, items, error, form, revealed })?;
     Ok((status, html).into_response())
 }
@@ -95,7 +96,7 @@ pub(crate) async fn create(
     let seal = |id| state.vault.seal(&context(uid, id), form.secret.as_bytes());
     let item = state.db.add_vault_item(uid, form.site.trim(), form.login.trim(), seal).await?;
     state.hub.publish(uid, &Change { kind: "vault", action: "created", id: item.id });
-    flash(&user.session, "ok", "Vault item added.").await?;
+    user.session.flash(Level::Success, "Vault item added.").await?;
     Ok(Redirect::to("/vault").into_response())
 }
 
@@ -144,7 +145,7 @@ pub(crate) async fn update(
     let item = state.db.update_vault_item(uid, id, form.site.trim(), form.login.trim(), secret).await?;
     let item = item.ok_or(AppError::NotFound)?;
     state.hub.publish(uid, &Change { kind: "vault", action: "updated", id: item.id });
-    flash(&user.session, "ok", "Vault item saved.").await?;
+    user.session.flash(Level::Success, "Vault item saved.").await?;
     Ok(Redirect::to("/vault").into_response())
 }
 
@@ -157,6 +158,6 @@ pub(crate) async fn delete(
         return Err(AppError::NotFound);
     }
     state.hub.publish(user.auth.user_id, &Change { kind: "vault", action: "deleted", id });
-    flash(&user.session, "ok", "Vault item deleted.").await?;
+    user.session.flash(Level::Success, "Vault item deleted.").await?;
     Ok(Redirect::to("/vault").into_response())
 }

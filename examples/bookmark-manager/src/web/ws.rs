@@ -1,13 +1,15 @@
 //! `/ws`: the live-sync socket. The upgrade is authenticated by the session cookie (no
 //! login, or a dead session: 401) and refused from other origins; the socket then gets the
-//! user's change events until the session ends, when the hub closes it.
+//! user's change events until its session ends: flushed (logout), revoked, expired (idle or
+//! absolute timeout), which `Session::ended` reports, or its login ended by the app (the
+//! hub's close, which also covers cookie mode). Either way it closes with 1008.
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use session_core::Session;
+use session_core::{EndReason, Session, SessionManager};
 use tokio::sync::mpsc;
 
 use super::auth::current;
@@ -15,8 +17,9 @@ use super::error::AppError;
 use crate::hub::{Msg, Registration};
 use crate::AppState;
 
-/// Close code for "your session ended" (private range 4000-4999).
-const SESSION_ENDED: u16 = 4001;
+/// Close code for "your session ended": 1008, policy violation (the page script reloads,
+/// which shows the login page).
+const SESSION_ENDED: u16 = 1008;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -34,8 +37,20 @@ pub(crate) async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(rejection.into_response()),
     };
-    let (registration, rx) = state.hub.register(auth.user_id, auth.login, session.handle());
-    Ok(upgrade.on_upgrade(move |socket| run(socket, registration, rx)))
+    let (registration, rx) = state.hub.register(auth.user_id, auth.login);
+    // Watched from now on, so no end between this answer and the socket's start is missed.
+    let ended = follow(session.ended(), state.manager.clone());
+    Ok(upgrade.on_upgrade(move |socket| run(socket, registration, rx, ended)))
+}
+
+/// Resolves when the session that `ended` watches is over. An id change (a password
+/// change cycles it) is not an end: the watch moves on to the new id.
+async fn follow(ended: impl std::future::Future<Output = EndReason>, manager: SessionManager) -> EndReason {
+    let mut reason = ended.await;
+    while let EndReason::Cycled { new } = reason {
+        reason = manager.ended(new).await;
+    }
+    reason
 }
 
 /// Browsers always send Origin on WebSocket handshakes; a page of another site must not
@@ -50,9 +65,20 @@ fn same_origin(headers: &HeaderMap) -> bool {
     host.is_some() && origin_host == host
 }
 
-async fn run(mut socket: WebSocket, _registration: Registration, mut rx: mpsc::Receiver<Msg>) {
+async fn run(
+    mut socket: WebSocket,
+    _registration: Registration,
+    mut rx: mpsc::Receiver<Msg>,
+    ended: impl std::future::Future<Output = EndReason>,
+) {
+    tokio::pin!(ended);
     loop {
         tokio::select! {
+            reason = &mut ended => {
+                let frame = CloseFrame { code: SESSION_ENDED, reason: format!("session {reason}").into() };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                break;
+            }
             msg = rx.recv() => match msg {
                 Some(Msg::Event(json)) => {
                     if socket.send(Message::Text(json.into())).await.is_err() {

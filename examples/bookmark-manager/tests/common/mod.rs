@@ -34,8 +34,10 @@ impl TestApp {
         Self::new(StoreKind::Memory).await
     }
 
+    /// A browser with no cookies; its `client.session` opens its session directly.
     pub fn browser(&self) -> Browser {
-        Browser::new(self.router.clone())
+        let client = TestClient::new(self.router.clone()).with_session_layer(self.state.session_layer());
+        Browser { client, csrf: None }
     }
 }
 
@@ -102,7 +104,7 @@ impl Browser {
             self.get("/").await;
         }
         let token = self.csrf.clone().unwrap();
-        let mut all = vec![("csrf", token.as_str())];
+        let mut all = vec![("csrf_token", token.as_str())];
         all.extend_from_slice(fields);
         self.post_raw(path, &all).await
     }
@@ -168,6 +170,15 @@ pub async fn count(app: &TestApp, table: &str) -> i64 {
     let url = format!("sqlite://{}", app.dir.path().join("data/app.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+/// Rows in the SQLite session store's table (`--session-store sqlite`), read directly.
+pub async fn count_sessions(app: &TestApp) -> i64 {
+    let url = format!("sqlite://{}", app.dir.path().join("data/sessions.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&pool).await.unwrap();
     pool.close().await;
     n
 }

@@ -2,7 +2,7 @@
 
 use axum::http::{header, StatusCode};
 
-use crate::common::{html, TestApp};
+use crate::common::{html, Page, TestApp};
 
 #[tokio::test]
 async fn register_log_out_and_log_in_again() {
@@ -86,18 +86,24 @@ async fn login_gives_a_new_session_id() {
     assert_eq!(planted.get("/bookmarks").await.location(), "/login");
 }
 
+/// The session cookie a response sets (beside it, a login removes the anonymous CSRF one).
+fn session_cookie(res: &Page) -> String {
+    let mut set = res.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap());
+    set.find(|c| c.starts_with("bm_session=")).expect("a session cookie").to_ascii_lowercase()
+}
+
 #[tokio::test]
 async fn remember_me_sets_a_lasting_cookie() {
     let app = TestApp::memory().await;
     app.browser().register("alice", "correct horse").await;
     let mut b = app.browser();
     let short = b.login("alice", "correct horse", false).await;
-    let cookie = short.headers[header::SET_COOKIE].to_str().unwrap().to_ascii_lowercase();
+    let cookie = session_cookie(&short);
     assert!(!cookie.contains("max-age"), "browser-session cookie: {cookie}");
     assert!(cookie.contains("httponly") && cookie.contains("samesite=lax"), "{cookie}");
     let mut c = app.browser();
     let long = c.login("alice", "correct horse", true).await;
-    let cookie = long.headers[header::SET_COOKIE].to_str().unwrap().to_ascii_lowercase();
+    let cookie = session_cookie(&long);
     let max_age: i64 = cookie.split("max-age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
     assert!((29 * 86_400..=30 * 86_400).contains(&max_age), "{cookie}");
     c.get("/session").await.assert_contains("Remembered: ends after 30 days without use");

@@ -8,3 +8,4 @@ mod devices;
 mod items;
 mod pages;
 mod security;
+mod sockets;

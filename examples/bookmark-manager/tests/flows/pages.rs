@@ -1,9 +1,12 @@
 //! Pages that need no login: welcome, demo lists, the session page, preferences, flash
 //! messages, errors.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use bookmark_manager::StoreKind;
+use tower::ServiceExt;
 
-use crate::common::TestApp;
+use crate::common::{count_sessions, TestApp};
 
 #[tokio::test]
 async fn welcome_page_links_everywhere() {
@@ -17,6 +20,38 @@ async fn welcome_page_links_everywhere() {
     for path in ["/bookmarks", "/notes", "/vault", "/devices", "/bookmarks/1/edit"] {
         assert_eq!(app.browser().get(path).await.location(), "/login", "{path}");
     }
+}
+
+/// Showing the pages a visitor without a session sees first writes nothing to the session
+/// store (a crawler or a flood of visitors costs no storage), and the CSRF token those
+/// forms carry, bound to a cookie of its own, still lets the visitor register and log in.
+#[tokio::test]
+async fn anonymous_page_views_store_no_session() {
+    let app = TestApp::new(StoreKind::Sqlite).await;
+    for i in 0..200 {
+        let path = ["/", "/login", "/register"][i % 3];
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        let res = app.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let cookies: Vec<&str> =
+            res.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert!(cookies.iter().all(|c| !c.starts_with("bm_session=")), "{path}: {cookies:?}");
+        assert!(cookies.iter().any(|c| c.starts_with("bm_csrf=")), "{path}: {cookies:?}");
+    }
+    assert_eq!(count_sessions(&app).await, 0, "no session was stored");
+
+    // The forms work with the anonymous token: register, then log in from another browser.
+    app.browser().register("alice", "correct horse").await;
+    let mut b = app.browser();
+    b.get("/login").await;
+    assert!(!b.cookie_header().contains("bm_session="), "{}", b.cookie_header());
+    assert_eq!(count_sessions(&app).await, 1, "only alice's first login");
+    let res = b.login("alice", "correct horse", false).await;
+    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/"), "{}", res.body);
+    b.get("/").await.assert_contains("Welcome back, alice.").assert_contains("Hello, alice");
+    // The login changed the id, which ends the anonymous token and its cookie.
+    assert!(!b.cookie_header().contains("bm_csrf="), "{}", b.cookie_header());
+    assert_eq!(count_sessions(&app).await, 2);
 }
 
 #[tokio::test]
@@ -53,9 +88,11 @@ async fn the_session_page_shows_keys_but_not_secrets() {
     let page = a.get("/session").await;
     page.assert_contains("memory: in this server process")
         .assert_contains("Server-side: the cookie carries only");
+    // The CSRF secret is derived from the session's id, never stored.
     page.assert_contains("Browser session")
-        .assert_contains("<code>csrf</code>")
-        .assert_contains("<code>auth</code>");
+        .assert_contains("<code>auth</code>")
+        .assert_contains("<code>_flashes</code>")
+        .assert_lacks("csrf</code>");
     page.assert_contains("theme dark, 20 items per page")
         .assert_contains("as alice")
         .assert_contains("Created");

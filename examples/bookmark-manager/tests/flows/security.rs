@@ -27,7 +27,7 @@ async fn state_changes_without_the_right_token_are_refused() {
         for token in [None, Some("wrong"), Some(foreign.as_str()), Some("")] {
             let mut all = fields.clone();
             if let Some(t) = token {
-                all.push(("csrf", t));
+                all.push(("csrf_token", t));
             }
             let res = a.post_raw(path, &all).await;
             assert_eq!(res.status, StatusCode::FORBIDDEN, "{path} with {token:?}");
@@ -72,7 +72,7 @@ async fn the_token_changes_at_login() {
     b.login("alice", "correct horse", false).await;
     b.get("/").await;
     assert_ne!(b.csrf.clone().unwrap(), before);
-    let res = b.post_raw("/notes", &[("csrf", &before), ("title", "t"), ("body", "")]).await;
+    let res = b.post_raw("/notes", &[("csrf_token", &before), ("title", "t"), ("body", "")]).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
 }
 
