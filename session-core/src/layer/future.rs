@@ -85,8 +85,6 @@ fn keeps_shared_caches_out(value: &HeaderValue) -> bool {
 }
 
 async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Response<B> {
-    // Asked before `finish` takes the request's state.
-    let on_failure = session.cookie_after_failure();
     let update = match session.finish().await {
         Ok(update) => update,
         Err(err) => {
@@ -95,7 +93,7 @@ async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Respo
             let mut res = Response::new(B::default());
             *res.status_mut() = session.config().error_status;
             res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            if let Some(removal) = on_failure {
+            if let Some(removal) = session.cookie_after_failure() {
                 send_cookie(res.headers_mut(), removal);
             }
             return res;

@@ -69,6 +69,9 @@ struct Inner {
     pending: AtomicBool,
     /// Wakes clones waiting for a load another clone is doing (see `State::loading`).
     loaded: tokio::sync::Notify,
+    /// `flush` ended the session this request came with: whatever happens next, the
+    /// response removes the cookie. An atomic, so the response path need not lock.
+    flushed: AtomicBool,
 }
 
 /// The locked state. Every change to a session goes through one, and releasing it records
@@ -108,6 +111,7 @@ impl Session {
             state: Mutex::new(State::default()),
             pending: AtomicBool::new(false),
             loaded: tokio::sync::Notify::new(),
+            flushed: AtomicBool::new(false),
         }))
     }
 
@@ -120,6 +124,10 @@ impl Session {
 
     pub(crate) fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    pub(crate) fn flushed(&self) -> bool {
+        self.0.flushed.load(Ordering::Acquire)
     }
 
     pub(crate) fn had_cookie(&self) -> bool {
@@ -325,6 +333,7 @@ impl Session {
             }
         }
         *self.state() = State { loaded: true, ended: true, ..State::default() };
+        self.0.flushed.store(true, Ordering::Release);
         Ok(())
     }
 

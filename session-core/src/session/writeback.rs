@@ -201,8 +201,7 @@ impl Session {
     /// whatever went wrong after it. Everything else is left as the store has it: a
     /// `cycle_id` or a change not written back leaves the old id valid, and its cookie with it.
     pub(crate) fn cookie_after_failure(&self) -> Option<HeaderValue> {
-        let ended = self.state().ended;
-        (ended && self.had_cookie()).then(|| self.config().cookie.removal())
+        (self.flushed() && self.had_cookie()).then(|| self.config().cookie.removal())
     }
 
     fn set(&self, id: &Id, max_age: Option<time::Duration>) -> CookieUpdate {
