@@ -82,6 +82,9 @@ impl SessionLayer {
     }
 
     fn with_backend(backend: Backend) -> Self {
+        // A test run may audit its whole log output for secrets (scripts/test).
+        #[cfg(feature = "testing")]
+        crate::testing::audit::install();
         let store = match &backend {
             Backend::Store(store) => Some(Arc::clone(store)),
             Backend::Client(_) => None,

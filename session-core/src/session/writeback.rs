@@ -193,7 +193,10 @@ impl Session {
             return Err(Error::CookieTooLarge { size, limit: crate::cookie::MAX_COOKIE_BYTES });
         }
         let value = codec.encode(name, &payload);
-        Ok(CookieUpdate::Set(self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at))))
+        let header = self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at));
+        #[cfg(feature = "testing")]
+        crate::testing::audit::issued(&header, None);
+        Ok(CookieUpdate::Set(header))
     }
 
     /// The cookie a failed response (a 5xx, or a failed write-back) still carries: the
@@ -207,10 +210,13 @@ impl Session {
     fn set(&self, id: &Id, max_age: Option<time::Duration>) -> CookieUpdate {
         let config = self.config();
         let (codec, name) = (&config.id_codec, &config.cookie.name);
-        CookieUpdate::Set(config.cookie.set_cookie_with(
+        let header = config.cookie.set_cookie_with(
             codec.cookie_len(),
             |out| codec.encode_into(name, id, out),
             max_age,
-        ))
+        );
+        #[cfg(feature = "testing")]
+        crate::testing::audit::issued(&header, Some(id));
+        CookieUpdate::Set(header)
     }
 }

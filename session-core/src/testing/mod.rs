@@ -103,6 +103,7 @@ macro_rules! expired_deletion_tests {
     };
 }
 
+pub(crate) mod audit;
 mod concurrency;
 mod cycle;
 mod fault;
