@@ -18,13 +18,13 @@ async fn a_cycle_in_a_failed_response_keeps_the_old_id_and_its_cookie() {
     let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     let r = c.post("/cycle-then-fail").await;
     assert_eq!(r.status, 500);
     assert!(r.set_cookie().is_none(), "a failed response sends no new id");
     assert_eq!(store.calls(StoreMethod::Cycle), 0, "the id change was not written back");
     assert_eq!(store.inner().len(), 1, "no orphan record under a new id");
-    assert_eq!(c.cookie.as_deref(), Some(cookie.as_str()));
+    assert_eq!(c.cookie().as_deref(), Some(cookie.as_str()));
     assert_eq!(c.get("/get/a").await.body, "\"1\"", "the old id still works");
     assert_eq!(c.get("/get/b").await.body, "none", "the failed request's change was not kept");
 }
@@ -34,18 +34,18 @@ async fn a_cycle_whose_write_back_fails_keeps_the_old_id_and_its_cookie() {
     let store = FaultStore::<MemoryStore>::default();
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     fail_writes(&store);
     let r = c.post("/cycle").await;
     assert_eq!(r.status, 500);
     assert!(r.set_cookie().is_none());
     recover_writes(&store);
-    assert_eq!(c.cookie.as_deref(), Some(cookie.as_str()));
+    assert_eq!(c.cookie().as_deref(), Some(cookie.as_str()));
     assert_eq!(c.get("/get/a").await.body, "\"1\"", "the store still holds the old id");
     assert_eq!(store.inner().len(), 1);
     // Once the store is back, the id change goes through.
     assert_eq!(c.post("/cycle").await.status, 200);
-    assert_ne!(c.cookie.as_deref(), Some(cookie.as_str()));
+    assert_ne!(c.cookie().as_deref(), Some(cookie.as_str()));
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
 }
 
@@ -54,12 +54,12 @@ async fn a_logout_in_a_failed_response_still_removes_the_cookie() {
     let mem = MemoryStore::default();
     let mut c = Client::new(app(SessionLayer::new(mem.clone())));
     c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     let r = c.post("/flush-then-fail").await;
     assert_eq!(r.status, 500);
     assert!(removes_cookie(&r), "the logout's cookie removal is sent with the 500");
     assert!(mem.load(&record_id(&cookie)).await.unwrap().is_none(), "the logout held");
-    c.cookie = Some(cookie);
+    c.set_cookie_value(Some(cookie));
     assert_eq!(c.get("/get/a").await.body, "none", "the old cookie opens nothing");
 }
 
@@ -68,7 +68,7 @@ async fn a_logout_whose_write_back_fails_still_removes_the_cookie() {
     let store = FaultStore::<MemoryStore>::default();
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     // The logout deletes the record; storing the new session it starts then fails.
     store.fail(StoreMethod::Create, Failure::outage());
     let r = c.post("/flush-then-insert").await;
@@ -83,7 +83,7 @@ async fn a_failed_logout_is_a_500_even_when_the_handler_ignores_it() {
     let store = FaultStore::<MemoryStore>::default();
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     fail_writes(&store);
     let r = c.post("/flush-swallow").await;
     assert_eq!(r.status, 500, "never a silent 200 for a logout that did not happen");

@@ -17,7 +17,7 @@ async fn private_sessions_round_trip_and_hide_their_content() {
     assert!(c.get("/untouched").await.set_cookie().is_none());
     c.post("/insert/user/alice-the-admin").await;
     c.post("/push/list/x").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&cookie).unwrap();
     assert!(!raw.windows(5).any(|w| w == b"alice"), "sealed, not readable");
     assert_eq!(c.get("/get/user").await.body, "\"alice-the-admin\"");
@@ -30,15 +30,15 @@ async fn private_sessions_round_trip_and_hide_their_content() {
 async fn signed_sessions_are_readable_but_tamper_proof() {
     let mut c = Client::new(app(SessionLayer::client_side_signed(ring())));
     c.post("/insert/role/user").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     let (payload, tag) = cookie.rsplit_once('.').unwrap();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut raw = b64.decode(payload).unwrap();
     let at = raw.windows(4).position(|w| w == b"user").expect("signed payloads are readable");
     raw[at..at + 4].copy_from_slice(b"root");
-    c.cookie = Some(format!("{}.{tag}", b64.encode(&raw)));
+    c.set_cookie_value(Some(format!("{}.{tag}", b64.encode(&raw))));
     assert_eq!(c.get("/get/role").await.body, "none", "a changed payload fails the signature");
-    c.cookie = Some(cookie);
+    c.set_cookie_value(Some(cookie));
     assert_eq!(c.get("/get/role").await.body, "\"user\"");
 }
 
@@ -46,14 +46,14 @@ async fn signed_sessions_are_readable_but_tamper_proof() {
 async fn tampered_or_foreign_cookies_are_no_session() {
     let mut c = Client::new(app(SessionLayer::client_side_private(ring())));
     c.post("/insert/a/1").await;
-    let good = c.cookie.clone().unwrap();
+    let good = c.cookie().unwrap();
     let mut bad = good.clone().into_bytes();
     bad[10] = if bad[10] == b'A' { b'B' } else { b'A' };
-    c.cookie = Some(String::from_utf8(bad).unwrap());
+    c.set_cookie_value(Some(String::from_utf8(bad).unwrap()));
     assert_eq!(c.get("/get/a").await.body, "none");
     // Sealed by another app's key.
     let mut other = Client::new(app(SessionLayer::client_side_private(ring())));
-    other.cookie = Some(good);
+    other.set_cookie_value(Some(good));
     assert_eq!(other.get("/get/a").await.body, "none");
 }
 
@@ -61,12 +61,12 @@ async fn tampered_or_foreign_cookies_are_no_session() {
 async fn an_insert_that_would_overflow_the_cookie_fails_and_changes_nothing() {
     let mut c = Client::new(app(SessionLayer::client_side_private(ring())));
     c.post("/insert/a/keep-me").await;
-    let before = c.cookie.clone().unwrap();
+    let before = c.cookie().unwrap();
     let r = c.post("/insert-big/big/5000").await;
     assert!(r.body.starts_with("too large:"), "{}", r.body);
     assert!(r.body.contains("4096"));
     assert!(r.set_cookie().is_none(), "nothing changed, nothing sent");
-    assert_eq!(c.cookie.as_ref(), Some(&before));
+    assert_eq!(c.cookie().as_ref(), Some(&before));
     // The largest value that fits still works, and the cookie stays within the limit.
     let r = c.post("/insert-big/big/2800").await;
     assert_eq!(r.body, "inserted");
@@ -86,7 +86,7 @@ async fn a_replayed_cookie_past_its_expiry_is_refused() {
     let set = r.set_cookie().unwrap();
     assert!(set.contains("Max-Age=0"));
     let kept = set.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
-    c.cookie = Some(kept);
+    c.set_cookie_value(Some(kept));
     assert_eq!(c.get("/get/a").await.body, "none");
 }
 
@@ -105,7 +105,7 @@ async fn flush_and_clear_remove_the_cookie() {
     let mut c = Client::new(app(SessionLayer::client_side_signed(ring())));
     c.post("/insert/a/1").await;
     assert!(c.post("/flush").await.set_cookie().unwrap().contains("Max-Age=0"));
-    assert!(c.cookie.is_none());
+    assert!(c.cookie().is_none());
     c.post("/insert/a/1").await;
     assert!(c.post("/clear").await.set_cookie().unwrap().contains("Max-Age=0"));
     assert!(c.post("/flush").await.set_cookie().is_none(), "no cookie, nothing to remove");
@@ -116,12 +116,12 @@ async fn a_fallback_key_cookie_is_accepted_and_resealed() {
     let old = Key::generate();
     let mut c = Client::new(app(SessionLayer::client_side_private(KeyRing::new(old.clone()))));
     c.post("/insert/a/1").await;
-    let first = c.cookie.clone().unwrap();
+    let first = c.cookie().unwrap();
     let new = Key::generate();
-    c.app = app(SessionLayer::client_side_private(KeyRing::new(new.clone()).with_fallback(old)));
+    c.set_app(app(SessionLayer::client_side_private(KeyRing::new(new.clone()).with_fallback(old))));
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
-    assert_ne!(c.cookie.as_ref(), Some(&first), "re-sealed under the primary");
-    c.app = app(SessionLayer::client_side_private(KeyRing::new(new)));
+    assert_ne!(c.cookie().as_ref(), Some(&first), "re-sealed under the primary");
+    c.set_app(app(SessionLayer::client_side_private(KeyRing::new(new))));
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
 }
 

@@ -40,12 +40,12 @@ async fn the_absolute_lifetime_ends_a_busy_session_even_across_a_cycle_id() {
     let clock = ManualClock::starting_now();
     let (mut c, _) = client(&clock);
     c.post("/insert/a/1").await;
-    let first = c.cookie.clone();
+    let first = c.cookie();
     for minute in 1..8 * 60 {
         clock.advance(Duration::minutes(1));
         if minute == 7 * 60 {
             assert_eq!(c.post("/cycle").await.status, 200);
-            assert_ne!(c.cookie, first, "the id changed at 7 h");
+            assert_ne!(c.cookie(), first, "the id changed at 7 h");
         }
         // A write every minute: the session is as busy as it gets.
         assert_eq!(c.post(&format!("/insert/m/{minute}")).await.status, 200);
@@ -60,7 +60,7 @@ async fn refreshes_of_a_read_only_session_stay_within_the_throttle() {
     let clock = ManualClock::starting_now();
     let (mut c, store) = client(&clock);
     c.post("/insert/a/1").await;
-    let rid = record_id(c.cookie.as_deref().unwrap());
+    let rid = record_id(c.cookie().as_deref().unwrap());
     let entries = store.inner().load(&rid).await.unwrap().unwrap().entries;
     for _ in 0..120 {
         clock.advance(Duration::minutes(1));

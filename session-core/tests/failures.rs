@@ -16,7 +16,7 @@ async fn a_store_outage_is_a_500_not_a_panic_or_a_logout() {
     let store = FaultStore::<MemoryStore>::default();
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/a/1").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
 
     store.fail(StoreMethod::Load, Failure::outage());
     for path in ["/get/a", "/swallow"] {
@@ -33,7 +33,7 @@ async fn a_store_outage_is_a_500_not_a_panic_or_a_logout() {
     assert_eq!(c.post("/flush").await.status, 500);
 
     recover_writes(&store);
-    assert_eq!(c.cookie.as_ref(), Some(&cookie), "still logged in after the outage");
+    assert_eq!(c.cookie().as_ref(), Some(&cookie), "still logged in after the outage");
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
     assert_eq!(c.get("/get/b").await.body, "none", "the failed write did not half-happen");
 }
@@ -114,9 +114,9 @@ impl Race {
         let gate = Arc::new(tokio::sync::Barrier::new(2));
         let mut fast = Client::new(racing_app(SessionLayer::new(mem.clone()), Arc::clone(&gate)));
         fast.post("/insert/a/1").await;
-        let cookie = fast.cookie.clone().unwrap();
-        let mut slow = Client::new(fast.app.clone());
-        slow.cookie = Some(cookie.clone());
+        let cookie = fast.cookie().unwrap();
+        let mut slow = Client::new(fast.app().clone());
+        slow.set_cookie_value(Some(cookie.clone()));
         let slow = tokio::spawn(async move { slow.post(slow_path).await });
         gate.wait().await;
         Self { mem, fast, cookie, gate, slow }
@@ -190,7 +190,7 @@ async fn logs_name_no_id_cookie_or_data() {
     let store = FaultStore::<MemoryStore>::default();
     let mut c = Client::new(app(SessionLayer::new(store.clone())));
     c.post("/insert/secret-key/secret-value").await;
-    let cookie = c.cookie.clone().unwrap();
+    let cookie = c.cookie().unwrap();
     // Read with the wrong type: serde's own message would quote the value.
     assert_eq!(c.get("/get-u32-or-fail/secret-key").await.status, 500);
     store.fail(StoreMethod::Load, Failure::outage());

@@ -23,7 +23,7 @@ async fn signed_in() -> (Store, Client) {
 
 /// What the store holds for the client's cookie.
 async fn stored(store: &Store, c: &Client) -> Option<Record> {
-    store.inner().load(&record_id(c.cookie.as_deref().expect("a cookie"))).await.expect("load")
+    store.inner().load(&record_id(c.cookie().as_deref().expect("a cookie"))).await.expect("load")
 }
 
 fn removes_cookie(reply: &Reply) -> bool {
@@ -45,7 +45,7 @@ const LOADING: [(&str, &str); 8] = [
 #[tokio::test]
 async fn a_load_error_is_a_500_with_no_set_cookie() {
     let (store, mut c) = signed_in().await;
-    let cookie = c.cookie.clone();
+    let cookie = c.cookie();
     let before = stored(&store, &c).await.expect("stored").to_bytes();
     store.fail(StoreMethod::Load, Failure::outage());
     for (method, path) in LOADING {
@@ -55,7 +55,7 @@ async fn a_load_error_is_a_500_with_no_set_cookie() {
     }
     assert_eq!(store.calls_to(&WRITES), 2, "the create and the push before the outage, nothing since");
     store.recover(StoreMethod::Load);
-    assert_eq!(c.cookie, cookie);
+    assert_eq!(c.cookie(), cookie);
     assert_eq!(stored(&store, &c).await.expect("still stored").to_bytes(), before, "nothing was written");
     assert_eq!(c.get("/get/a").await.body, "\"1\"", "still signed in after the outage");
 }
@@ -75,7 +75,7 @@ const SAVING: [&str; 5] = ["/insert/b/2", "/insert/a/2", "/push/list/y", "/remov
 #[tokio::test]
 async fn a_save_error_is_a_500_and_the_record_is_left_exactly_as_it_was() {
     let (store, mut c) = signed_in().await;
-    let cookie = c.cookie.clone();
+    let cookie = c.cookie();
     let before = stored(&store, &c).await.expect("stored");
     store.fail(StoreMethod::Apply, Failure::outage());
     for path in SAVING {
@@ -91,7 +91,7 @@ async fn a_save_error_is_a_500_and_the_record_is_left_exactly_as_it_was() {
         assert_eq!(after.version, before.version, "{path}: same version");
         assert_eq!(after.to_bytes(), before.to_bytes(), "{path}: the whole record is unchanged");
     }
-    assert_eq!(c.cookie, cookie);
+    assert_eq!(c.cookie(), cookie);
     store.recover(StoreMethod::Apply);
     assert_eq!(c.post("/insert/b/2").await.status, 200, "saves work again after recovery");
     assert_eq!(stored(&store, &c).await.expect("stored").version, before.version + 1);
@@ -120,13 +120,13 @@ async fn a_single_conflict_is_retried_and_the_update_lands_once() {
 async fn a_delete_error_at_logout_is_a_500_and_a_retry_after_recovery_logs_out() {
     for path in ["/flush", "/flush-swallow"] {
         let (store, mut c) = signed_in().await;
-        let cookie = c.cookie.clone();
+        let cookie = c.cookie();
         let before = stored(&store, &c).await.expect("stored").to_bytes();
         store.fail(StoreMethod::Delete, Failure::outage());
         let r = c.post(path).await;
         assert_eq!(r.status, 500, "{path}: never a silent 200 for a logout that did not happen");
         assert!(r.set_cookie().is_none(), "{path}: the cookie still names the live session");
-        assert_eq!(c.cookie, cookie);
+        assert_eq!(c.cookie(), cookie);
         assert_eq!(stored(&store, &c).await.expect("still stored").to_bytes(), before);
 
         store.recover(StoreMethod::Delete);
@@ -135,7 +135,7 @@ async fn a_delete_error_at_logout_is_a_500_and_a_retry_after_recovery_logs_out()
         assert!(removes_cookie(&r), "{path}");
         assert!(store.inner().load(&record_id(cookie.as_deref().unwrap())).await.unwrap().is_none());
         assert!(store.inner().is_empty(), "{path}");
-        c.cookie = cookie;
+        c.set_cookie_value(cookie);
         assert_eq!(c.get("/get/a").await.body, "none", "{path}: the old cookie opens nothing");
     }
 }
@@ -143,7 +143,7 @@ async fn a_delete_error_at_logout_is_a_500_and_a_retry_after_recovery_logs_out()
 #[tokio::test]
 async fn a_failed_cycle_is_a_500_and_the_old_id_still_works() {
     let (store, mut c) = signed_in().await;
-    let cookie = c.cookie.clone();
+    let cookie = c.cookie();
     let before = stored(&store, &c).await.expect("stored").to_bytes();
     store.fail(StoreMethod::Cycle, Failure::outage());
     let r = c.post("/cycle").await;
@@ -152,12 +152,12 @@ async fn a_failed_cycle_is_a_500_and_the_old_id_still_works() {
     assert_eq!(store.calls(StoreMethod::Cycle), 1);
     assert_eq!(store.inner().len(), 1, "no record or forward under a new id");
     assert_eq!(stored(&store, &c).await.expect("still stored").to_bytes(), before);
-    assert_eq!(c.cookie, cookie);
+    assert_eq!(c.cookie(), cookie);
     assert_eq!(c.get("/get/a").await.body, "\"1\"", "the old id still works");
 
     store.recover(StoreMethod::Cycle);
     assert_eq!(c.post("/cycle").await.status, 200);
-    assert_ne!(c.cookie, cookie, "the id changes once the store is back");
+    assert_ne!(c.cookie(), cookie, "the id changes once the store is back");
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
 }
 
@@ -168,8 +168,8 @@ async fn an_untouched_request_makes_no_store_call_even_when_every_method_fails()
         store.fail(method, Failure::outage());
     }
     let before = store.total_calls();
-    for cookie in [c.cookie.clone(), None, Some("garbage".to_owned())] {
-        c.cookie = cookie;
+    for cookie in [c.cookie(), None, Some("garbage".to_owned())] {
+        c.set_cookie_value(cookie);
         let r = c.get("/untouched").await;
         assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok"));
         assert!(r.set_cookie().is_none());
@@ -226,7 +226,7 @@ async fn a_failing_publish_never_fails_a_logout_and_local_subscribers_still_hear
     let mut events = layer.manager().subscribe();
     let mut c = Client::new(app(layer));
     c.post("/insert/a/1").await;
-    let handle = SessionHandle::from_record_id(record_id(c.cookie.as_deref().unwrap()));
+    let handle = SessionHandle::from_record_id(record_id(c.cookie().as_deref().unwrap()));
     let r = c.post("/flush").await;
     assert_eq!(r.status, 200);
     assert!(removes_cookie(&r));
@@ -241,7 +241,7 @@ async fn a_failing_revoke_is_an_error_and_announces_nothing() {
     let layer = SessionLayer::new(store.clone());
     let manager = layer.manager();
     let mut events = manager.subscribe();
-    let handle = SessionHandle::from_record_id(record_id(c.cookie.as_deref().unwrap()));
+    let handle = SessionHandle::from_record_id(record_id(c.cookie().as_deref().unwrap()));
     store.fail(StoreMethod::Revoke, Failure::outage());
     assert!(manager.revoke(&handle).await.is_err());
     assert!(events.try_recv().is_err(), "no Revoked event for a session still live");

@@ -82,7 +82,7 @@ async fn a_new_session_is_stored_only_once_it_holds_data() {
     c.post("/noop-update/list").await;
     assert_eq!(store.calls(StoreMethod::Create), 0);
     assert!(store.inner().is_empty());
-    assert!(c.cookie.is_none());
+    assert!(c.cookie().is_none());
 }
 
 #[tokio::test]
@@ -93,7 +93,7 @@ async fn only_changed_keys_are_written_and_removal_works() {
     c.post("/insert/b/2").await;
     assert_eq!(c.post("/remove/b").await.body, "Some(String(\"2\"))");
     assert_eq!(c.get("/keys").await.body, r#"["a"] 1 true"#);
-    let rec = mem.load(&record_id(c.cookie.as_deref().unwrap())).await.unwrap().unwrap();
+    let rec = mem.load(&record_id(c.cookie().as_deref().unwrap())).await.unwrap().unwrap();
     assert_eq!(rec.entries.keys().collect::<Vec<_>>(), ["a"]);
     assert_eq!(rec.version, 3, "create, insert b, remove b");
 }
@@ -103,7 +103,7 @@ async fn clear_empties_and_ends_the_session() {
     let mem = MemoryStore::default();
     let mut c = Client::new(app(plain(mem.clone())));
     c.post("/insert/a/1").await;
-    let id = record_id(c.cookie.as_deref().unwrap());
+    let id = record_id(c.cookie().as_deref().unwrap());
     let r = c.post("/clear").await;
     assert!(r.set_cookie().unwrap().contains("Max-Age=0"), "an emptied session loses its cookie");
     assert!(mem.load(&id).await.unwrap().is_none(), "the empty record is gone");
@@ -116,7 +116,7 @@ async fn flush_expires_the_cookie_and_kills_the_old_id() {
     let layer = plain(MemoryStore::default()).with_domain("example.com").with_path("/");
     let mut c = Client::new(app(layer));
     c.post("/insert/a/secret").await;
-    let old = c.cookie.clone().unwrap();
+    let old = c.cookie().unwrap();
     let r = c.post("/flush").await;
     let set = r.set_cookie().unwrap();
     for attr in ["id=;", "Max-Age=0", "Path=/", "Domain=example.com", "Secure", "HttpOnly", "SameSite=Lax"] {
@@ -124,7 +124,7 @@ async fn flush_expires_the_cookie_and_kills_the_old_id() {
     }
     assert_eq!(r.headers[header::CACHE_CONTROL], "private, no-store");
     assert_eq!(r.headers[header::VARY], "Cookie");
-    c.cookie = Some(old);
+    c.set_cookie_value(Some(old));
     assert_eq!(c.get("/get/a").await.body, "none", "the old cookie no longer loads");
 }
 
@@ -133,9 +133,9 @@ async fn data_inserted_after_flush_starts_a_new_session() {
     let mem = MemoryStore::default();
     let mut c = Client::new(app(plain(mem.clone())));
     c.post("/insert/a/secret").await;
-    let old = c.cookie.clone().unwrap();
+    let old = c.cookie().unwrap();
     c.post("/flush-then-insert").await;
-    let new = c.cookie.clone().unwrap();
+    let new = c.cookie().unwrap();
     assert_ne!(old, new);
     assert_eq!(c.get("/get/a").await.body, "none");
     assert_eq!(c.get("/get/flash").await.body, "\"bye\"");
@@ -147,15 +147,15 @@ async fn cycle_id_changes_the_id_and_keeps_the_data() {
     let mem = MemoryStore::default();
     let mut c = Client::new(app(plain(mem.clone())));
     c.post("/insert/a/1").await;
-    let old = c.cookie.clone().unwrap();
+    let old = c.cookie().unwrap();
     let r = c.post("/cycle").await;
     assert_eq!(r.body, "cycled");
-    let new = c.cookie.clone().unwrap();
+    let new = c.cookie().unwrap();
     assert_ne!(old, new);
     assert_eq!(c.get("/get/a").await.body, "\"1\"");
     assert!(mem.load(&record_id(&old)).await.unwrap().is_none(), "old record deleted");
     assert_eq!(mem.len(), 2, "the new record, and the old id's forward");
-    c.cookie = Some(old);
+    c.set_cookie_value(Some(old));
     assert_eq!(c.get("/get/a").await.body, "none");
 }
 
@@ -164,11 +164,11 @@ async fn an_unknown_id_is_never_adopted() {
     let store = FaultStore::new(MemoryStore::default());
     let mut c = Client::new(app(plain(store.clone())));
     let planted = Id::random().to_string();
-    c.cookie = Some(planted.clone());
+    c.set_cookie_value(Some(planted.clone()));
     assert_eq!(c.get("/get/a").await.body, "none");
     assert!(store.inner().is_empty(), "reading with an unknown id creates nothing");
     c.post("/insert/a/1").await;
-    let issued = c.cookie.clone().unwrap();
+    let issued = c.cookie().unwrap();
     assert_ne!(issued, planted, "a fixated id gets replaced by a fresh one");
     assert!(store.inner().load(&record_id(&planted)).await.unwrap().is_none());
 }
@@ -215,18 +215,18 @@ async fn tampered_signed_and_private_cookies_are_no_session() {
         let store = FaultStore::new(MemoryStore::default());
         let mut c = Client::new(app(make(store.clone(), KeyRing::new(Key::generate()))));
         c.post("/insert/a/1").await;
-        let good = c.cookie.clone().unwrap();
+        let good = c.cookie().unwrap();
         assert!(good.parse::<Id>().is_err(), "the cookie is not a bare id");
         assert_eq!(c.get("/get/a").await.body, "\"1\"");
         let loads = store.calls(StoreMethod::Load);
         for i in [0, good.len() / 2, good.len() - 1] {
             let mut forged = good.clone().into_bytes();
             forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
-            c.cookie = Some(String::from_utf8(forged).unwrap());
+            c.set_cookie_value(Some(String::from_utf8(forged).unwrap()));
             assert_eq!(c.get("/get/a").await.body, "none");
         }
         // A signed cookie's id part with a new random id and the old tag.
-        c.cookie = Some(format!("{}{}", Id::random(), &good[22..]));
+        c.set_cookie_value(Some(format!("{}{}", Id::random(), &good[22..])));
         assert_eq!(c.get("/get/a").await.body, "none");
         assert_eq!(store.calls(StoreMethod::Load), loads, "forged ids never reach the store");
     }
@@ -240,16 +240,16 @@ async fn a_cookie_made_with_a_fallback_key_is_accepted_and_reissued() {
         let old = Key::generate();
         let mut c = Client::new(app(make(mem.clone(), KeyRing::new(old.clone()))));
         c.post("/insert/a/1").await;
-        let old_cookie = c.cookie.clone().unwrap();
+        let old_cookie = c.cookie().unwrap();
 
         let rotated = KeyRing::new(Key::generate()).with_fallback(old);
-        c.app = app(make(mem.clone(), rotated.clone()));
+        c.set_app(app(make(mem.clone(), rotated.clone())));
         let r = c.get("/get/a").await;
         assert_eq!(r.body, "\"1\"");
-        let reissued = c.cookie.clone().unwrap();
+        let reissued = c.cookie().unwrap();
         assert_ne!(reissued, old_cookie, "re-issued under the primary key");
         // The re-issued cookie works with the new primary alone.
-        c.app = app(make(mem.clone(), KeyRing::new(rotated.primary().clone())));
+        c.set_app(app(make(mem.clone(), KeyRing::new(rotated.primary().clone()))));
         assert_eq!(c.get("/get/a").await.body, "\"1\"");
         assert!(c.get("/get/a").await.set_cookie().is_none(), "re-issued once, not every time");
     }
@@ -263,7 +263,7 @@ async fn idle_expiry_ends_the_session() {
     let r = c.post("/insert/a/1").await;
     assert!(r.set_cookie().unwrap().contains("Max-Age=3600"));
     // An hour without requests: rewind the record's expiry into the past.
-    let id = record_id(c.cookie.as_deref().unwrap());
+    let id = record_id(c.cookie().as_deref().unwrap());
     let mut rec = mem.load(&id).await.unwrap().unwrap();
     rec.expires_at = OffsetDateTime::now_utc() - Duration::seconds(1);
     common::replace(&mem, &rec).await;
@@ -281,7 +281,7 @@ async fn idle_refresh_is_throttled() {
     assert_eq!(store.calls(StoreMethod::Apply), 0);
 
     // 20 minutes later (more than a quarter of the window): one touch, cookie re-sent.
-    let id = record_id(c.cookie.as_deref().unwrap());
+    let id = record_id(c.cookie().as_deref().unwrap());
     let mut rec = store.inner().load(&id).await.unwrap().unwrap();
     let version = rec.version;
     rec.expires_at -= Duration::minutes(20);
@@ -308,7 +308,7 @@ async fn the_absolute_lifetime_ends_even_an_active_session() {
         .with_max_lifetime(Duration::hours(8));
     let mut c = Client::new(app(layer));
     c.post("/insert/a/1").await;
-    let id = record_id(c.cookie.as_deref().unwrap());
+    let id = record_id(c.cookie().as_deref().unwrap());
     let mut rec = mem.load(&id).await.unwrap().unwrap();
     // Created nine hours ago but used a minute ago.
     rec.created_at -= Duration::hours(9);
@@ -335,8 +335,7 @@ async fn cookie_attributes_follow_the_configuration() {
         .with_same_site(SameSite::Strict)
         .with_partitioned(true)
         .with_http_only(true);
-    let mut c = Client::new(app(layer));
-    c.name = "__Host-s".into();
+    let mut c = Client::new(app(layer)).with_name("__Host-s");
     let set = c.post("/insert/a/1").await.set_cookie().unwrap().to_owned();
     for attr in ["__Host-s=", "SameSite=Strict", "Partitioned", "Secure", "HttpOnly", "Path=/"] {
         assert!(set.contains(attr), "{set} lacks {attr}");
@@ -378,7 +377,7 @@ async fn cache_headers_accompany_every_cookie_and_respect_the_app() {
         ("max-age=600", "private, no-store"),
         ("private,%20public", "private, no-store"),
     ] {
-        let mut fresh = Client::new(c.app.clone());
+        let mut fresh = Client::new(c.app().clone());
         let r = fresh.post(&format!("/cache-control?{own}")).await;
         assert!(r.set_cookie().is_some());
         assert_eq!(r.headers[header::CACHE_CONTROL], want, "app said {own}");

@@ -41,7 +41,7 @@ async fn next(rx: &mut Receiver<SessionEvent>) -> SessionEvent {
 }
 
 fn handle_of(c: &Client) -> SessionHandle {
-    let id: session_core::Id = c.cookie.as_deref().unwrap().parse().unwrap();
+    let id: session_core::Id = c.cookie().as_deref().unwrap().parse().unwrap();
     SessionHandle::from_record_id(id.record_id())
 }
 
@@ -90,7 +90,7 @@ async fn revoking_one_device_by_handle() {
     let handle = handle_of(&c);
     let shown = c.get("/whoami").await.body;
     assert!(shown.ends_with(&handle.to_string()), "the handle is what the page can show: {shown}");
-    assert!(!shown.contains(c.cookie.as_deref().unwrap()), "never the cookie");
+    assert!(!shown.contains(c.cookie().as_deref().unwrap()), "never the cookie");
     assert!(manager.revoke(&handle).await.unwrap());
     assert!(!manager.revoke(&handle).await.unwrap());
     assert_eq!(c.get("/get/theme").await.body, "none");

@@ -1,18 +1,16 @@
-//! Shared test plumbing: an axum app that exercises every `Session` method, a cookie-jar
-//! client driving it through `oneshot`, and helpers around `FaultStore`.
+//! Shared test plumbing: an axum app that exercises every `Session` method, a client
+//! around the library's `TestClient`, and helpers around `FaultStore`.
 #![allow(dead_code, unreachable_pub)]
 
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, Request, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use http_body_util::BodyExt;
+use session_core::test_client::{TestClient, TestResponse};
 use session_core::testing::{Failure, FaultStore, StoreMethod};
 use session_core::{Expiry, Record, RecordId, Session, SessionLayer, SessionStore};
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
 /// Every route touches the session in one way.
 pub fn routes() -> Router {
@@ -184,11 +182,12 @@ pub fn app(layer: SessionLayer) -> Router {
     routes().layer(layer)
 }
 
-/// A browser with a one-cookie jar.
+/// A browser: the library's `TestClient` (its cookie jar) pointed at `app`, with the
+/// session cookie's name for reading or replacing that cookie.
 pub struct Client {
-    pub app: Router,
-    pub cookie: Option<String>,
-    pub name: String,
+    app: Router,
+    client: TestClient<Router>,
+    name: String,
 }
 
 pub struct Reply {
@@ -203,9 +202,45 @@ impl Reply {
     }
 }
 
+impl From<TestResponse> for Reply {
+    fn from(r: TestResponse) -> Self {
+        let body = String::from_utf8(r.body.to_vec()).unwrap();
+        Self { status: r.status, headers: r.headers, body }
+    }
+}
+
 impl Client {
     pub fn new(app: Router) -> Self {
-        Self { app, cookie: None, name: "id".into() }
+        Self { client: TestClient::new(app.clone()), app, name: "id".into() }
+    }
+
+    /// The session cookie is called `name` (default `id`).
+    pub fn with_name(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
+
+    pub fn app(&self) -> &Router {
+        &self.app
+    }
+
+    /// The same browser (the same jar) talking to `app` from now on.
+    pub fn set_app(&mut self, app: Router) {
+        self.client = self.client.on(app.clone());
+        self.app = app;
+    }
+
+    /// The session cookie the jar holds.
+    pub fn cookie(&self) -> Option<String> {
+        self.client.jar().get(&self.name).map(str::to_owned)
+    }
+
+    /// Puts `value` in the jar as the session cookie, or drops the cookie for `None`.
+    pub fn set_cookie_value(&mut self, value: Option<String>) {
+        self.client.with_jar(|jar| match value {
+            Some(v) => jar.insert(self.name.as_str(), v),
+            None => jar.remove(&self.name),
+        });
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {
@@ -217,27 +252,17 @@ impl Client {
     }
 
     pub async fn send(&mut self, method: &str, path: &str) -> Reply {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(c) = &self.cookie {
-            req = req.header(header::COOKIE, format!("{}={c}", self.name));
-        }
-        let reply = send(&self.app, req.body(Body::empty()).unwrap()).await;
-        if let Some(set) = reply.set_cookie() {
-            let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            assert_eq!(name, self.name);
-            self.cookie = if attrs.contains("Max-Age=0") { None } else { Some(value.to_owned()) };
-        }
-        reply
+        let req = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let reply = self.client.send(req).await;
+        let jar = self.client.jar();
+        assert!(jar.names().iter().all(|n| *n == self.name), "only the session cookie is set: {jar:?}");
+        reply.into()
     }
 }
 
+/// Sends `req` as it is (its own `Cookie` header, no jar).
 pub async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res: Response = app.clone().oneshot(req).await.unwrap().into_response();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    Reply { status, headers, body }
+    TestClient::new(app.clone()).send(req).await.into()
 }
 
 /// Fails every write (`create`, `apply`, `cycle`, `delete`) like an unreachable backend.
