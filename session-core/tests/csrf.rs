@@ -1,7 +1,5 @@
 //! CSRF protection through a real router: `SessionLayer` (over `MemoryStore`) outside
-//! `CsrfLayer`, driven with `oneshot`, with a small cookie jar per browser.
-
-use std::collections::BTreeMap;
+//! `CsrfLayer`, driven in memory by the library's `TestClient` (one cookie jar per browser).
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -10,6 +8,7 @@ use axum::Router;
 use base64::Engine as _;
 use http_body_util::BodyExt;
 use session_core::csrf::{CsrfLayer, CsrfToken};
+use session_core::test_client::{CookieJar, TestClient};
 use session_core::{Key, KeyRing, Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use tower::ServiceExt;
@@ -78,35 +77,37 @@ impl Reply {
 /// One browser: a router and a cookie jar.
 #[derive(Clone)]
 struct Browser {
-    app: Router,
-    jar: BTreeMap<String, String>,
+    client: TestClient<Router>,
 }
 
 impl Browser {
     fn new(app: Router) -> Self {
-        Self { app, jar: BTreeMap::new() }
+        Self { client: TestClient::new(app) }
     }
 
-    async fn send(&mut self, mut req: Request<Body>) -> Reply {
-        if !self.jar.is_empty() {
-            let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            req.headers_mut().insert(header::COOKIE, cookies.join("; ").parse().unwrap());
-        }
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        for set in res.headers().get_all(header::SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, headers, body }
+    /// Sends `req` with the jar's cookies; the library's jar takes in what comes back.
+    async fn send(&mut self, req: Request<Body>) -> Reply {
+        let res = self.client.send(req).await;
+        Reply { status: res.status, headers: res.headers, body: res.body }
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.client.with_jar(|jar| jar.get(name).map(str::to_owned))
+    }
+
+    fn set_cookie(&self, name: &str, value: String) {
+        self.client.with_jar(|jar| jar.insert(name, value));
+    }
+
+    /// Another browser (an empty jar) on the same app.
+    fn stranger(&self) -> Self {
+        let client = self.client.clone();
+        client.set_jar(CookieJar::default());
+        Self { client }
+    }
+
+    fn clear_cookies(&self) {
+        self.client.set_jar(CookieJar::default());
     }
 
     async fn token(&mut self) -> String {
@@ -192,7 +193,7 @@ async fn another_sessions_token_is_refused() {
         assert_eq!(alice.with_token(method.clone(), "/echo", &mallorys).await.status, StatusCode::FORBIDDEN);
     }
     // And another visitor's anonymous token is no better.
-    let mut stranger = Browser::new(alice.app.clone());
+    let mut stranger = alice.stranger();
     let strangers = stranger.token().await;
     assert_eq!(alice.with_token(Method::POST, "/echo", &strangers).await.status, StatusCode::FORBIDDEN);
 }
@@ -219,13 +220,13 @@ async fn an_anonymous_token_is_refused_after_login_even_with_its_old_cookie() {
     // A visitor without a session: the login itself carries the anonymous token.
     let mut b = Browser::new(app(MemoryStore::default()));
     let before = b.token().await;
-    let anon_cookie = b.jar["__Host-csrf"].clone();
+    let anon_cookie = b.cookie("__Host-csrf").expect("the anonymous cookie");
     let r = b.with_token(Method::POST, "/login", &before).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(!b.jar.contains_key("__Host-csrf"), "the login removes the anonymous cookie");
+    assert!(b.cookie("__Host-csrf").is_none(), "the login removes the anonymous cookie");
     assert_eq!(b.with_token(Method::POST, "/echo", &before).await.status, StatusCode::FORBIDDEN);
     // A browser that kept the old cookie anyway gains nothing.
-    b.jar.insert("__Host-csrf".into(), anon_cookie);
+    b.set_cookie("__Host-csrf", anon_cookie);
     assert_eq!(b.with_token(Method::POST, "/echo", &before).await.status, StatusCode::FORBIDDEN);
     let after = b.token().await;
     assert_eq!(b.with_token(Method::POST, "/echo", &after).await.status, StatusCode::OK);
@@ -451,7 +452,7 @@ async fn a_form_rendered_as_the_session_begins_still_works() {
     let r = b.send(Request::get("/pref").body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(store.len(), 1, "the page began a session");
-    assert!(b.jar.contains_key("id") && b.jar.contains_key("__Host-csrf"));
+    assert!(b.cookie("id").is_some() && b.cookie("__Host-csrf").is_some());
     assert_eq!(b.with_token(Method::POST, "/echo", &r.text()).await.status, StatusCode::OK);
     // Until the login.
     let fresh = b.token().await;
@@ -463,7 +464,7 @@ async fn a_form_rendered_as_the_session_begins_still_works() {
 async fn an_anonymous_token_needs_its_cookie() {
     let mut b = Browser::new(app(MemoryStore::default()));
     let t = b.token().await;
-    b.jar.clear();
+    b.clear_cookies();
     let r = b.with_token(Method::POST, "/echo", &t).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("cookie"), "{}", r.text());
