@@ -196,6 +196,30 @@ impl SessionStore for HeldLoads {
     }
 }
 
+/// Found by the history check: a load that read version 1, slower than a write of version 2
+/// made through this instance (which found no copy to update), must not leave version 1
+/// vouched for: later reads would miss the write for up to the staleness bound.
+#[tokio::test]
+async fn a_slow_load_of_an_older_version_is_never_served_after_a_newer_write() {
+    let cache = MemoryStore::default();
+    let backing = HeldLoads::default();
+    let store = CachingStore::new(cache.clone(), backing.clone()).with_max_staleness(LONG);
+    let r = record();
+    backing.inner.create(&r).await.unwrap(); // not in this instance's cache
+    backing.hold.store(1, Ordering::SeqCst);
+    let (loader, id) = (store.clone(), r.id);
+    let loading = tokio::spawn(async move { loader.load(&id).await });
+    backing.loaded.notified().await;
+    let mut p = patch(&r);
+    p.changes.push(Change::set("k", Some(vec![2].into())));
+    assert_eq!(store.apply(&p).await.unwrap().version, 2);
+    backing.release.notify_one();
+    assert_eq!(loading.await.unwrap().unwrap().map(|r| r.version), Some(1), "the slow load read first");
+    let now = store.load(&r.id).await.unwrap().expect("the session");
+    assert_eq!(now.version, 2, "a later read sees the acknowledged write");
+    assert_eq!(now.entries.get("k").map(|v| v.to_vec()), Some(vec![2]));
+}
+
 #[tokio::test]
 async fn a_load_racing_an_end_never_puts_the_ended_session_back() {
     for how in [End::Logout, End::Revoke] {

@@ -52,6 +52,9 @@ impl Shard {
                     e == epoch && now.saturating_duration_since(fetched_at) < max
                 }
                 Slot::Moved { until, .. } => until > now,
+                // A load older than the bound is never served anyway (its copy counts from
+                // when it started).
+                Slot::Floor { at, .. } => now.saturating_duration_since(at) < max,
             });
             // Amortised: the next sweep comes after as many inserts as entries are left.
             self.prune_at = (self.slots.len() * 2).max(PRUNE_FLOOR);
@@ -66,6 +69,9 @@ enum Slot {
     Fresh { fetched_at: Instant, epoch: u64, version: u64 },
     /// The session was cycled to `to`: never served under this id, and ending this id ends `to`.
     Moved { to: RecordId, until: Instant },
+    /// A write left the backing store at `version` (at `at`) and the cache without a current
+    /// copy: a load that read an older version before that write must not be vouched for.
+    Floor { version: u64, at: Instant },
 }
 
 /// Taken before a backing-store call whose result may be cached.
@@ -146,12 +152,29 @@ impl Freshness {
         if ticket.ends != Some(self.ends_started.load(Ordering::SeqCst)) {
             return false;
         }
-        if matches!(shard.slots.get(id), Some(Slot::Moved { .. })) {
-            return false;
+        match shard.slots.get(id) {
+            Some(Slot::Moved { .. }) => return false,
+            // A write this instance made (or a copy it vouched for) is newer than this load.
+            Some(&(Slot::Floor { version: newer, .. } | Slot::Fresh { version: newer, .. }))
+                if newer > version =>
+            {
+                return false
+            }
+            _ => {}
         }
         let fresh = Slot::Fresh { fetched_at: ticket.at, epoch: ticket.epoch, version };
         shard.insert(*id, fresh, self.epoch.load(Ordering::SeqCst), max);
         true
+    }
+
+    /// Records that the backing store holds `id` at `version` at least, and that no copy of
+    /// it is vouched for: a slower load of an older version will not be.
+    pub(super) fn floor(&self, id: &RecordId, version: u64, max: StdDuration) {
+        let mut shard = self.shard(id);
+        if !matches!(shard.slots.get(id), Some(Slot::Moved { .. })) {
+            let floor = Slot::Floor { version, at: Instant::now() };
+            shard.insert(*id, floor, self.epoch.load(Ordering::SeqCst), max);
+        }
     }
 
     /// Stops vouching for `id`'s copy. Returns whether `id` was cycled away (its entry stays).
@@ -159,6 +182,8 @@ impl Freshness {
         let mut shard = self.shard(id);
         match shard.slots.get(id) {
             Some(Slot::Moved { .. }) => true,
+            // Kept: it guards against slower loads of older versions.
+            Some(Slot::Floor { .. }) => false,
             Some(Slot::Fresh { .. }) => {
                 shard.slots.remove(id);
                 false

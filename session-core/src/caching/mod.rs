@@ -255,7 +255,10 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
                     self.cache_delete(&patch.id).await;
                 }
             }
-            _ => self.forget(&patch.id).await,
+            _ => {
+                self.forget(&patch.id).await;
+                self.fresh.floor(&patch.id, applied.version, self.max_staleness);
+            }
         }
         Ok(applied)
     }
@@ -325,6 +328,11 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
                 for handle in &ended {
                     self.end_locally(&handle.record_id()).await;
                 }
+                // The backing store may also have ended sessions it does not name: one that
+                // an id change moved between its listing and its delete is reached through
+                // the forward, under an id this instance may hold a copy of. "Log out
+                // everywhere" is rare; revalidating every copy once is its price.
+                self.fresh.stale_all();
                 Ok(ended)
             }
             Err(err) => {
