@@ -235,7 +235,10 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
     // Logout: the back button and the old cookie show nothing private.
     laptop.goto(&base, "/vault").await;
     laptop.wait_for("bank.example", true).await;
-    let old = laptop.client.get_named_cookie("bm_session").await.unwrap().value().to_owned();
+    // Chromium keeps the Secure, `__Host-` session cookie on plain http://127.0.0.1.
+    let held = laptop.client.get_named_cookie("__Host-bm_session").await.unwrap();
+    assert_eq!(held.secure(), Some(true), "{held}");
+    let old = held.value().to_owned();
     laptop.click("form.logout button").await;
     laptop.wait_for("You are logged out.", true).await;
     laptop.client.back().await.unwrap();
@@ -243,12 +246,12 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
     let html = laptop.source().await;
     assert!(!html.contains("bank.example") && !html.contains("class=\"who\""), "back showed:\n{html}");
     laptop.client.delete_all_cookies().await.unwrap();
-    let mut replay = cookie::Cookie::new("bm_session", old);
+    // As the app set it: `__Host-` means Secure, Path=/ and no Domain (host-only).
+    let mut replay = cookie::Cookie::new("__Host-bm_session", old);
     replay.set_path("/");
-    replay.set_domain("127.0.0.1");
     replay.set_same_site(cookie::SameSite::Lax);
     replay.set_http_only(true);
-    replay.set_secure(false);
+    replay.set_secure(true);
     laptop.client.add_cookie(replay).await.unwrap();
     laptop.goto(&base, "/vault").await;
     let html = laptop.source().await;
