@@ -246,13 +246,13 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
     let html = laptop.source().await;
     assert!(!html.contains("bank.example") && !html.contains("class=\"who\""), "back showed:\n{html}");
     laptop.client.delete_all_cookies().await.unwrap();
-    // As the app set it: `__Host-` means Secure, Path=/ and no Domain (host-only).
-    let mut replay = cookie::Cookie::new("__Host-bm_session", old);
-    replay.set_path("/");
-    replay.set_same_site(cookie::SameSite::Lax);
-    replay.set_http_only(true);
-    replay.set_secure(true);
-    laptop.client.add_cookie(replay).await.unwrap();
+    // Put back as the app set it: `__Host-` means Secure, Path=/ and no Domain. Through
+    // the page, since chromedriver's add-cookie names a Domain, which the prefix forbids
+    // (the page's script may set it: the HttpOnly original is gone).
+    let script = "document.cookie = '__Host-bm_session=' + arguments[0] + '; Path=/; Secure; SameSite=Lax'";
+    laptop.client.execute(script, vec![old.into()]).await.unwrap();
+    let replayed = laptop.client.get_named_cookie("__Host-bm_session").await.unwrap();
+    assert_eq!(replayed.secure(), Some(true), "{replayed}");
     laptop.goto(&base, "/vault").await;
     let html = laptop.source().await;
     assert!(html.contains("<h1>Log in</h1>") && !html.contains("bank.example"), "old cookie showed:\n{html}");
