@@ -79,6 +79,10 @@ pub struct Options {
     /// Public origins the app is also served from (`--origin`, repeatable), e.g. behind a
     /// proxy: `https://bookmarks.example`. Normalized to `scheme://host[:port]`.
     pub origins: Vec<String>,
+    /// `--insecure-cookies`: cookies without Secure (and so without the `__Host-` prefix),
+    /// for plain HTTP on an address other than localhost or 127.0.0.1. Anyone on the
+    /// network path can then read and replay the session cookie.
+    pub insecure_cookies: bool,
 }
 
 impl Default for Options {
@@ -90,6 +94,7 @@ impl Default for Options {
             postgres_url: None,
             redis_url: None,
             origins: Vec::new(),
+            insecure_cookies: false,
         }
     }
 }
@@ -97,11 +102,17 @@ impl Default for Options {
 /// The usage text printed for `--help` and after a bad flag.
 pub const USAGE: &str = "usage: bookmark-manager [--addr HOST:PORT] [--data-dir DIR]
        [--session-store memory|file|sqlite|postgres|redis|cookie]
-       [--postgres-url URL] [--redis-url URL] [--origin URL]...
+       [--postgres-url URL] [--redis-url URL] [--origin URL]... [--insecure-cookies]
 
 Forms are accepted from http://HOST:PORT of --addr (and http://localhost:PORT when HOST is
 a loopback or unspecified address); add each other origin the app is reached at, such as
-a proxy's https://bookmarks.example, with --origin.";
+a proxy's https://bookmarks.example, with --origin.
+
+Cookies are Secure and named __Host-bm_session and __Host-bm_csrf by default. Browsers
+accept them over https:// and over plain http:// on localhost and 127.0.0.1, so the
+defaults are right both locally and behind a TLS proxy. --insecure-cookies drops Secure
+(names bm_session and bm_csrf) for plain http:// on any other address: anyone on the
+network path can then read and replay the session cookie. Never use it on the internet.";
 
 impl Options {
     /// Parses flags (without the program name). `Ok(None)` means `--help` was asked for.
@@ -115,6 +126,10 @@ impl Options {
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
                 return Ok(None);
+            }
+            if flag == "--insecure-cookies" {
+                opts.insecure_cookies = true;
+                continue;
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
@@ -199,6 +214,10 @@ mod tests {
         assert_eq!(o.store, StoreKind::Redis);
         assert_eq!(o.redis_url.as_deref(), Some("redis://x"));
         assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(!d.insecure_cookies);
+        let i = parse(&["--insecure-cookies", "--addr", "192.168.1.5:3000"]).unwrap().unwrap();
+        assert!(i.insecure_cookies);
+        assert_eq!(i.addr.to_string(), "192.168.1.5:3000");
         assert!(parse(&["--session-store", "mongo"]).unwrap_err().contains("unknown session store"));
         assert!(parse(&["--addr"]).unwrap_err().contains("needs a value"));
         assert!(parse(&["--bogus", "1"]).unwrap_err().contains("unknown flag"));

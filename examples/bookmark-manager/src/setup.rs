@@ -13,13 +13,30 @@ use session_store_sql::{PostgresStore, SqliteStore};
 
 use crate::{keys, AppState, Db, Options, PasswordCost, StoreKind};
 
-/// The session cookie's name. Not `__Host-`: that prefix requires Secure, and the app
-/// serves plain `http://127.0.0.1`.
-pub const COOKIE_NAME: &str = "bm_session";
+/// The session cookie's name: Secure, Path=/, no Domain, as the `__Host-` prefix requires.
+/// Browsers keep and send such cookies over https:// and over plain http:// on localhost
+/// and 127.0.0.1 (Chromium, Firefox), so the default needs no TLS locally.
+pub const COOKIE_NAME: &str = "__Host-bm_session";
 
 /// The cookie that binds the CSRF tokens of visitors without a session (see
-/// `session_core::csrf`). Not `__Host-`, for the same reason.
-pub const CSRF_COOKIE_NAME: &str = "bm_csrf";
+/// `session_core::csrf`), with the same attributes.
+pub const CSRF_COOKIE_NAME: &str = "__Host-bm_csrf";
+
+/// The session cookie's name with `--insecure-cookies` (no Secure, so no prefix).
+pub const INSECURE_COOKIE_NAME: &str = "bm_session";
+
+/// The CSRF cookie's name with `--insecure-cookies`.
+pub const INSECURE_CSRF_COOKIE_NAME: &str = "bm_csrf";
+
+/// The session cookie's name for `opts`.
+#[must_use]
+pub fn cookie_name(opts: &Options) -> &'static str {
+    if opts.insecure_cookies {
+        INSECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
 
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +89,9 @@ pub async fn open(opts: &Options, cost: PasswordCost) -> Result<AppState, SetupE
     // The CSRF tokens' own context keeps them apart from the session's uses of this key.
     let csrf = csrf_layer(opts, session_key.clone());
     let layer = session_layer(opts, session_key).await?;
-    Ok(AppState::new(db, vault_key, layer, csrf, opts.store, cost).await)
+    let mut state = AppState::new(db, vault_key, layer, csrf, opts.store, cost).await;
+    state.cookie_name = cookie_name(opts);
+    Ok(state)
 }
 
 /// CSRF protection for every state-changing request: forms from the origins `opts` serves.
@@ -80,9 +99,9 @@ fn csrf_layer(opts: &Options, key: Key) -> CsrfLayer {
     opts.allowed_origins()
         .into_iter()
         .fold(CsrfLayer::new(KeyRing::new(key)), CsrfLayer::with_allowed_origin)
-        .with_cookie_name(CSRF_COOKIE_NAME)
-        // As for the session cookie: plain http://127.0.0.1 never sends a Secure cookie back.
-        .with_secure(false)
+        .with_cookie_name(if opts.insecure_cookies { INSECURE_CSRF_COOKIE_NAME } else { CSRF_COOKIE_NAME })
+        // Secure by default; off only when asked (see `--insecure-cookies`).
+        .with_secure(!opts.insecure_cookies)
         .with_max_body(crate::web::MAX_BODY)
 }
 
@@ -93,7 +112,7 @@ async fn session_layer(opts: &Options, key: Key) -> Result<SessionLayer, SetupEr
     let url = |url: &Option<String>, flag| url.clone().ok_or(SetupError::MissingUrl { store, flag });
     let server_side: Arc<dyn SessionStore> = match store {
         StoreKind::Cookie => {
-            return Ok(cookie_settings(SessionLayer::client_side_private(KeyRing::new(key))))
+            return Ok(cookie_settings(opts, SessionLayer::client_side_private(KeyRing::new(key))))
         }
         StoreKind::Memory => sweep(MemoryStore::default()),
         StoreKind::File => sweep(FileStore::new(opts.data_dir.join("sessions")).map_err(|e| fail(e.into()))?),
@@ -123,17 +142,19 @@ async fn session_layer(opts: &Options, key: Key) -> Result<SessionLayer, SetupEr
         }
     };
     // Signed ids: a forged or guessed cookie is refused before any store lookup.
-    Ok(cookie_settings(SessionLayer::from_arc(server_side).with_signed(KeyRing::new(key))))
+    Ok(cookie_settings(opts, SessionLayer::from_arc(server_side).with_signed(KeyRing::new(key))))
 }
 
-fn cookie_settings(layer: SessionLayer) -> SessionLayer {
+fn cookie_settings(opts: &Options, layer: SessionLayer) -> SessionLayer {
     layer
-        .with_name(COOKIE_NAME)
-        // The app serves plain http://127.0.0.1, where a Secure cookie would never be sent
-        // back. Behind HTTPS, keep the default (Secure) instead.
-        .with_secure(false)
+        .with_name(cookie_name(opts))
+        // Secure by default (the layer's own default); off only when asked.
+        .with_secure(!opts.insecure_cookies)
         // Until the user asks to be remembered at login.
         .with_expiry(Expiry::BrowserSession)
+        // No session outlives this, however active; a browser-session login ends sooner
+        // (see `web::auth::start_login`).
+        .with_max_lifetime(crate::web::MAX_SESSION_LIFETIME)
 }
 
 /// Shares `store` with a task that deletes its expired sessions every ten minutes.

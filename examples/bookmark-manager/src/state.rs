@@ -22,6 +22,8 @@ pub struct AppState {
     pub(crate) store: StoreKind,
     pub(crate) hub: Hub,
     pub(crate) password_cost: PasswordCost,
+    /// The session cookie's name (`setup::cookie_name`), shown on `/session`.
+    pub(crate) cookie_name: &'static str,
     /// Hashed once so a login for an unknown name costs what a real check costs.
     pub(crate) dummy_hash: Arc<str>,
     /// The `/demo/global` list: one for the whole process, newest first.
@@ -50,6 +52,7 @@ impl AppState {
             store,
             hub: Hub::default(),
             password_cost,
+            cookie_name: crate::setup::COOKIE_NAME,
             dummy_hash,
             demo: Arc::default(),
         }

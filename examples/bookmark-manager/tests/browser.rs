@@ -235,7 +235,10 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
     // Logout: the back button and the old cookie show nothing private.
     laptop.goto(&base, "/vault").await;
     laptop.wait_for("bank.example", true).await;
-    let old = laptop.client.get_named_cookie("bm_session").await.unwrap().value().to_owned();
+    // Chromium keeps the Secure, `__Host-` session cookie on plain http://127.0.0.1.
+    let held = laptop.client.get_named_cookie("__Host-bm_session").await.unwrap();
+    assert_eq!(held.secure(), Some(true), "{held}");
+    let old = held.value().to_owned();
     laptop.click("form.logout button").await;
     laptop.wait_for("You are logged out.", true).await;
     laptop.client.back().await.unwrap();
@@ -243,13 +246,13 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
     let html = laptop.source().await;
     assert!(!html.contains("bank.example") && !html.contains("class=\"who\""), "back showed:\n{html}");
     laptop.client.delete_all_cookies().await.unwrap();
-    let mut replay = cookie::Cookie::new("bm_session", old);
-    replay.set_path("/");
-    replay.set_domain("127.0.0.1");
-    replay.set_same_site(cookie::SameSite::Lax);
-    replay.set_http_only(true);
-    replay.set_secure(false);
-    laptop.client.add_cookie(replay).await.unwrap();
+    // Put back as the app set it: `__Host-` means Secure, Path=/ and no Domain. Through
+    // the page, since chromedriver's add-cookie names a Domain, which the prefix forbids
+    // (the page's script may set it: the HttpOnly original is gone).
+    let script = "document.cookie = '__Host-bm_session=' + arguments[0] + '; Path=/; Secure; SameSite=Lax'";
+    laptop.client.execute(script, vec![old.into()]).await.unwrap();
+    let replayed = laptop.client.get_named_cookie("__Host-bm_session").await.unwrap();
+    assert_eq!(replayed.secure(), Some(true), "{replayed}");
     laptop.goto(&base, "/vault").await;
     let html = laptop.source().await;
     assert!(html.contains("<h1>Log in</h1>") && !html.contains("bank.example"), "old cookie showed:\n{html}");

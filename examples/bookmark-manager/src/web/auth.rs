@@ -12,7 +12,7 @@ use session_core::flash::Level;
 use session_core::{Expiry, Session};
 
 use super::error::AppError;
-use super::page::{is_live, local_path, page, random_token, Auth, KEY_AUTH};
+use super::page::{is_live, local_path, page, random_token, Auth, LoginTimes, KEY_AUTH, KEY_LOGIN_TIMES};
 use super::templates::render;
 use crate::passwords;
 use crate::AppState;
@@ -147,6 +147,9 @@ async fn start_login(
     let auth =
         Auth { user_id: user.id, name: user.name.clone(), epoch: user.session_epoch, login: random_token() };
     session.insert(KEY_AUTH, &auth).await?;
+    // The login's absolute end (12 hours, or 30 days remembered) and the instant the
+    // password was given, which revealing a vault secret checks.
+    session.insert(KEY_LOGIN_TIMES, LoginTimes::new(remember)).await?;
     session.set_user(user.id.to_string());
     session.set_label(device_label(headers));
     // None: the layer's default, a browser-session cookie.

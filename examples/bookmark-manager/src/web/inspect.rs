@@ -10,7 +10,7 @@ use session_core::{Expiry, Session};
 use super::auth::current;
 use super::devices::when;
 use super::error::AppError;
-use super::page::{page, Prefs, KEY_AUTH, KEY_DEMO, KEY_PREFS};
+use super::page::{page, LoginTimes, Prefs, KEY_AUTH, KEY_DEMO, KEY_LOGIN_TIMES, KEY_PREFS};
 use super::templates::render;
 use crate::{AppState, StoreKind};
 
@@ -34,6 +34,11 @@ fn describe_expiry(expiry: Option<Expiry>) -> String {
     }
 }
 
+/// A Unix time as the pages show instants.
+fn at(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix).map_or_else(|_| unix.to_string(), when)
+}
+
 fn describe_store(store: StoreKind) -> &'static str {
     match store {
         StoreKind::Memory => "memory: in this server process, gone on restart",
@@ -49,6 +54,12 @@ fn describe_store(store: StoreKind) -> &'static str {
 async fn shown(session: &Session, key: &str) -> Result<String, AppError> {
     Ok(match key {
         KEY_AUTH => "(the logged-in user and login id: not shown)".into(),
+        KEY_LOGIN_TIMES => match session.get::<LoginTimes>(key).await? {
+            Some(t) => {
+                format!("login ends {}; password last given {}", at(t.ends_at), at(t.authenticated_at))
+            }
+            None => "(none)".into(),
+        },
         // session-core's own keys for CSRF: only in cookie mode, or when a session began
         // beside the cookie of a visitor's form.
         key if key.starts_with("session_core.csrf") => "(a CSRF secret: not shown)".into(),
@@ -83,6 +94,9 @@ pub(crate) async fn show(
         entries.push(Entry { key, value });
     }
     let expiry = describe_expiry(session.expiry());
+    // The instant the login ends at the latest, however active: 12 hours after it, or
+    // 30 days remembered (and never after the layer's cap from the session's creation).
+    let ends = session.get::<LoginTimes>(KEY_LOGIN_TIMES).await?.map(|t| at(t.ends_at));
     let cookie_mode = if state.store == StoreKind::Cookie {
         "Client-side: the whole session is sealed with AES-256-GCM in the cookie; the server keeps nothing."
     } else {
@@ -100,9 +114,11 @@ pub(crate) async fn show(
         }
     }
     let ctx = minijinja::context! {
-        page, entries, expiry, times, cookie_mode,
+        page, entries, expiry, times, cookie_mode, ends,
         store => describe_store(state.store),
-        cookie_name => crate::setup::COOKIE_NAME,
+        cookie_name => state.cookie_name,
+        secure => state.cookie_name != crate::setup::INSECURE_COOKIE_NAME,
+        max_days => crate::web::MAX_SESSION_LIFETIME.whole_days(),
         sockets => state.hub.len(),
     };
     Ok(render("session.html", ctx)?.into_response())

@@ -15,19 +15,24 @@ mod vault;
 mod ws;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use session_core::SessionLayer;
+use session_core::{Session, SessionLayer};
 
 use self::error::AppError;
 use crate::AppState;
 
 /// The largest request body the app reads (a 64 KiB note, percent-encoded, fits).
 pub(crate) const MAX_BODY: usize = 256 * 1024;
+
+/// No session lives longer than this from its creation, however active (the session
+/// layer's cap); a login ends sooner, see [`page::LoginTimes`].
+pub(crate) const MAX_SESSION_LIFETIME: time::Duration = page::REMEMBERED_LOGIN_LIFETIME;
 
 /// `?page=N` on the lists.
 #[derive(Debug, Deserialize)]
@@ -77,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .layer(middleware::map_response(mark_answered))
+        .layer(middleware::from_fn(end_expired_login))
         // Every non-GET request needs the token, checked before any handler runs. Inside
         // the session layer, which it binds tokens to.
         .layer(csrf)
@@ -85,6 +91,20 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(sessions)
         .with_state(state)
+}
+
+/// Ends a login past its absolute end ([`page::LoginTimes`]) before any handler sees it:
+/// the session is destroyed as by a logout, so the request goes on logged out.
+async fn end_expired_login(session: Session, req: Request, next: Next) -> Result<Response, AppError> {
+    if let Some(times) = session.get::<page::LoginTimes>(page::KEY_LOGIN_TIMES).await? {
+        if times.ended() {
+            session.flush().await?;
+            session
+                .flash(session_core::flash::Level::Info, "Your login expired; please log in again.")
+                .await?;
+        }
+    }
+    Ok(next.run(req).await)
 }
 
 /// Marks a response as the app's own answer (see [`refusal_page`]).

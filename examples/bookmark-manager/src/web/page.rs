@@ -16,6 +16,45 @@ use super::error::AppError;
 pub(crate) const KEY_AUTH: &str = "auth";
 pub(crate) const KEY_PREFS: &str = "prefs";
 pub(crate) const KEY_DEMO: &str = "demo";
+/// When this login ends at the latest and when the user last gave their password: see
+/// [`LoginTimes`].
+pub(crate) const KEY_LOGIN_TIMES: &str = "login_times";
+
+/// How long a login lasts at most, however active: without "remember me" ...
+pub(crate) const BROWSER_LOGIN_LIFETIME: time::Duration = time::Duration::hours(12);
+/// ... and with it.
+pub(crate) const REMEMBERED_LOGIN_LIFETIME: time::Duration = time::Duration::days(30);
+/// How long after the password was last given a vault secret is shown without asking again.
+pub(crate) const REAUTH_AFTER: time::Duration = time::Duration::minutes(5);
+
+/// The instants of a login, as kept in the session (Unix seconds).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct LoginTimes {
+    /// The login ends here, however active the session (checked on every request).
+    pub(crate) ends_at: i64,
+    /// The user last gave their password here: at login, or again to reveal a secret.
+    pub(crate) authenticated_at: i64,
+}
+
+impl LoginTimes {
+    /// For a login now, remembered or not.
+    pub(crate) fn new(remember: bool) -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        let life = if remember { REMEMBERED_LOGIN_LIFETIME } else { BROWSER_LOGIN_LIFETIME };
+        Self { ends_at: (now + life).unix_timestamp(), authenticated_at: now.unix_timestamp() }
+    }
+
+    /// The login is over.
+    pub(crate) fn ended(&self) -> bool {
+        time::OffsetDateTime::now_utc().unix_timestamp() >= self.ends_at
+    }
+
+    /// The password was given recently enough to show a secret.
+    pub(crate) fn recently_authenticated(&self) -> bool {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        now.saturating_sub(self.authenticated_at) < REAUTH_AFTER.whole_seconds()
+    }
+}
 
 /// The logged-in user, as kept in the session.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,11 +11,11 @@ use session_core::flash::Level;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{page, prefs, render_edit, Pager};
+use super::page::{page, prefs, render_edit, LoginTimes, Pager, KEY_LOGIN_TIMES};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
-use crate::AppState;
+use crate::{passwords, AppState};
 
 const MAX_FIELD: usize = 200;
 const MAX_SECRET: usize = 1024;
@@ -56,7 +56,7 @@ pub(crate) async fn list(
     user: CurrentUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), None).await
+    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), None, None).await
 }
 
 /// An item whose secret is shown on this one response.
@@ -66,6 +66,7 @@ struct Revealed {
     secret: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn render_list(
     state: &AppState,
     CurrentUser { auth, session, csrf, live }: &CurrentUser,
@@ -74,12 +75,14 @@ async fn render_list(
     error: Option<String>,
     form: &VaultForm,
     revealed: Option<Revealed>,
+    reauth: Option<Reauth>,
 ) -> Result<Response, AppError> {
     let per_page = prefs(session).await?.per_page;
     let pager = Pager::new(requested, per_page, state.db.count_vault_items(auth.user_id).await?);
     let items = state.db.vault_items(auth.user_id, pager.req(per_page)).await?;
     let page = page(session, csrf, Some(auth), *live).await?;
-    let html = render("vault.html", minijinja::context! { page, pager, items, error, form, revealed })?;
+    let html =
+        render("vault.html", minijinja::context! { page, pager, items, error, form, revealed, reauth })?;
     Ok((status, html).into_response())
 }
 
@@ -90,7 +93,7 @@ pub(crate) async fn create(
 ) -> Result<Response, AppError> {
     if let Err(msg) = validate(&form, true) {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return render_list(&state, &user, None, status, Some(msg), &form, None).await;
+        return render_list(&state, &user, None, status, Some(msg), &form, None, None).await;
     }
     let uid = user.auth.user_id;
     let seal = |id| state.vault.seal(&context(uid, id), form.secret.as_bytes());
@@ -100,23 +103,74 @@ pub(crate) async fn create(
     Ok(Redirect::to("/vault").into_response())
 }
 
+/// The reveal form: the password, when the page asked for it again.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RevealForm {
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// Asks for the password before showing item `id`'s secret.
+#[derive(Debug, Serialize)]
+struct Reauth {
+    id: i64,
+    /// Why the last attempt failed.
+    error: Option<&'static str>,
+}
+
 /// Shows one secret. A POST (with the CSRF token) rather than a link, so a secret is never
 /// in a URL, the history, or a page another site can make the browser load.
+///
+/// The password is asked for again when it was last given more than
+/// [`REAUTH_AFTER`](super::page::REAUTH_AFTER) ago, so a stolen session cookie alone
+/// reveals nothing.
 pub(crate) async fn reveal(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
     Query(q): Query<ListQuery>,
+    Form(form): Form<RevealForm>,
 ) -> Result<Response, AppError> {
     let uid = user.auth.user_id;
     let sealed = state.db.vault_secret(uid, id).await?.ok_or(AppError::NotFound)?;
+    let times = user.session.get::<LoginTimes>(KEY_LOGIN_TIMES).await?;
+    if !times.is_some_and(|t| t.recently_authenticated()) {
+        let Some(password) = form.password.filter(|p| !p.is_empty()) else {
+            let reauth = Some(Reauth { id, error: None });
+            return render_list(
+                &state,
+                &user,
+                q.page,
+                StatusCode::OK,
+                None,
+                &VaultForm::default(),
+                None,
+                reauth,
+            )
+            .await;
+        };
+        let account = state.db.user_by_id(uid).await?.ok_or(AppError::LoginRequired)?;
+        if !passwords::verify(account.password_hash, password).await {
+            let reauth = Some(Reauth { id, error: Some("Wrong password; the secret stays hidden.") });
+            let status = StatusCode::UNAUTHORIZED;
+            return render_list(&state, &user, q.page, status, None, &VaultForm::default(), None, reauth)
+                .await;
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let fresh = match times {
+            Some(t) => LoginTimes { authenticated_at: now, ..t },
+            // A login from before the times were kept: it ends like a browser-session login.
+            None => LoginTimes::new(false),
+        };
+        user.session.insert(KEY_LOGIN_TIMES, fresh).await?;
+    }
     let (plain, _) = state
         .vault
         .open(&context(uid, id), &sealed)
         .ok_or_else(|| AppError::Internal("a vault secret does not open with the vault key".into()))?;
     let secret = String::from_utf8_lossy(&plain).into_owned();
     let revealed = Some(Revealed { id, secret });
-    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), revealed).await
+    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), revealed, None).await
 }
 
 pub(crate) async fn edit(

@@ -18,14 +18,20 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn new(store: StoreKind) -> Self {
+        Self::with_options(store, |_| {}).await
+    }
+
+    /// With the options `store` gets, changed by `change` (e.g. `--insecure-cookies`).
+    pub async fn with_options(store: StoreKind, change: impl FnOnce(&mut Options)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options {
+        let mut opts = Options {
             store,
             data_dir: dir.path().join("data"),
             redis_url: std::env::var("REDIS_URL").ok(),
             postgres_url: std::env::var("DATABASE_URL").ok(),
             ..Options::default()
         };
+        change(&mut opts);
         let state = setup::open(&opts, PasswordCost::Minimal).await.unwrap();
         Self { router: app(state.clone()), state, dir }
     }

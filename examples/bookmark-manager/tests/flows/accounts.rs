@@ -89,7 +89,7 @@ async fn login_gives_a_new_session_id() {
 /// The session cookie a response sets (beside it, a login removes the anonymous CSRF one).
 fn session_cookie(res: &Page) -> String {
     let mut set = res.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap());
-    set.find(|c| c.starts_with("bm_session=")).expect("a session cookie").to_ascii_lowercase()
+    set.find(|c| c.starts_with("__Host-bm_session=")).expect("a session cookie").to_ascii_lowercase()
 }
 
 #[tokio::test]

@@ -110,7 +110,7 @@ async fn websocket_upgrades_need_a_live_login() {
     let mut replay = app.browser();
     assert_eq!(replay.send(upgrade_request(Some(&cookie))).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        replay.send(upgrade_request(Some("bm_session=garbage"))).await.status,
+        replay.send(upgrade_request(Some("__Host-bm_session=garbage"))).await.status,
         StatusCode::UNAUTHORIZED
     );
 

@@ -35,8 +35,8 @@ async fn anonymous_page_views_store_no_session() {
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let cookies: Vec<&str> =
             res.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
-        assert!(cookies.iter().all(|c| !c.starts_with("bm_session=")), "{path}: {cookies:?}");
-        assert!(cookies.iter().any(|c| c.starts_with("bm_csrf=")), "{path}: {cookies:?}");
+        assert!(cookies.iter().all(|c| !c.starts_with("__Host-bm_session=")), "{path}: {cookies:?}");
+        assert!(cookies.iter().any(|c| c.starts_with("__Host-bm_csrf=")), "{path}: {cookies:?}");
     }
     assert_eq!(count_sessions(&app).await, 0, "no session was stored");
 
@@ -44,13 +44,13 @@ async fn anonymous_page_views_store_no_session() {
     app.browser().register("alice", "correct horse").await;
     let mut b = app.browser();
     b.get("/login").await;
-    assert!(!b.cookie_header().contains("bm_session="), "{}", b.cookie_header());
+    assert!(!b.cookie_header().contains("__Host-bm_session="), "{}", b.cookie_header());
     assert_eq!(count_sessions(&app).await, 1, "only alice's first login");
     let res = b.login("alice", "correct horse", false).await;
     assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/"), "{}", res.body);
     b.get("/").await.assert_contains("Welcome back, alice.").assert_contains("Hello, alice");
     // The login changed the id, which ends the anonymous token and its cookie.
-    assert!(!b.cookie_header().contains("bm_csrf="), "{}", b.cookie_header());
+    assert!(!b.cookie_header().contains("__Host-bm_csrf="), "{}", b.cookie_header());
     assert_eq!(count_sessions(&app).await, 2);
 }
 

@@ -3,7 +3,9 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 
-use crate::common::{count, TestApp};
+use bookmark_manager::StoreKind;
+
+use crate::common::{count, Browser, TestApp};
 
 #[tokio::test]
 async fn state_changes_without_the_right_token_are_refused() {
@@ -109,5 +111,145 @@ async fn user_text_is_escaped_everywhere() {
     a.post("/demo/global", &[("text", evil)]).await;
     for path in ["/", "/bookmarks", "/notes", "/vault", "/demo/session", "/demo/global", "/session"] {
         a.get(path).await.assert_lacks("<script>alert").assert_lacks("\"><script>");
+    }
+}
+
+/// The `Set-Cookie` values of a response.
+fn set_cookies(res: &crate::common::Page) -> Vec<String> {
+    res.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_ascii_lowercase()).collect()
+}
+
+/// Both cookies are Secure with the `__Host-` prefix by default (browsers keep them on
+/// http://127.0.0.1 and localhost too); `--insecure-cookies` drops Secure and the prefix.
+#[tokio::test]
+async fn cookies_are_secure_host_cookies_unless_asked_otherwise() {
+    for store in [StoreKind::Memory, StoreKind::Cookie] {
+        let app = TestApp::new(store).await;
+        let mut b = app.browser();
+        let anon = b.get("/login").await;
+        let csrf = set_cookies(&anon).into_iter().find(|c| c.starts_with("__host-bm_csrf=")).expect("csrf");
+        let login = b
+            .post(
+                "/register",
+                &[("name", "alice"), ("password", "correct horse"), ("confirm", "correct horse")],
+            )
+            .await;
+        let session =
+            set_cookies(&login).into_iter().find(|c| c.starts_with("__host-bm_session=")).expect("session");
+        for c in [&csrf, &session] {
+            assert!(
+                c.contains("; secure") && c.contains("; path=/") && !c.contains("domain="),
+                "{store}: {c}"
+            );
+        }
+        b.get("/session")
+            .await
+            .assert_contains("__Host-bm_session")
+            .assert_contains("Secure (browsers send it");
+    }
+
+    let app = TestApp::with_options(StoreKind::Memory, |o| o.insecure_cookies = true).await;
+    let mut b = app.browser();
+    let anon = b.get("/login").await;
+    let csrf = set_cookies(&anon).into_iter().find(|c| c.starts_with("bm_csrf=")).expect("csrf");
+    let login = b
+        .post("/register", &[("name", "alice"), ("password", "correct horse"), ("confirm", "correct horse")])
+        .await;
+    let session = set_cookies(&login).into_iter().find(|c| c.starts_with("bm_session=")).expect("session");
+    for c in [&csrf, &session] {
+        assert!(!c.contains("secure"), "{c}");
+    }
+    b.get("/").await.assert_contains("Hello, alice");
+    b.get("/session").await.assert_contains("not Secure (--insecure-cookies)");
+    assert!(
+        bookmark_manager::USAGE.contains("--insecure-cookies")
+            && bookmark_manager::USAGE.contains("TLS proxy")
+    );
+}
+
+/// The login's instants as the session keeps them (Unix seconds).
+async fn login_times(b: &Browser) -> (i64, i64) {
+    b.client
+        .session(|s| async move {
+            let t: serde_json::Value = s.get("login_times").await?.expect("login times");
+            Ok((t["ends_at"].as_i64().unwrap(), t["authenticated_at"].as_i64().unwrap()))
+        })
+        .await
+        .unwrap()
+}
+
+/// Moves one of the login's stored instants `by` seconds.
+async fn shift(b: &Browser, field: &'static str, by: i64) {
+    b.client
+        .session(|s| async move {
+            let mut t: serde_json::Value = s.get("login_times").await?.expect("login times");
+            t[field] = (t[field].as_i64().unwrap() + by).into();
+            s.insert("login_times", t).await
+        })
+        .await
+        .unwrap();
+}
+
+/// A login ends 12 hours after it (30 days with "remember me"), however active; `/session`
+/// shows when.
+#[tokio::test]
+async fn logins_have_an_absolute_lifetime() {
+    for store in [StoreKind::Memory, StoreKind::Cookie] {
+        let app = TestApp::new(store).await;
+        app.browser().register("alice", "correct horse").await;
+        for (remember, life) in [(false, 12 * 3600), (true, 30 * 86_400)] {
+            let mut b = app.browser();
+            b.login("alice", "correct horse", remember).await;
+            let (ends, at) = login_times(&b).await;
+            assert_eq!(ends - at, life, "{store} remember={remember}");
+            let shown = time::OffsetDateTime::from_unix_timestamp(ends).unwrap();
+            let shown = format!("{}-{:02}-{:02}", shown.year(), u8::from(shown.month()), shown.day());
+            b.get("/session").await.assert_contains("Ends at the latest").assert_contains(&shown);
+            b.get("/bookmarks").await.assert_contains("Your bookmarks");
+
+            // Still in use, but past its end: logged out.
+            shift(&b, "ends_at", -life).await;
+            assert_eq!(b.get("/bookmarks").await.location(), "/login", "{store} remember={remember}");
+            b.get("/").await.assert_contains("Your login expired").assert_lacks("Hello, alice");
+        }
+    }
+}
+
+/// Revealing a secret asks for the password again when it was given more than 5 minutes
+/// ago: a stolen cookie alone shows no secret.
+#[tokio::test]
+async fn revealing_a_secret_asks_for_the_password_after_a_while() {
+    for store in [StoreKind::Memory, StoreKind::Cookie] {
+        let app = TestApp::new(store).await;
+        let mut a = app.browser();
+        a.register("alice", "correct horse").await;
+        a.post("/vault", &[("site", "bank"), ("login", "al"), ("secret", "pin-4711")]).await;
+        let page = a.get("/vault").await;
+        let id = crate::common::item_ids(&page.body)[0];
+        let reveal = format!("/vault/{id}/reveal");
+
+        // Right after login: shown.
+        a.post(&reveal, &[]).await.assert_contains("pin-4711");
+
+        // Six minutes later (a thief's copy of the cookie is no better): the password first.
+        shift(&a, "authenticated_at", -360).await;
+        let thief = a.clone();
+        for mut who in [a.clone(), thief] {
+            let res = who.post(&reveal, &[]).await;
+            assert_eq!(res.status, StatusCode::OK);
+            res.assert_contains("id=\"reauth\"").assert_lacks("pin-4711");
+            let res = who.post(&reveal, &[("password", "wrong password")]).await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{store}");
+            res.assert_contains("Wrong password").assert_lacks("pin-4711");
+        }
+        let (_, before) = login_times(&a).await;
+        a.post(&reveal, &[("password", "correct horse")])
+            .await
+            .assert_contains("pin-4711")
+            .assert_lacks("id=\"reauth\"");
+        let (_, after) = login_times(&a).await;
+        assert!(after >= before + 360, "the re-authentication instant moved on");
+        // And for the next few minutes, no prompt.
+        a.post(&reveal, &[]).await.assert_contains("pin-4711");
     }
 }
