@@ -79,6 +79,9 @@ pub struct Options {
     /// Public origins the app is also served from (`--origin`, repeatable), e.g. behind a
     /// proxy: `https://bookmarks.example`. Normalized to `scheme://host[:port]`.
     pub origins: Vec<String>,
+    /// Take the client address (for login throttling) from the last `X-Forwarded-For`
+    /// entry (`--trust-proxy`): only behind a proxy that sets that header.
+    pub trust_proxy: bool,
 }
 
 impl Default for Options {
@@ -90,6 +93,7 @@ impl Default for Options {
             postgres_url: None,
             redis_url: None,
             origins: Vec::new(),
+            trust_proxy: false,
         }
     }
 }
@@ -97,11 +101,13 @@ impl Default for Options {
 /// The usage text printed for `--help` and after a bad flag.
 pub const USAGE: &str = "usage: bookmark-manager [--addr HOST:PORT] [--data-dir DIR]
        [--session-store memory|file|sqlite|postgres|redis|cookie]
-       [--postgres-url URL] [--redis-url URL] [--origin URL]...
+       [--postgres-url URL] [--redis-url URL] [--origin URL]... [--trust-proxy]
 
 Forms are accepted from http://HOST:PORT of --addr (and http://localhost:PORT when HOST is
 a loopback or unspecified address); add each other origin the app is reached at, such as
-a proxy's https://bookmarks.example, with --origin.";
+a proxy's https://bookmarks.example, with --origin. Behind a proxy that sets
+X-Forwarded-For, --trust-proxy counts failed logins per address from that header (by
+default the address is the connection's).";
 
 impl Options {
     /// Parses flags (without the program name). `Ok(None)` means `--help` was asked for.
@@ -115,6 +121,10 @@ impl Options {
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
                 return Ok(None);
+            }
+            if flag == "--trust-proxy" {
+                opts.trust_proxy = true;
+                continue;
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
@@ -199,6 +209,8 @@ mod tests {
         assert_eq!(o.store, StoreKind::Redis);
         assert_eq!(o.redis_url.as_deref(), Some("redis://x"));
         assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(!d.trust_proxy);
+        assert!(parse(&["--trust-proxy", "--addr", "0.0.0.0:1"]).unwrap().unwrap().trust_proxy);
         assert!(parse(&["--session-store", "mongo"]).unwrap_err().contains("unknown session store"));
         assert!(parse(&["--addr"]).unwrap_err().contains("needs a value"));
         assert!(parse(&["--bogus", "1"]).unwrap_err().contains("unknown flag"));
