@@ -83,6 +83,9 @@ pub struct Options {
     /// for plain HTTP on an address other than localhost or 127.0.0.1. Anyone on the
     /// network path can then read and replay the session cookie.
     pub insecure_cookies: bool,
+    /// Take the client address (for login throttling) from the last `X-Forwarded-For`
+    /// entry (`--trust-proxy`): only behind a proxy that sets that header.
+    pub trust_proxy: bool,
 }
 
 impl Default for Options {
@@ -95,6 +98,7 @@ impl Default for Options {
             redis_url: None,
             origins: Vec::new(),
             insecure_cookies: false,
+            trust_proxy: false,
         }
     }
 }
@@ -103,10 +107,13 @@ impl Default for Options {
 pub const USAGE: &str = "usage: bookmark-manager [--addr HOST:PORT] [--data-dir DIR]
        [--session-store memory|file|sqlite|postgres|redis|cookie]
        [--postgres-url URL] [--redis-url URL] [--origin URL]... [--insecure-cookies]
+       [--trust-proxy]
 
 Forms are accepted from http://HOST:PORT of --addr (and http://localhost:PORT when HOST is
 a loopback or unspecified address); add each other origin the app is reached at, such as
-a proxy's https://bookmarks.example, with --origin.
+a proxy's https://bookmarks.example, with --origin. Behind a proxy that sets
+X-Forwarded-For, --trust-proxy counts failed logins per address from that header (by
+default the address is the connection's).
 
 Cookies are Secure and named __Host-bm_session and __Host-bm_csrf by default. Browsers
 accept them over https:// and over plain http:// on localhost and 127.0.0.1, so the
@@ -129,6 +136,10 @@ impl Options {
             }
             if flag == "--insecure-cookies" {
                 opts.insecure_cookies = true;
+                continue;
+            }
+            if flag == "--trust-proxy" {
+                opts.trust_proxy = true;
                 continue;
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -218,6 +229,8 @@ mod tests {
         let i = parse(&["--insecure-cookies", "--addr", "192.168.1.5:3000"]).unwrap().unwrap();
         assert!(i.insecure_cookies);
         assert_eq!(i.addr.to_string(), "192.168.1.5:3000");
+        assert!(!d.trust_proxy);
+        assert!(parse(&["--trust-proxy", "--addr", "0.0.0.0:1"]).unwrap().unwrap().trust_proxy);
         assert!(parse(&["--session-store", "mongo"]).unwrap_err().contains("unknown session store"));
         assert!(parse(&["--addr"]).unwrap_err().contains("needs a value"));
         assert!(parse(&["--bogus", "1"]).unwrap_err().contains("unknown flag"));

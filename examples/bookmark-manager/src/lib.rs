@@ -12,6 +12,7 @@
 //! | `setup`, `keys` | data dir, key files, the session store chosen by flag |
 //! | `db` | the app's SQLite tables and queries, each scoped to its owner |
 //! | `web` | the router (inside session-core's session and CSRF layers), the login extractor, handlers, templates, static assets |
+//! | `throttle` | counts failed password checks per account and address |
 //! | `hub` | the WebSocket hub: per-user change events, closing the sockets of logins the app ends |
 
 mod cli;
@@ -21,6 +22,7 @@ mod keys;
 mod passwords;
 pub mod setup;
 mod state;
+mod throttle;
 mod web;
 
 pub use crate::cli::{Options, StoreKind, USAGE};

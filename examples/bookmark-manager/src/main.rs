@@ -29,7 +29,7 @@ async fn run(mut opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(opts.addr).await?;
     // The bound address (`--addr 127.0.0.1:0` picks a port), which the allowed origins name.
     opts.addr = listener.local_addr()?;
-    let state = setup::open(&opts, PasswordCost::Default).await?;
+    let state = setup::open(&opts, PasswordCost::Default).await?.trust_proxy(opts.trust_proxy);
     println!(
         "bookmark-manager serving http://{} (sessions: {}, data: {})",
         listener.local_addr()?,
@@ -37,7 +37,8 @@ async fn run(mut opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         opts.data_dir.display()
     );
     println!("forms accepted from {} (add more with --origin)", opts.allowed_origins().join(", "));
-    axum::serve(listener, app(state))
+    // The peer address reaches handlers (login throttling) as `ConnectInfo`.
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async {
             // If the signal handler cannot be installed, serve until killed rather than exit.
             if tokio::signal::ctrl_c().await.is_err() {

@@ -3,6 +3,24 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+/// Argon2 runs at most this many at once (each takes 19 MiB at the default cost), so a flood
+/// of logins queues instead of exhausting memory or the blocking pool.
+const CONCURRENT_HASHES: usize = 2;
+static HASHING: Semaphore = Semaphore::const_new(CONCURRENT_HASHES);
+
+/// Runs the Argon2 work `f` on the blocking pool once a hashing permit is free. The permit
+/// moves into the task, so a request dropped while it runs does not free its slot early.
+async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let permit = HASHING.acquire().await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .ok()
+}
 
 /// How expensive new password hashes are. Verification always uses the parameters stored
 /// in the hash, so hashes made at either cost keep working.
@@ -28,7 +46,7 @@ impl PasswordCost {
 
     /// The PHC string of a fresh salted hash of `password`.
     pub(crate) async fn hash(self, password: String) -> String {
-        tokio::task::spawn_blocking(move || {
+        hashing(move || {
             let salt = SaltString::generate(&mut OsRng);
             self.hasher()
                 .hash_password(password.as_bytes(), &salt)
@@ -36,13 +54,13 @@ impl PasswordCost {
                 .to_string()
         })
         .await
-        .expect("the hashing task does not panic")
+        .expect("the semaphore is never closed and the hashing task does not panic")
     }
 }
 
 /// Whether `password` matches the PHC string `hash`; a malformed hash matches nothing.
 pub(crate) async fn verify(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         PasswordHash::new(&hash)
             .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
     })

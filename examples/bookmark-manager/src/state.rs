@@ -8,6 +8,7 @@ use session_core::{Key, KeyRing, SessionLayer, SessionManager};
 
 use crate::hub::Hub;
 use crate::passwords::PasswordCost;
+use crate::throttle::Throttle;
 use crate::{Db, StoreKind};
 
 /// The app's shared state: cheap to clone (every field is shared or small).
@@ -26,6 +27,10 @@ pub struct AppState {
     pub(crate) cookie_name: &'static str,
     /// Hashed once so a login for an unknown name costs what a real check costs.
     pub(crate) dummy_hash: Arc<str>,
+    /// Failed password checks per account and address.
+    pub(crate) throttle: Arc<Throttle>,
+    /// Take the client address from `X-Forwarded-For` (`--trust-proxy`).
+    pub(crate) trust_proxy: bool,
     /// The `/demo/global` list: one for the whole process, newest first.
     demo: Arc<Mutex<VecDeque<String>>>,
 }
@@ -54,8 +59,19 @@ impl AppState {
             password_cost,
             cookie_name: crate::setup::COOKIE_NAME,
             dummy_hash,
+            throttle: Arc::default(),
+            trust_proxy: false,
             demo: Arc::default(),
         }
+    }
+
+    /// Whether the client address is the last entry of `X-Forwarded-For` (set by a proxy
+    /// in front of the app) instead of the socket's peer. Only for a proxy that sets it:
+    /// otherwise clients choose their own address.
+    #[must_use]
+    pub fn trust_proxy(mut self, trust: bool) -> Self {
+        self.trust_proxy = trust;
+        self
     }
 
     /// Which session store is in use.

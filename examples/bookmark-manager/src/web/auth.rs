@@ -1,7 +1,11 @@
 //! Accounts: register, log in (with "remember me"), log out, change password; and the
 //! [`CurrentUser`] extractor that every private page uses.
 
-use axum::extract::{FromRequestParts, State};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,10 +15,11 @@ use session_core::csrf::CsrfToken;
 use session_core::flash::Level;
 use session_core::{Expiry, Session};
 
-use super::error::AppError;
+use super::error::{error_page, AppError};
 use super::page::{is_live, local_path, page, random_token, Auth, LoginTimes, KEY_AUTH, KEY_LOGIN_TIMES};
 use super::templates::render;
 use crate::passwords;
+use crate::throttle::retry_after;
 use crate::AppState;
 
 /// How long "remember me" keeps an idle login.
@@ -43,6 +48,42 @@ impl FromRequestParts<AppState> for CurrentUser {
             CsrfToken::from_extensions(&parts.extensions).await.map_err(|e| AppError::Internal(e.into()))?;
         Ok(CurrentUser { auth, session, csrf, live: is_live(&parts.headers) })
     }
+}
+
+/// The client's address, for throttling: the socket's peer (`ConnectInfo`, set by `main`),
+/// or with `--trust-proxy` the last `X-Forwarded-For` entry (the one the proxy added).
+/// `None` when unknown (the router called without `ConnectInfo`, as in tests).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        if state.trust_proxy {
+            let forwarded = parts.headers.get_all("x-forwarded-for").iter().next_back();
+            let last = forwarded.and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
+            if let Some(ip) = last.and_then(|ip| ip.trim().parse().ok()) {
+                return Ok(ClientAddr(Some(ip)));
+            }
+        }
+        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip())))
+    }
+}
+
+/// 429 with `Retry-After` for `wait`.
+fn too_many(mut res: Response, wait: Duration) -> Response {
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = header::HeaderValue::from_str(&retry_after(wait)) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+fn wait_message(wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!("Too many failed attempts. Try again in {minutes} {unit}.")
 }
 
 /// The session's user, if it is logged in under the user's current epoch. A login from
@@ -115,18 +156,26 @@ pub(crate) async fn login(
     session: Session,
     csrf: CsrfToken,
     headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
-    let user = state.db.user_by_name(form.name.trim()).await?;
+    let name = form.name.trim();
+    let next = local_path(form.next.as_deref());
+    // Before any lookup or hash, for known and unknown names alike.
+    if let Err(wait) = state.throttle.begin(name, addr, Instant::now()) {
+        let msg = wait_message(wait);
+        let page = form_page(&session, &csrf, "login.html", StatusCode::OK, Some(&msg), name, &next).await?;
+        return Ok(too_many(page, wait));
+    }
+    let user = state.db.user_by_name(name).await?;
     // Verify against a dummy hash for unknown names, so timing does not tell which exist.
     let hash = user.as_ref().map_or_else(|| state.dummy_hash.to_string(), |u| u.password_hash.clone());
     let ok = passwords::verify(hash, form.password).await;
-    let next = local_path(form.next.as_deref());
     let Some(user) = user.filter(|_| ok) else {
         let msg = Some("Wrong user name or password.");
-        let (name, status) = (form.name.trim(), StatusCode::UNAUTHORIZED);
-        return form_page(&session, &csrf, "login.html", status, msg, name, &next).await;
+        return form_page(&session, &csrf, "login.html", StatusCode::UNAUTHORIZED, msg, name, &next).await;
     };
+    state.throttle.succeeded(name, addr);
     start_login(&session, &headers, &user, form.remember.is_some()).await?;
     session.flash(Level::Success, format!("Welcome back, {}.", user.name)).await?;
     // A redirect, never a page: a token rendered in this response, which changes the
@@ -228,13 +277,20 @@ pub(crate) struct PasswordForm {
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     CurrentUser { auth, session, .. }: CurrentUser,
+    ClientAddr(addr): ClientAddr,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
     let user = state.db.user_by_id(auth.user_id).await?.ok_or(AppError::LoginRequired)?;
+    // Counted with the login form's failures: a stolen session must not guess the password.
+    if let Err(wait) = state.throttle.begin(&user.name, addr, Instant::now()) {
+        let page = error_page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &wait_message(wait));
+        return Ok(too_many(page, wait));
+    }
     if !passwords::verify(user.password_hash, form.current).await {
         session.flash(Level::Error, "The current password is wrong; nothing was changed.").await?;
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());
     }
+    state.throttle.succeeded(&user.name, addr);
     if let Some(msg) = password_problem(&form.password, &form.confirm) {
         session.flash(Level::Error, msg).await?;
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());

@@ -181,9 +181,52 @@ impl Pager {
 /// the user to another site afterwards.
 pub(crate) fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        Some(p) if is_local_path(p) => p.to_owned(),
         _ => "/".to_owned(),
     }
+}
+
+/// The longest `next` kept; a longer one falls back to `/`.
+const MAX_NEXT: usize = 2048;
+
+/// Whether `p` is a path on this site, as typed and after percent-decoding: one leading
+/// `/` (not `//` or `/\`, which browsers read as another host), no backslash, no
+/// whitespace or control characters anywhere (browsers drop tabs and newlines, so
+/// `/\t/evil.example` would be `//evil.example`), printable ASCII as sent (so it is a
+/// valid `Location`), and at most [`MAX_NEXT`] bytes.
+fn is_local_path(p: &str) -> bool {
+    fn same_origin(p: &str) -> bool {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.contains('\\')
+            && !p.chars().any(|c| c.is_control() || c.is_whitespace())
+    }
+    p.len() <= MAX_NEXT
+        && p.bytes().all(|b| b.is_ascii_graphic())
+        && same_origin(p)
+        && same_origin(&percent_decode(p))
+}
+
+/// `s` with each `%XX` replaced by its byte (invalid UTF-8 replaced); other `%` kept.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).and_then(|&b| hex(b)), bytes.get(i + 2).and_then(|&b| hex(b))) {
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits: below 256.
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -197,9 +240,27 @@ mod tests {
         assert_eq!(Pager::new(None, 10, 0).pages, 1);
         assert_eq!(Pager::new(Some(0), 5, 6).page, 1);
         assert_eq!(local_path(Some("/notes?page=2")), "/notes?page=2");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", ""] {
-            assert_eq!(local_path(Some(bad)), "/");
+        assert_eq!(local_path(Some("/bookmarks?tag=a&q=%C3%A9")), "/bookmarks?tag=a&q=%C3%A9");
+        let long = format!("/{}", "a".repeat(MAX_NEXT));
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "",
+            "/\tx",
+            "/%09/evil.example",
+            "/%0A/x",
+            "/%5C/evil",
+            "/%2F/evil",
+            "/a b",
+            "/a?q=%20",
+            "/\u{e9}",
+            "javascript:alert(1)",
+            &long,
+        ] {
+            assert_eq!(local_path(Some(bad)), "/", "{bad:?}");
         }
+        assert_eq!(percent_decode("%41%zz%4"), "A%zz%4");
         assert_eq!(random_token().len(), 43);
     }
 }

@@ -127,6 +127,34 @@ impl Browser {
         self.send(req).await
     }
 
+    /// Posts a form with this browser's CSRF token as if from the client `addr` (the
+    /// `ConnectInfo` that `main`'s server adds), with extra `headers`.
+    pub async fn post_from(
+        &mut self,
+        addr: &str,
+        headers: &[(&str, &str)],
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Page {
+        if self.csrf.is_none() {
+            self.get("/").await;
+        }
+        let token = self.csrf.clone().unwrap();
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&all).finish();
+        let peer: std::net::SocketAddr = addr.parse().unwrap();
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .extension(axum::extract::ConnectInfo(peer));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
     /// Registers (which logs in) and checks it worked.
     pub async fn register(&mut self, name: &str, password: &str) {
         self.get("/register").await;

@@ -150,3 +150,38 @@ async fn login_only_redirects_within_the_site() {
         .await;
     assert_eq!(res.location(), "/");
 }
+
+#[tokio::test]
+async fn hostile_next_values_fall_back_to_the_dashboard() {
+    let app = TestApp::memory().await;
+    app.browser().register("alice", "correct horse").await;
+    let long = format!("/{}", "a".repeat(5000));
+    let cases = [
+        ("/bookmarks?tag=a", "/bookmarks?tag=a"),
+        ("/notes", "/notes"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/%09/evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/%0A/x", "/"),
+        ("/\n/x", "/"),
+        ("/%5C/evil", "/"),
+        ("/%2F/evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        (long.as_str(), "/"),
+    ];
+    for (next, expected) in cases {
+        // As the login form sends it, and as the query string of the login page carries it.
+        let mut b = app.browser();
+        b.get("/login").await;
+        let fields = [("name", "alice"), ("password", "correct horse"), ("next", next)];
+        let res = b.post("/login", &fields).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(res.location(), expected, "{next:?}");
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("next", next).finish();
+        let page = app.browser().get(&format!("/login?{query}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{next:?}");
+        page.assert_contains(&format!("name=\"next\" value=\"{}\"", html(expected)));
+    }
+}

@@ -9,3 +9,4 @@ mod items;
 mod pages;
 mod security;
 mod sockets;
+mod throttle;

@@ -1,0 +1,105 @@
+//! Password guessing is throttled per account and per client address.
+
+use axum::http::{header, StatusCode};
+
+use crate::common::{Browser, Page, TestApp};
+
+#[track_caller]
+fn assert_throttled(res: &Page) {
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.body);
+    let secs: u64 = res.headers.get(header::RETRY_AFTER).unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&secs), "Retry-After: {secs}");
+    res.assert_contains("Too many failed attempts");
+}
+
+#[tokio::test]
+async fn the_sixth_wrong_password_is_refused_and_so_is_the_right_one() {
+    let app = TestApp::memory().await;
+    app.browser().register("alice", "correct horse").await;
+    app.browser().register("bob", "battery staple").await;
+    let mut guesser = app.browser();
+    for i in 0..5 {
+        let res = guesser.login("alice", &format!("guess {i}"), false).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_throttled(&guesser.login("alice", "guess 5", false).await);
+    // Right or wrong, from any browser, any spelling of the name: refused until the window passes.
+    assert_throttled(&guesser.login("alice", "correct horse", false).await);
+    let mut owner = app.browser();
+    let res = owner.login(" ALICE ", "correct horse", false).await;
+    assert_throttled(&res);
+    res.assert_contains("name=\"next\"");
+    assert_eq!(owner.get("/bookmarks").await.location(), "/login", "not logged in");
+    // Another account is unaffected.
+    assert_eq!(app.browser().login("bob", "battery staple", false).await.status, StatusCode::SEE_OTHER);
+
+    // Unknown names are counted the same way.
+    for _ in 0..5 {
+        assert_eq!(guesser.login("nobody", "x", false).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_throttled(&guesser.login("nobody", "x", false).await);
+}
+
+#[tokio::test]
+async fn a_success_keeps_earlier_failures_and_other_addresses_counts() {
+    let app = TestApp::memory().await;
+    app.browser().register("alice", "correct horse").await;
+    app.browser().register("bob", "battery staple").await;
+    let login = |name: &'static str, password: &'static str| [("name", name), ("password", password)];
+    // One address guesses at several accounts: the address is throttled.
+    let mut guesser = app.browser();
+    guesser.get("/login").await;
+    for name in ["carol", "dave", "erin", "frank", "grace"] {
+        let res = guesser.post_from("203.0.113.7:5000", &[], "/login", &login(name, "guess")).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    let res = guesser.post_from("203.0.113.7:5001", &[], "/login", &login("bob", "battery staple")).await;
+    assert_throttled(&res);
+
+    // Bob logs in from his own address; the guesser's count stays.
+    let mut bob = app.browser();
+    bob.get("/login").await;
+    let res = bob.post_from("198.51.100.2:4000", &[], "/login", &login("bob", "battery staple")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let mut again = app.browser();
+    again.get("/login").await;
+    assert_throttled(
+        &again.post_from("203.0.113.7:5002", &[], "/login", &login("alice", "correct horse")).await,
+    );
+
+    // A client header is ignored unless the app is told to trust a proxy.
+    let spoofed = [("x-forwarded-for", "192.0.2.1")];
+    let res = again.post_from("203.0.113.7:5003", &spoofed, "/login", &login("alice", "correct horse")).await;
+    assert_throttled(&res);
+    let mut behind_proxy = Browser::new(bookmark_manager::app(app.state.clone().trust_proxy(true)));
+    behind_proxy.get("/login").await;
+    let forwarded = [("x-forwarded-for", "203.0.113.7, 192.0.2.1")];
+    let res =
+        behind_proxy.post_from("10.0.0.1:80", &forwarded, "/login", &login("alice", "correct horse")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "the proxy's last entry is the client");
+    let mut behind_proxy = Browser::new(bookmark_manager::app(app.state.clone().trust_proxy(true)));
+    behind_proxy.get("/login").await;
+    let forwarded = [("x-forwarded-for", "192.0.2.1, 203.0.113.7")];
+    let res =
+        behind_proxy.post_from("10.0.0.1:80", &forwarded, "/login", &login("alice", "correct horse")).await;
+    assert_throttled(&res);
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_too() {
+    let app = TestApp::memory().await;
+    let mut alice = app.browser();
+    alice.register("alice", "correct horse").await;
+    for _ in 0..5 {
+        alice.get("/devices").await;
+        let fields = [("current", "guess"), ("password", "new password"), ("confirm", "new password")];
+        let res = alice.post("/password", &fields).await;
+        assert_eq!(res.location(), "/devices");
+    }
+    alice.get("/devices").await;
+    let fields = [("current", "correct horse"), ("password", "new password"), ("confirm", "new password")];
+    assert_throttled(&alice.post("/password", &fields).await);
+    // Nothing changed, and the login form counts the same failures.
+    assert_throttled(&app.browser().login("alice", "correct horse", false).await);
+    assert_throttled(&app.browser().login("alice", "new password", false).await);
+}
