@@ -188,6 +188,29 @@ impl<C: SessionStore, B: SessionStore> CachingStore<C, B> {
         }
     }
 
+    /// What the backing store's answer to a write of `id` (a patch or an id change) means
+    /// for this instance: a failure is handled as `write_failed` says, and a write that ended
+    /// the session drops it here at once.
+    async fn after_backing_write(
+        &self,
+        id: &RecordId,
+        result: Result<Applied, StoreError>,
+    ) -> Result<Applied, StoreError> {
+        match result {
+            Err(err) => {
+                self.write_failed(id, &err).await;
+                Err(err)
+            }
+            Ok(applied) => {
+                if applied.ended {
+                    let _ending = self.fresh.ending();
+                    self.end_locally(id).await;
+                }
+                Ok(applied)
+            }
+        }
+    }
+
     /// What a failed backing-store write means for the cached copy.
     async fn write_failed(&self, id: &RecordId, err: &StoreError) {
         match err {
@@ -234,16 +257,8 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
 
     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
         let ticket = self.fresh.ticket();
-        let applied = match self.backing.apply(patch).await {
-            Ok(applied) => applied,
-            Err(err) => {
-                self.write_failed(&patch.id, &err).await;
-                return Err(err);
-            }
-        };
+        let applied = self.after_backing_write(&patch.id, self.backing.apply(patch).await).await?;
         if applied.ended {
-            let _ending = self.fresh.ending();
-            self.end_locally(&patch.id).await;
             return Ok(applied);
         }
         // The same patch on the cached copy gives the backing store's record exactly when
@@ -265,16 +280,8 @@ impl<C: SessionStore, B: SessionStore> SessionStore for CachingStore<C, B> {
 
     async fn cycle(&self, patch: &Patch, to: RecordId) -> Result<Applied, StoreError> {
         let ticket = self.fresh.ticket();
-        let applied = match self.backing.cycle(patch, to).await {
-            Ok(applied) => applied,
-            Err(err) => {
-                self.write_failed(&patch.id, &err).await;
-                return Err(err);
-            }
-        };
+        let applied = self.after_backing_write(&patch.id, self.backing.cycle(patch, to).await).await?;
         if applied.ended {
-            let _ending = self.fresh.ending();
-            self.end_locally(&patch.id).await;
             return Ok(applied);
         }
         // Remembered before the cache moves, so a delete of the old id on this instance
