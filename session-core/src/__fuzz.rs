@@ -21,7 +21,7 @@ impl CookieScan {
     #[must_use]
     pub fn new(name: &str) -> Option<Self> {
         let config = CookieConfig { name: name.to_owned(), ..CookieConfig::default() };
-        config.prefix_violation().is_none().then_some(Self(config))
+        config.check().is_ok().then_some(Self(config))
     }
 
     /// The value the layer would take from `headers`, at most `max_len` bytes.

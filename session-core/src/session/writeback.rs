@@ -73,9 +73,7 @@ impl Session {
             }
         };
         if st.load_failed {
-            return Err(Error::Store(StoreError::backend(
-                "the session failed to load earlier in this request",
-            )));
+            return Err(Error::FailedEarlier);
         }
         let store = match &self.config().backend {
             Backend::Store(store) => &**store,
