@@ -23,6 +23,45 @@ pub(crate) fn resp3(info: ConnectionInfo) -> ConnectionInfo {
     info.set_redis_settings(settings)
 }
 
+/// A [`ConnectionManager`] with the settings of [`RedisStore::connect`], and its client.
+pub(crate) async fn manager_and_client(
+    url: impl IntoConnectionInfo,
+) -> Result<(ConnectionManager, redis::Client), RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(RECONNECT_RETRIES);
+    Ok((ConnectionManager::new_with_config(client.clone(), config).await?, client))
+}
+
+/// A [`ConnectionManager`] with the settings of [`RedisStore::connect`].
+#[cfg(feature = "flask")]
+pub(crate) async fn manager(url: impl IntoConnectionInfo) -> Result<ConnectionManager, RedisError> {
+    Ok(manager_and_client(url).await?.0)
+}
+
+/// A Cluster connection with the settings of [`RedisStore::connect_cluster`], and the nodes.
+pub(crate) async fn cluster_and_nodes<I: IntoConnectionInfo>(
+    nodes: impl IntoIterator<Item = I>,
+) -> Result<(ClusterConnection, Vec<ConnectionInfo>), RedisError> {
+    let nodes =
+        nodes.into_iter().map(IntoConnectionInfo::into_connection_info).collect::<Result<Vec<_>, _>>()?;
+    let client = ClusterClient::builder(nodes.clone())
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .build()?;
+    Ok((client.get_async_connection().await?, nodes))
+}
+
+/// A Cluster connection with the settings of [`RedisStore::connect_cluster`].
+#[cfg(feature = "flask")]
+pub(crate) async fn cluster<I: IntoConnectionInfo>(
+    nodes: impl IntoIterator<Item = I>,
+) -> Result<ClusterConnection, RedisError> {
+    Ok(cluster_and_nodes(nodes).await?.0)
+}
+
 impl RedisStore<ConnectionManager> {
     /// Connects to one Redis server, e.g. `redis://127.0.0.1:6379/`, through a
     /// [`ConnectionManager`] that reconnects in the background.
@@ -35,12 +74,7 @@ impl RedisStore<ConnectionManager> {
     ///
     /// If the URL is invalid or the server cannot be reached now.
     pub async fn connect(url: impl IntoConnectionInfo) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES);
-        let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let (manager, client) = manager_and_client(url).await?;
         Ok(Self::new(manager).with_pubsub([client]))
     }
 }
@@ -60,13 +94,8 @@ impl RedisStore<ClusterConnection> {
     where
         I: IntoConnectionInfo,
     {
-        let nodes =
-            nodes.into_iter().map(IntoConnectionInfo::into_connection_info).collect::<Result<Vec<_>, _>>()?;
-        let client = ClusterClient::builder(nodes.clone())
-            .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(RESPONSE_TIMEOUT)
-            .build()?;
-        let mut store = Self::new(client.get_async_connection().await?);
+        let (connection, nodes) = cluster_and_nodes(nodes).await?;
+        let mut store = Self::new(connection);
         store.pubsub = nodes.into_iter().map(resp3).collect();
         Ok(store)
     }

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 #[cfg(feature = "fuzzing")]
@@ -8,6 +9,9 @@ mod apply;
 mod connect;
 mod events;
 mod eviction;
+#[cfg(feature = "flask")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flask")))]
+pub mod flask;
 mod forward;
 mod hash;
 mod join;
