@@ -9,10 +9,12 @@
 //! TODO(fredis): full docs.
 
 mod cycle;
+mod datetime;
 mod keys;
 mod meta;
 mod scripts;
 mod store;
 mod wire;
 
+pub use self::datetime::FlaskDateTime;
 pub use self::store::FlaskSessionStore;
