@@ -7,7 +7,7 @@
 use http::HeaderMap;
 use time::OffsetDateTime;
 
-use crate::client::ClientCodec;
+use crate::client::{ClientSession, Protection};
 use crate::codec;
 use crate::cookie::{CookieConfig, IdCodec};
 use crate::{Entries, Expiry, Id, KeyRing};
@@ -89,19 +89,19 @@ pub fn id_bytes(id: &Id) -> [u8; 16] {
 
 /// How a client-side session travels in its cookie.
 #[derive(Debug)]
-pub struct ClientCookie(ClientCodec);
+pub struct ClientCookie(Protection);
 
 impl ClientCookie {
     /// Readable, with an HMAC tag.
     #[must_use]
     pub fn signed(keys: KeyRing) -> Self {
-        Self(ClientCodec::Signed(keys))
+        Self(Protection::Signed(keys))
     }
 
     /// Sealed with AES-256-GCM.
     #[must_use]
     pub fn private(keys: KeyRing) -> Self {
-        Self(ClientCodec::Private(keys))
+        Self(Protection::Private(keys))
     }
 
     /// The cookie value for `payload` under cookie `name`.
@@ -142,7 +142,7 @@ pub struct ClientPayload {
 ///
 /// The decoder's error when `bytes` are not a payload.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientPayload, crate::BoxError> {
-    let p = codec::decode_client(bytes)?;
+    let p: ClientSession = codec::decode_client(bytes)?;
     Ok(ClientPayload {
         entries: p.entries,
         created_at: p.created_at,
@@ -154,5 +154,10 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientPayload, crate::BoxError> {
 /// Encodes a client-side session payload, as the layer does before sealing or signing.
 #[must_use]
 pub fn encode_client(p: &ClientPayload) -> Vec<u8> {
-    codec::encode_client(&p.entries, p.created_at, p.expires_at, p.expiry)
+    codec::encode_client(&ClientSession {
+        entries: p.entries.clone(),
+        created_at: p.created_at,
+        expires_at: p.expires_at,
+        expiry: p.expiry,
+    })
 }

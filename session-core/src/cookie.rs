@@ -21,7 +21,8 @@ pub(crate) struct CookieConfig {
     pub(crate) domain: Option<String>,
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
-    pub(crate) same_site: SameSite,
+    /// `None`: no SameSite attribute (browsers then treat the cookie as `Lax`).
+    pub(crate) same_site: Option<SameSite>,
     pub(crate) partitioned: bool,
 }
 
@@ -33,7 +34,7 @@ impl Default for CookieConfig {
             domain: None,
             secure: true,
             http_only: true,
-            same_site: SameSite::Lax,
+            same_site: Some(SameSite::Lax),
             partitioned: false,
         }
     }
@@ -94,7 +95,7 @@ impl CookieConfig {
         if self.partitioned && !self.secure {
             return Some(format!("cookie {name:?}: Partitioned requires Secure"));
         }
-        if self.same_site == SameSite::None && !self.secure {
+        if self.same_site == Some(SameSite::None) && !self.secure {
             return Some(format!("cookie {name:?}: SameSite=None requires Secure"));
         }
         None
@@ -155,9 +156,10 @@ impl CookieConfig {
         [
             if self.http_only { "; HttpOnly" } else { "" },
             match self.same_site {
-                SameSite::Strict => "; SameSite=Strict",
-                SameSite::Lax => "; SameSite=Lax",
-                SameSite::None => "; SameSite=None",
+                Some(SameSite::Strict) => "; SameSite=Strict",
+                Some(SameSite::Lax) => "; SameSite=Lax",
+                Some(SameSite::None) => "; SameSite=None",
+                None => "",
             },
             if self.secure { "; Secure" } else { "" },
             if self.partitioned { "; Partitioned" } else { "" },

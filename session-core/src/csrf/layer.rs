@@ -124,7 +124,7 @@ impl CsrfLayer {
     /// but one defence fewer stands.
     #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
-        self.config_mut().cookie.same_site = same_site;
+        self.config_mut().cookie.same_site = Some(same_site);
         self
     }
 }

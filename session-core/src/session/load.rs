@@ -1,7 +1,6 @@
 //! The lazy load: verify the cookie, fetch the record, check its expiry.
 
 use super::{Backend, Meta, Session, StateGuard};
-use crate::codec::decode_client;
 use crate::record::Entries;
 use crate::{Error, Expiry, Id, RecordId};
 
@@ -116,8 +115,7 @@ impl Session {
                 })))
             }
             Backend::Client(codec) => {
-                let Some((payload, reissue)) = codec.decode(name, value) else { return Ok(None) };
-                let Ok(p) = decode_client(&payload) else { return Ok(None) };
+                let Some((p, reissue)) = codec.open(name, value, now) else { return Ok(None) };
                 if self.policy(p.expiry).is_expired(now, p.created_at, p.expires_at) {
                     return Ok(None);
                 }

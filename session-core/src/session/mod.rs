@@ -42,8 +42,8 @@ pub(crate) use self::queue::WriteQueue;
 use self::state::Updater;
 pub(crate) use self::state::{Meta, State};
 pub(crate) use self::writeback::CookieUpdate;
-use crate::codec::{decode_value, encode_client, encode_value, LONGEST_EXPIRY, LONGEST_INSTANT};
-use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
+use crate::codec::{decode_value, encode_value};
+use crate::cookie::CookieText;
 use crate::expiry::Policy;
 use crate::{Error, Expiry, Id, SessionEvent, SessionHandle};
 
@@ -432,15 +432,11 @@ impl Session {
         let client = matches!(self.0.config.backend, Backend::Client(_));
         let Some(previous) = st.write(key, value, client, redo) else { return Ok(()) };
         if let Backend::Client(codec) = &self.0.config.backend {
-            let created = st.meta.map_or_else(|| self.0.config.now(), |m| m.created_at);
-            // The expiry instant is not known until the save, and `set_expiry` may still
-            // change the session's own expiry: their longest encodings keep this check from
-            // ever under-counting, so the save cannot fail where every insert fit.
-            let payload = encode_client(&st.entries, created, LONGEST_INSTANT, Some(LONGEST_EXPIRY)).len();
-            let size = self.0.config.cookie.name.len() + 1 + codec.encoded_len(payload);
-            if size > MAX_COOKIE_BYTES {
+            let now = self.0.config.now();
+            let created = st.meta.map_or(now, |m| m.created_at);
+            if let Err(err) = codec.check_fits(&self.0.config.cookie.name, &st.entries, created, now) {
                 st.undo(key, previous);
-                return Err(Error::CookieTooLarge { size, limit: MAX_COOKIE_BYTES });
+                return Err(err);
             }
         }
         Ok(())

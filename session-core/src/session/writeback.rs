@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::queue::{self, Job, Outcome};
 use super::state::Redo;
 use super::{Backend, State};
+use crate::client::{ClientCodec, ClientSession};
 use crate::{Change, Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
@@ -78,7 +79,7 @@ impl Session {
         }
         let store = match &self.config().backend {
             Backend::Store(store) => &**store,
-            Backend::Client(_) => return self.finish_client(st),
+            Backend::Client(codec) => return self.finish_client(codec, st),
         };
         let now = self.config().now();
         match self.plan(st, now) {
@@ -170,10 +171,7 @@ impl Session {
         })
     }
 
-    fn finish_client(&self, st: State) -> Result<CookieUpdate, Error> {
-        let Backend::Client(codec) = &self.config().backend else {
-            return Err(Error::Store(StoreError::backend("not a client-side session")));
-        };
+    fn finish_client(&self, codec: &ClientCodec, st: State) -> Result<CookieUpdate, Error> {
         let now = self.config().now();
         let changed = st.is_dirty() || st.expiry_changed || st.cycled || st.reissue;
         let policy = self.policy(st.expiry);
@@ -186,13 +184,8 @@ impl Session {
             return Ok(if self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
         }
         let expires_at = policy.expires_at(now, created_at);
-        let payload = crate::codec::encode_client(&st.entries, created_at, expires_at, st.expiry);
-        let name = &self.config().cookie.name;
-        let size = name.len() + 1 + codec.encoded_len(payload.len());
-        if size > crate::cookie::MAX_COOKIE_BYTES {
-            return Err(Error::CookieTooLarge { size, limit: crate::cookie::MAX_COOKIE_BYTES });
-        }
-        let value = codec.encode(name, &payload);
+        let session = ClientSession { entries: st.entries, created_at, expires_at, expiry: st.expiry };
+        let value = codec.seal(&self.config().cookie.name, &session, now)?;
         let header = self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at));
         #[cfg(feature = "testing")]
         crate::testing::audit::issued(&header, None);
