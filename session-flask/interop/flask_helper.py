@@ -47,6 +47,8 @@ def describe(v):
     if isinstance(v, list):
         return {"t": "list", "v": [describe(x) for x in v]}
     if isinstance(v, dict):
+        if not all(isinstance(k, str) for k in v):
+            raise TypeError(f"dict with non-str keys: {v!r}")
         return {"t": "dict", "v": {k: describe(x) for k, x in v.items()}}
     if isinstance(v, uuid.UUID):
         return {"t": "uuid", "v": v.hex}
@@ -67,7 +69,7 @@ def make_app(secret, fallbacks=()):
 def read_session(app, cookie):
     with app.test_request_context(headers={"Cookie": f"session={cookie}"}):
         s = app.session_interface.open_session(app, flask.request)
-        return {"session": describe(dict(s)), "permanent": s.permanent}
+        return {"session": describe(dict(s)), "permanent": bool(s.permanent)}
 
 
 def fill(case):
@@ -138,7 +140,10 @@ def vectors():
 def decode(secret):
     app = make_app(secret)
     for line in sys.stdin:
-        print(json.dumps(read_session(app, line.strip())), flush=True)
+        try:
+            print(json.dumps(read_session(app, line.strip())), flush=True)
+        except Exception as e:  # the test fails with this, rather than on a closed pipe
+            print(json.dumps({"error": repr(e)}), flush=True)
 
 
 def serve(secret, fallbacks):
@@ -162,7 +167,7 @@ def serve(secret, fallbacks):
 
     @app.get("/session")
     def session():
-        return {"session": describe(dict(flask.session)), "permanent": flask.session.permanent}
+        return {"session": describe(dict(flask.session)), "permanent": bool(flask.session.permanent)}
 
     @app.get("/flashes")
     def flashes():
