@@ -248,7 +248,30 @@ impl SessionLayer {
         self
     }
 
-    /// The status of the response when the store fails (default 500).
+    /// Whether browsers would keep this layer's cookie: the checks that applying the layer
+    /// panics on (see [`SessionLayer`]), for an app that reads its configuration at run time
+    /// and wants an error instead.
+    ///
+    /// # Errors
+    ///
+    /// The first rule the cookie attributes break.
+    pub fn check(&self) -> Result<(), crate::ConfigError> {
+        self.config.cookie.check()
+    }
+
+    /// The status of the response when the store fails (default 500): when loading or
+    /// saving the session fails, and when a handler returns a store failure with `?`
+    /// (feature `axum`; see `IntoResponse for Error`).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use session_core::SessionLayer;
+    /// use session_store_memory::MemoryStore;
+    ///
+    /// // Tell clients and load balancers to retry a store outage.
+    /// let layer = SessionLayer::new(MemoryStore::default()).with_error_status(StatusCode::SERVICE_UNAVAILABLE);
+    /// # let _ = layer;
+    /// ```
     #[must_use]
     pub fn with_error_status(mut self, status: StatusCode) -> Self {
         self.config_mut().error_status = status;
@@ -260,7 +283,7 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        if let Some(problem) = self.config.cookie.prefix_violation() {
+        if let Err(problem) = self.check() {
             panic!("invalid SessionLayer configuration: {problem}");
         }
         SessionService::new(inner, Arc::clone(&self.config))
