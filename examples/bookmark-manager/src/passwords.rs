@@ -1,4 +1,5 @@
-//! Argon2id password hashes, computed off the async runtime.
+//! Argon2id password hashes, computed off the async runtime, and the strength check new
+//! passwords must pass.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -68,6 +69,33 @@ pub(crate) async fn verify(hash: String, password: String) -> bool {
     .unwrap_or(false)
 }
 
+/// The lowest zxcvbn score a new password may have: 3, "safely unguessable" (about 10^10
+/// guesses), enough against an online attack and a hashed database that leaked.
+const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Why `password` is too easy to guess, or `None` when it is strong enough. `user_inputs`
+/// are words an attacker would try first for this account (its name), which count as
+/// guessed. The message never contains the password.
+pub(crate) async fn weakness(password: String, user_inputs: Vec<String>) -> Option<String> {
+    // A few milliseconds of CPU, more for long passwords: off the async runtime.
+    tokio::task::spawn_blocking(move || {
+        let mut inputs: Vec<&str> = user_inputs.iter().map(String::as_str).collect();
+        inputs.extend(["bookmark", "bookmarks", "manager", "vault"]);
+        let entropy = zxcvbn::zxcvbn(&password, &inputs);
+        (entropy.score() < MIN_SCORE).then(|| {
+            let hint =
+                entropy.feedback().and_then(|f| f.warning()).map(|w| format!(" ({w})")).unwrap_or_default();
+            format!(
+                "This password is too easy to guess{hint}. Use a longer one, such as four or five \
+                 unrelated words."
+            )
+        })
+    })
+    .await
+    // The estimator does not panic on any input; if it ever did, refuse rather than accept.
+    .unwrap_or_else(|_| Some("The password could not be checked; please try another.".to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +109,19 @@ mod tests {
             assert!(!verify(hash, "wrong".into()).await);
         }
         assert!(!verify("garbage".into(), "x".into()).await);
+    }
+
+    #[tokio::test]
+    async fn weak_and_common_passwords_are_refused() {
+        for (password, name) in
+            [("password1", "bob"), ("alice123", "alice"), ("12345678", "bob"), ("qwertyuiop", "bob")]
+        {
+            let msg = weakness(password.into(), vec![name.into()]).await.expect(password);
+            assert!(
+                msg.starts_with("This password is too easy to guess") && !msg.contains(password),
+                "{msg}"
+            );
+        }
+        assert_eq!(weakness("violet-otter-harbor-quilt".into(), vec!["alice".into()]).await, None);
     }
 }
