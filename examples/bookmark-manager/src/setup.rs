@@ -74,7 +74,8 @@ pub enum SetupError {
 }
 
 /// Creates the data dir and keys if missing, opens the app database and the session store
-/// `opts` chooses, and builds the state. Starts background sweeps of expired sessions.
+/// `opts` chooses, and builds the state. The database files are kept 0600 and the file
+/// store's folder 0700, like the keys. Starts background sweeps of expired sessions.
 ///
 /// # Errors
 ///
