@@ -182,3 +182,30 @@ async fn sockets_close_when_the_login_ends_in_every_mode() {
         assert!(time::OffsetDateTime::now_utc().unix_timestamp() >= at - 1, "{store}");
     }
 }
+
+/// Idle expiry, through the library's binding: a socket does not keep its session alive,
+/// and closes when the session has been idle too long (here 2 s), in a server-side store
+/// and in cookie mode (where the cookie's own expiry is the end).
+#[tokio::test]
+async fn sockets_close_on_idle_expiry() {
+    for store in [StoreKind::Memory, StoreKind::Cookie] {
+        let app = TestApp::new(store).await;
+        let addr = serve(&app).await;
+        let mut laptop = app.browser();
+        laptop.register("alice", "correct horse").await;
+        let idle = |s: session_core::Session| async move {
+            s.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(2))));
+            Ok(())
+        };
+        laptop.client.session(idle).await.unwrap();
+        let opened = std::time::Instant::now();
+        let mut socket = open_socket(addr, &laptop).await;
+        assert_eq!(
+            close_frame(&mut socket, "idle expiry").await,
+            (1008, "session expired".to_owned()),
+            "{store}"
+        );
+        assert!(opened.elapsed() >= Duration::from_secs(1), "{store}: closed after {:?}", opened.elapsed());
+        assert_eq!(laptop.get("/bookmarks").await.location(), "/login", "{store}");
+    }
+}
