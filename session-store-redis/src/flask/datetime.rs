@@ -103,8 +103,12 @@ mod tests {
 
     #[test]
     fn other_values_are_errors_not_panics() {
-        for bad in [&b"\xd6\x05\x00\x00\x00\x00"[..], b"\xc7\x03\xff\x00\x00\x00", b"\xa1x", b"\xd7\xff\xff\xff\xff\xff\xff\xff\xff\xff"]
-        {
+        for bad in [
+            &b"\xd6\x05\x00\x00\x00\x00"[..],
+            b"\xc7\x03\xff\x00\x00\x00",
+            b"\xa1x",
+            b"\xd7\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
             assert!(rmp_serde::from_slice::<FlaskDateTime>(bad).is_err(), "{bad:?}");
         }
     }

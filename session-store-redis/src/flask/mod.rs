@@ -10,6 +10,7 @@
 
 mod cycle;
 mod datetime;
+mod ids;
 mod keys;
 mod meta;
 mod scripts;
@@ -17,4 +18,5 @@ mod store;
 mod wire;
 
 pub use self::datetime::FlaskDateTime;
+pub use self::ids::{flask_session_layer, FlaskIdError, FlaskSessionIds, FLASK_DEFAULT_LIFETIME};
 pub use self::store::FlaskSessionStore;
