@@ -115,6 +115,13 @@ async fn set_one(session: Session) -> Result<&'static str> {
     Ok("ok")
 }
 
+/// Logs in as an app would: the id changes at login (session fixation).
+async fn login(session: Session) -> Result<&'static str> {
+    session.insert("user_id", 99i64).await?;
+    session.cycle_id().await?;
+    Ok("ok")
+}
+
 async fn logout(session: Session) -> Result<&'static str> {
     session.flush().await?;
     Ok("ok")
@@ -130,6 +137,7 @@ async fn serve_rust(prefix: &str, signed: bool) -> u16 {
         .route("/write", post(write))
         .route("/typed", get(typed))
         .route("/set_one", post(set_one))
+        .route("/login", post(login))
         .route("/logout", post(logout))
         .layer(flask_session_layer(store, ids, time::Duration::hours(1)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -375,4 +383,23 @@ async fn a_record_rust_cannot_decode_is_left_alone() {
         assert_eq!(kept, foreign);
         browser.cookie = Some(sid.clone());
     }
+}
+
+#[tokio::test]
+async fn an_id_change_in_rust_leaves_nothing_flask_can_read_at_the_old_sid() {
+    let p = pair(true).await;
+    let mut browser = Browser::default();
+    browser.send("POST", p.flask.port, "/set/theme/dark").await;
+    let old = browser.cookie.clone().unwrap();
+    let old_record = record_bytes(&p.prefix, &browser, true).await;
+    assert!(old_record.is_some());
+    assert_eq!(browser.send("POST", p.rust, "/login").await.body, "ok");
+    let new = browser.cookie.clone().unwrap();
+    assert_ne!(new, old, "the id changed at login");
+    assert_eq!(record_bytes(&p.prefix, &Browser { cookie: Some(old.clone()) }, true).await, None);
+    assert_eq!(browser.send("GET", p.flask.port, "/get/user_id").await.body, "99");
+    assert_eq!(browser.send("GET", p.flask.port, "/get/theme").await.body, "'dark'");
+    let mut replay = Browser { cookie: Some(old) };
+    assert_eq!(replay.send("GET", p.flask.port, "/get/theme").await.body, "none");
+    assert_eq!(replay.send("GET", p.rust, "/whoami").await.status, 401);
 }
