@@ -265,6 +265,14 @@ async fn rust_writes_flask_reads_the_same_python_values(signed: bool) {
     for (key, repr) in expect {
         assert_eq!(browser.send("GET", p.flask.port, &format!("/get/{key}")).await.body, repr, "{key}");
     }
+    // The record's TTL is the lifetime, as Flask-Session sets it (`SET ... EX 3600`).
+    let sid = browser.cookie.as_deref().unwrap().split('.').next().unwrap().to_owned();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{}{sid}", p.prefix))
+        .query_async(&mut redis_connection().await)
+        .await
+        .unwrap();
+    assert!((3_590_000..=3_600_000).contains(&ttl), "PTTL {ttl}");
     // A session Rust starts (no cookie yet) gets a sid Flask accepts, signed if so set.
     let mut fresh = Browser::default();
     fresh.send("POST", p.rust, "/write").await;

@@ -94,7 +94,10 @@
 //!   200 times. So writers of different keys never lose each other's changes, and
 //!   `Session::update` conflicts are detected exactly as with the other stores: the whole
 //!   `session-core` conformance suite and its history check pass, on one server and on a
-//!   Cluster.
+//!   Cluster. A write-back costs two round trips (read, then compare-and-set), one more
+//!   than [`RedisStore`](crate::RedisStore)'s, which applies patches on the server: the
+//!   server cannot splice MessagePack, and Redis's Lua `cmsgpack` would re-encode (and
+//!   lose `bytes` versus `str`).
 //! - **Rust never overwrites a Flask write it has not seen**: a Flask write between Rust's
 //!   read and write fails the compare-and-set, and Rust re-applies its patch on top of it.
 //! - **Flask racing Rust is last-writer-wins**: Flask-Session writes the whole dict it
