@@ -10,7 +10,7 @@ use session_core::flash::Level;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{page, prefs, render_edit, Pager};
+use super::page::{page, prefs, refuse_form, render_edit, take_form_error, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -83,7 +83,11 @@ pub(crate) async fn list(
     user: CurrentUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    render_list(&state, &user, q.page, StatusCode::OK, None, &BookmarkForm::default()).await
+    let (error, form) = match take_form_error(&user.session, "/bookmarks", user.live).await? {
+        Some((error, form)) => (Some(error), form),
+        None => (None, BookmarkForm::default()),
+    };
+    render_list(&state, &user, q.page, StatusCode::OK, error, &form).await
 }
 
 async fn render_list(
@@ -120,9 +124,7 @@ pub(crate) async fn create(
 ) -> Result<Response, AppError> {
     let Valid(title, url, tags) = match validate(&form) {
         Ok(v) => v,
-        Err(msg) => {
-            return render_list(&state, &user, None, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await
-        }
+        Err(msg) => return refuse_form(&user.session, "/bookmarks", msg, &form).await,
     };
     let b = state.db.add_bookmark(user.auth.user_id, &title, &url, &tags).await?;
     state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "created", id: b.id });
@@ -136,8 +138,12 @@ pub(crate) async fn edit(
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let b = state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    let form = BookmarkForm { title: b.title, url: b.url, tags: b.tags };
-    render_edit(&user, "bookmarks", id, StatusCode::OK, None, &form).await
+    let (error, form) =
+        match take_form_error(&user.session, &format!("/bookmarks/{id}/edit"), user.live).await? {
+            Some((error, form)) => (Some(error), form),
+            None => (None, BookmarkForm { title: b.title, url: b.url, tags: b.tags }),
+        };
+    render_edit(&user, "bookmarks", id, StatusCode::OK, error, &form).await
 }
 
 pub(crate) async fn update(
@@ -150,10 +156,7 @@ pub(crate) async fn update(
     state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
     let Valid(title, url, tags) = match validate(&form) {
         Ok(v) => v,
-        Err(msg) => {
-            return render_edit(&user, "bookmarks", id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form)
-                .await
-        }
+        Err(msg) => return refuse_form(&user.session, &format!("/bookmarks/{id}/edit"), msg, &form).await,
     };
     let b = state
         .db
