@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use session_core::csrf::CsrfToken;
+use session_core::flash::{Flash, Level, FLASH_KEY};
 use session_core::Session;
 use tower::{Layer as _, ServiceExt as _};
 
@@ -204,7 +205,7 @@ pub(crate) async fn error_pages(State(state): State<AppState>, req: Request, nex
 /// cookie, but the session it names is gone from the store (logged out in another tab,
 /// logged out from another device, expired, the server restarted with the memory store),
 /// or it still holds the traces of a login the app ended (cookie mode). Not when another
-/// message already explains (an expired login).
+/// notice already explains (an expired login).
 async fn explain_ended(
     state: &AppState,
     session: &Session,
@@ -216,14 +217,15 @@ async fn explain_ended(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.split(';').any(|c| c.trim_start().starts_with(&prefix)));
-    if !sent || session.contains(session_core::flash::FLASH_KEY).await? {
+    let waiting: Vec<Flash> = session.get(FLASH_KEY).await?.unwrap_or_default();
+    if !sent || waiting.iter().any(|f| f.level() == Level::Info) {
         return Ok(());
     }
     let gone = state.store != crate::StoreKind::Cookie && session.id().is_none();
     if gone || session.contains(super::page::KEY_LOGIN_TIMES).await? {
         let text = "Your session has ended: you logged out in another tab, it was logged out from \
                     another device, it expired, or the server restarted. Log in again to go on.";
-        session.flash(session_core::flash::Level::Info, text).await?;
+        session.flash(Level::Info, text).await?;
     }
     Ok(())
 }
