@@ -50,7 +50,7 @@ pub(crate) fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
     // Rounded to the nearest unit: a week less a few seconds is "in 7 days".
     let (count, unit) = match n {
         ..3600 => ((n + 30) / 60, "minute"),
-        ..86_400 => ((n + 1800) / 3600, "hour"),
+        3600..86_400 => ((n + 1800) / 3600, "hour"),
         _ => ((n + 43_200) / 86_400, "day"),
     };
     let unit = if count == 1 { unit.to_owned() } else { format!("{unit}s") };
