@@ -78,11 +78,42 @@ fn lazy_versus_whole(c: &mut Criterion) {
     g.finish();
 }
 
+/// The layer's hand-built `Set-Cookie` (exact length, one allocation, its own integer
+/// formatting) against the same header from the `cookie` crate, which the layer used to
+/// need: the figure that justifies keeping the hand-written one (docs/BENCHMARKS.md).
+fn set_cookie(c: &mut Criterion) {
+    use cookie::{Cookie, SameSite};
+    let scan = session_core::__fuzz::CookieScan::new("__Host-id").unwrap();
+    let value = "AAECAwQFBgcICQoLDA0ODw"; // the length of a plain id: 22 characters
+    let max_age = Duration::days(14);
+    let by_crate = || {
+        let cookie = Cookie::build(("__Host-id", value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(true)
+            .path("/")
+            .max_age(cookie::time::Duration::seconds(max_age.whole_seconds()))
+            .build();
+        http::HeaderValue::try_from(cookie.to_string()).unwrap()
+    };
+    // Same attributes, whatever their order.
+    let attrs = |h: http::HeaderValue| {
+        let mut v: Vec<String> = h.to_str().unwrap().split("; ").map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(attrs(scan.set_cookie(value, Some(max_age))), attrs(by_crate()));
+    let mut g = c.benchmark_group("codec/set-cookie");
+    g.bench_function("hand-built", |b| b.iter(|| scan.set_cookie(black_box(value), black_box(Some(max_age)))));
+    g.bench_function("cookie-crate", |b| b.iter(by_crate));
+    g.finish();
+}
+
 criterion_group! {
     name = codec;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = whole_session, lazy_versus_whole
+    targets = whole_session, lazy_versus_whole, set_cookie
 }
 criterion_main!(codec);

@@ -7,7 +7,7 @@
 use http::HeaderMap;
 use time::OffsetDateTime;
 
-use crate::client::ClientCodec;
+use crate::client::{ClientSession, Protection};
 use crate::codec;
 use crate::cookie::{CookieConfig, IdCodec};
 use crate::{Entries, Expiry, Id, KeyRing};
@@ -21,13 +21,20 @@ impl CookieScan {
     #[must_use]
     pub fn new(name: &str) -> Option<Self> {
         let config = CookieConfig { name: name.to_owned(), ..CookieConfig::default() };
-        config.prefix_violation().is_none().then_some(Self(config))
+        config.check().is_ok().then_some(Self(config))
     }
 
     /// The value the layer would take from `headers`, at most `max_len` bytes.
     #[must_use]
     pub fn find(&self, headers: &HeaderMap, max_len: usize) -> Option<String> {
         self.0.find(headers, max_len).map(|text| text.to_string())
+    }
+
+    /// The `Set-Cookie` header the layer sends for `value` with the default attributes (for
+    /// the benches: the hand-built header against the `cookie` crate's).
+    #[must_use]
+    pub fn set_cookie(&self, value: &str, max_age: Option<time::Duration>) -> http::HeaderValue {
+        self.0.set_cookie(value, max_age)
     }
 }
 
@@ -89,19 +96,19 @@ pub fn id_bytes(id: &Id) -> [u8; 16] {
 
 /// How a client-side session travels in its cookie.
 #[derive(Debug)]
-pub struct ClientCookie(ClientCodec);
+pub struct ClientCookie(Protection);
 
 impl ClientCookie {
     /// Readable, with an HMAC tag.
     #[must_use]
     pub fn signed(keys: KeyRing) -> Self {
-        Self(ClientCodec::Signed(keys))
+        Self(Protection::Signed(keys))
     }
 
     /// Sealed with AES-256-GCM.
     #[must_use]
     pub fn private(keys: KeyRing) -> Self {
-        Self(ClientCodec::Private(keys))
+        Self(Protection::Private(keys))
     }
 
     /// The cookie value for `payload` under cookie `name`.
@@ -142,7 +149,7 @@ pub struct ClientPayload {
 ///
 /// The decoder's error when `bytes` are not a payload.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientPayload, crate::BoxError> {
-    let p = codec::decode_client(bytes)?;
+    let p: ClientSession = codec::decode_client(bytes)?;
     Ok(ClientPayload {
         entries: p.entries,
         created_at: p.created_at,
@@ -154,5 +161,10 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientPayload, crate::BoxError> {
 /// Encodes a client-side session payload, as the layer does before sealing or signing.
 #[must_use]
 pub fn encode_client(p: &ClientPayload) -> Vec<u8> {
-    codec::encode_client(&p.entries, p.created_at, p.expires_at, p.expiry)
+    codec::encode_client(&ClientSession {
+        entries: p.entries.clone(),
+        created_at: p.created_at,
+        expires_at: p.expires_at,
+        expiry: p.expiry,
+    })
 }

@@ -37,12 +37,23 @@ impl IntoResponse for SessionRejection {
     }
 }
 
-/// Lets handlers use `?` on session operations: the response is the layer's error status
-/// (500) with a generic body; the details go to the log, never to the client.
+/// Lets handlers use `?` on session operations, with a generic body (the details go to the
+/// log, never to the client). A store failure ([`Error::Store`](crate::Error::Store),
+/// [`Error::FailedEarlier`](crate::Error::FailedEarlier),
+/// [`Error::ConflictRetriesExhausted`](crate::Error::ConflictRetriesExhausted)) answers the
+/// layer's error status, as a failed load or save does
+/// ([`SessionLayer::with_error_status`](crate::SessionLayer::with_error_status), default
+/// 500); any other error is a bug of the app's (a value of the wrong type, one too large
+/// for a cookie) and answers 500.
 impl IntoResponse for crate::Error {
     fn into_response(self) -> Response {
         tracing::error!(error = %self, source = ?std::error::Error::source(&self), "session operation failed");
-        (StatusCode::INTERNAL_SERVER_ERROR, "session error").into_response()
+        let store = matches!(self, Self::Store(_) | Self::FailedEarlier | Self::ConflictRetriesExhausted);
+        let mut res = (StatusCode::INTERNAL_SERVER_ERROR, "session error").into_response();
+        if store {
+            res.extensions_mut().insert(crate::error::StoreFailure);
+        }
+        res
     }
 }
 

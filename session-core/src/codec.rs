@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::client::ClientSession;
 use crate::record::Entries;
 use crate::{Expiry, Record, RecordId};
 
@@ -218,14 +219,6 @@ fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(T::deserialize(&mut de)?)
 }
 
-/// A client-side session: everything but the id, which a cookie-only session does not have.
-pub(crate) struct ClientPayload {
-    pub(crate) entries: Entries,
-    pub(crate) created_at: OffsetDateTime,
-    pub(crate) expires_at: OffsetDateTime,
-    pub(crate) expiry: Option<Expiry>,
-}
-
 /// The instant with the longest encoding: past 2106 the seconds take eight bytes, full
 /// nanoseconds four. A size check made before the expiry instant is known counts this.
 pub(crate) const LONGEST_INSTANT: OffsetDateTime = time::PrimitiveDateTime::MAX.assume_utc();
@@ -234,33 +227,28 @@ pub(crate) const LONGEST_INSTANT: OffsetDateTime = time::PrimitiveDateTime::MAX.
 /// [`Session::set_expiry`](crate::Session::set_expiry) may still be called counts this.
 pub(crate) const LONGEST_EXPIRY: Expiry = Expiry::OnInactivity(Duration::MAX);
 
-pub(crate) fn encode_client(
-    entries: &Entries,
-    created_at: OffsetDateTime,
-    expires_at: OffsetDateTime,
-    expiry: Option<Expiry>,
-) -> Vec<u8> {
+pub(crate) fn encode_client(session: &ClientSession) -> Vec<u8> {
     let wire = Wire {
         format: RECORD_FORMAT,
         id: Vec::new(),
-        created_at: created_at.into(),
-        expires_at: expires_at.into(),
-        expiry: expiry.map(Into::into),
+        created_at: session.created_at.into(),
+        expires_at: session.expires_at.into(),
+        expiry: session.expiry.map(Into::into),
         version: 0,
-        entries,
+        entries: &session.entries,
         user: None::<&str>,
         label: None,
-        last_seen: created_at.into(),
+        last_seen: session.created_at.into(),
     };
     rmp_serde::to_vec(&wire).expect("a session always encodes")
 }
 
-pub(crate) fn decode_client(bytes: &[u8]) -> Result<ClientPayload, CodecError> {
+pub(crate) fn decode_client(bytes: &[u8]) -> Result<ClientSession, CodecError> {
     let wire: Wire<Entries, String> = decode_bounded(bytes)?;
     if wire.format != RECORD_FORMAT {
         return Err("unknown session format".into());
     }
-    Ok(ClientPayload {
+    Ok(ClientSession {
         entries: wire.entries,
         created_at: wire.created_at.try_into()?,
         expires_at: wire.expires_at.try_into()?,
@@ -317,7 +305,11 @@ mod tests {
 
     #[test]
     fn the_longest_instant_and_expiry_are_the_longest() {
-        let len = |at: OffsetDateTime, e: Option<Expiry>| encode_client(&Entries::new(), at, at, e).len();
+        let len = |at: OffsetDateTime, e: Option<Expiry>| {
+            let session =
+                ClientSession { entries: Entries::new(), created_at: at, expires_at: at, expiry: e };
+            encode_client(&session).len()
+        };
         let longest = len(LONGEST_INSTANT, Some(LONGEST_EXPIRY));
         let (min, max) = (time::PrimitiveDateTime::MIN.assume_utc(), LONGEST_INSTANT);
         let now = OffsetDateTime::now_utc();

@@ -21,7 +21,8 @@ pub(crate) struct CookieConfig {
     pub(crate) domain: Option<String>,
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
-    pub(crate) same_site: SameSite,
+    /// `None`: no SameSite attribute (browsers then treat the cookie as `Lax`).
+    pub(crate) same_site: Option<SameSite>,
     pub(crate) partitioned: bool,
 }
 
@@ -33,7 +34,7 @@ impl Default for CookieConfig {
             domain: None,
             secure: true,
             http_only: true,
-            same_site: SameSite::Lax,
+            same_site: Some(SameSite::Lax),
             partitioned: false,
         }
     }
@@ -57,47 +58,113 @@ fn has_prefix(name: &str, prefix: &str) -> bool {
     name.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
+/// A layer configuration that browsers would defeat, found by
+/// [`SessionLayer::check`](crate::SessionLayer::check) (and `CsrfLayer::check`). Applying
+/// such a layer to a service panics, since every cookie it sent would be dropped silently.
+///
+/// ```
+/// use session_core::{ConfigError, SessionLayer};
+/// use session_store_memory::MemoryStore;
+///
+/// let layer = SessionLayer::new(MemoryStore::default()).with_name("__Host-id").with_secure(false);
+/// assert!(matches!(layer.check(), Err(ConfigError::NeedsSecure { .. })));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is not an RFC 6265 token (empty, or with spaces, separators or
+    /// control characters).
+    #[error("cookie name {name:?} is not a valid cookie token")]
+    Name {
+        /// The name.
+        name: String,
+    },
+    /// The Path does not start with `/`, or holds `;` or control characters.
+    #[error("cookie {name:?}: Path {path:?} must start with / and hold no ';' or control characters")]
+    Path {
+        /// The cookie name.
+        name: String,
+        /// The path.
+        path: String,
+    },
+    /// The Domain is empty or not a host name.
+    #[error("cookie {name:?}: Domain {domain:?} is not a host name")]
+    Domain {
+        /// The cookie name.
+        name: String,
+        /// The domain.
+        domain: String,
+    },
+    /// A `__Host-` cookie with a Domain attribute.
+    #[error("cookie {name:?}: the __Host- prefix forbids a Domain attribute")]
+    HostPrefixDomain {
+        /// The cookie name.
+        name: String,
+    },
+    /// A `__Host-` cookie with a Path other than `/`.
+    #[error("cookie {name:?}: the __Host- prefix requires Path=/")]
+    HostPrefixPath {
+        /// The cookie name.
+        name: String,
+    },
+    /// Secure is off, but the name's prefix or an attribute requires it.
+    #[error("cookie {name:?}: {what} requires Secure")]
+    NeedsSecure {
+        /// The cookie name.
+        name: String,
+        /// What requires it: `the __Host- prefix`, `the __Secure- prefix`, `Partitioned` or
+        /// `SameSite=None`.
+        what: &'static str,
+    },
+    /// An allowed origin of the CSRF layer is not `scheme://host[:port]`.
+    #[error(
+        "allowed origin {origin:?} must be scheme://host[:port], with no path (e.g. https://example.com)"
+    )]
+    Origin {
+        /// The origin as configured.
+        origin: String,
+    },
+}
+
 impl CookieConfig {
-    /// Checks the cookie-prefix rules of RFC 6265bis; returns what is wrong.
-    pub(crate) fn prefix_violation(&self) -> Option<String> {
-        let name = &self.name;
-        if name.is_empty()
-            || !name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+    /// Checks the cookie-prefix rules of RFC 6265bis and the attributes' syntax.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let name = || self.name.clone();
+        if self.name.is_empty()
+            || !self.name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
         {
-            return Some(format!("session cookie name {name:?} is not a valid cookie token"));
+            return Err(ConfigError::Name { name: name() });
         }
         let attribute_ok = |v: &str| v.bytes().all(|b| b.is_ascii_graphic() && b != b';' || b == b' ');
         if !attribute_ok(&self.path) || !self.path.starts_with('/') {
-            return Some(format!(
-                "cookie {name:?}: Path {:?} must start with / and hold no ';' or control characters",
-                self.path
-            ));
+            return Err(ConfigError::Path { name: name(), path: self.path.clone() });
         }
         if let Some(domain) = &self.domain {
             if domain.is_empty() || !attribute_ok(domain) || domain.contains(' ') {
-                return Some(format!("cookie {name:?}: Domain {domain:?} is not a host name"));
+                return Err(ConfigError::Domain { name: name(), domain: domain.clone() });
             }
         }
-        if has_prefix(name, "__Host-") {
+        let needs_secure = |what| Err(ConfigError::NeedsSecure { name: name(), what });
+        if has_prefix(&self.name, "__Host-") {
             if self.domain.is_some() {
-                return Some(format!("cookie {name:?}: the __Host- prefix forbids a Domain attribute"));
+                return Err(ConfigError::HostPrefixDomain { name: name() });
             }
             if !self.secure {
-                return Some(format!("cookie {name:?}: the __Host- prefix requires Secure"));
+                return needs_secure("the __Host- prefix");
             }
             if self.path != "/" {
-                return Some(format!("cookie {name:?}: the __Host- prefix requires Path=/"));
+                return Err(ConfigError::HostPrefixPath { name: name() });
             }
-        } else if has_prefix(name, "__Secure-") && !self.secure {
-            return Some(format!("cookie {name:?}: the __Secure- prefix requires Secure"));
+        } else if has_prefix(&self.name, "__Secure-") && !self.secure {
+            return needs_secure("the __Secure- prefix");
         }
         if self.partitioned && !self.secure {
-            return Some(format!("cookie {name:?}: Partitioned requires Secure"));
+            return needs_secure("Partitioned");
         }
-        if self.same_site == SameSite::None && !self.secure {
-            return Some(format!("cookie {name:?}: SameSite=None requires Secure"));
+        if self.same_site == Some(SameSite::None) && !self.secure {
+            return needs_secure("SameSite=None");
         }
-        None
+        Ok(())
     }
 
     /// The `Set-Cookie` value for `value`; `max_age` `None` makes a browser-session cookie.
@@ -155,9 +222,10 @@ impl CookieConfig {
         [
             if self.http_only { "; HttpOnly" } else { "" },
             match self.same_site {
-                SameSite::Strict => "; SameSite=Strict",
-                SameSite::Lax => "; SameSite=Lax",
-                SameSite::None => "; SameSite=None",
+                Some(SameSite::Strict) => "; SameSite=Strict",
+                Some(SameSite::Lax) => "; SameSite=Lax",
+                Some(SameSite::None) => "; SameSite=None",
+                None => "",
             },
             if self.secure { "; Secure" } else { "" },
             if self.partitioned { "; Partitioned" } else { "" },
@@ -406,27 +474,40 @@ mod tests {
         let host = |f: fn(&mut CookieConfig)| {
             let mut c = CookieConfig { name: "__Host-s".into(), ..CookieConfig::default() };
             f(&mut c);
-            c.prefix_violation()
+            c.check()
         };
-        assert_eq!(host(|_| {}), None);
-        assert!(host(|c| c.domain = Some("example.com".into())).unwrap().contains("__Host-"));
-        assert!(host(|c| c.secure = false).unwrap().contains("__Host-"));
-        assert!(host(|c| c.path = "/app".into()).unwrap().contains("__Host-"));
+        let name = || "__Host-s".to_owned();
+        assert_eq!(host(|_| {}), Ok(()));
+        assert_eq!(
+            host(|c| c.domain = Some("example.com".into())),
+            Err(ConfigError::HostPrefixDomain { name: name() })
+        );
+        assert_eq!(
+            host(|c| c.secure = false),
+            Err(ConfigError::NeedsSecure { name: name(), what: "the __Host- prefix" })
+        );
+        assert_eq!(host(|c| c.path = "/app".into()), Err(ConfigError::HostPrefixPath { name: name() }));
         // Browsers match prefixes without regard to case.
         for name in ["__host-s", "__HOST-s", "__hOsT-s"] {
             let c = CookieConfig { name: name.into(), secure: false, ..CookieConfig::default() };
-            assert!(c.prefix_violation().unwrap().contains("__Host-"), "{name}");
+            assert!(c.check().unwrap_err().to_string().contains("__Host-"), "{name}");
         }
         for name in ["__secure-s", "__SECURE-s"] {
             let c = CookieConfig { name: name.into(), secure: false, ..CookieConfig::default() };
-            assert!(c.prefix_violation().unwrap().contains("__Secure-"), "{name}");
+            assert!(c.check().unwrap_err().to_string().contains("__Secure-"), "{name}");
         }
         let bad = CookieConfig { name: "a b".into(), ..CookieConfig::default() };
-        assert!(bad.prefix_violation().is_some());
+        assert_eq!(bad.check(), Err(ConfigError::Name { name: "a b".into() }));
         let bad_path = CookieConfig { path: "/a;b=c".into(), ..CookieConfig::default() };
-        assert!(bad_path.prefix_violation().unwrap().contains("Path"));
+        assert!(matches!(bad_path.check(), Err(ConfigError::Path { .. })));
         let bad_domain = CookieConfig { domain: Some("a.com; x".into()), ..CookieConfig::default() };
-        assert!(bad_domain.prefix_violation().unwrap().contains("Domain"));
+        assert!(matches!(bad_domain.check(), Err(ConfigError::Domain { .. })));
+        let none_insecure =
+            CookieConfig { same_site: Some(SameSite::None), secure: false, ..CookieConfig::default() };
+        assert_eq!(
+            none_insecure.check().unwrap_err().to_string(),
+            "cookie \"id\": SameSite=None requires Secure"
+        );
     }
 
     #[test]

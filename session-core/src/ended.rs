@@ -142,7 +142,7 @@ impl Session {
         let events = matches!(config.backend, Backend::Store(_)).then(|| manager.subscribe());
         async move {
             let (rid, meta, expiry) = match session.load().await {
-                Ok(st) => (st.rid, st.meta, st.expiry),
+                Ok(st) => (st.rid, st.meta, st.expiry.value),
                 Err(_) => return EndReason::Gone,
             };
             match (&session.config().backend, events) {

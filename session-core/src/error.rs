@@ -5,6 +5,12 @@ use crate::StoreError;
 /// A boxed error from a backend or codec, kept as the `source()` of this crate's errors.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Marks a response made from a store failure ([`Error::Store`], or
+/// [`Error::ConflictRetriesExhausted`]) so the layer gives it its error status.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreFailure;
+
 /// What can go wrong in a [`Session`](crate::Session) operation.
 ///
 /// The layer turns any of these that happen while loading or saving into a 500 response
@@ -43,6 +49,11 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// The session was not saved because a store call earlier in the same request failed
+    /// (its load, or a [`flush`](crate::Session::flush)'s delete): saving then could lose or
+    /// bring back data. That failure was returned to its caller and logged.
+    #[error("the session was not saved: a store call earlier in this request failed")]
+    FailedEarlier,
     /// Other requests of the same session kept saving first; the bounded retries ran out.
     #[error("session was changed concurrently too many times; retries exhausted")]
     ConflictRetriesExhausted,

@@ -38,7 +38,7 @@ pub mod users;
 pub mod __fuzz;
 
 pub use crate::caching::CachingStore;
-pub use crate::cookie::SameSite;
+pub use crate::cookie::{ConfigError, SameSite};
 pub use crate::crypto::{Key, KeyError, KeyRing};
 pub use crate::ended::EndReason;
 pub use crate::error::{BoxError, Error};
@@ -47,7 +47,7 @@ pub use crate::forward::{Forward, Stored};
 pub use crate::id::{Id, ParseIdError, RecordId};
 pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::patch::{Applied, Change, ExpiryChange, Patch};
-pub use crate::record::{Entries, Record};
+pub use crate::record::{Entries, EntriesIter, Record};
 pub use crate::session::Session;
 pub use crate::store::{ExpiredDeletion, SessionStore, StoreError};
 pub use crate::users::{SessionEvent, SessionHandle, SessionInfo, SessionManager};

@@ -116,8 +116,8 @@ impl Entries {
     }
 
     /// The entries, in key order.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter(self.0.as_deref().map_or(&[][..], |map| &map[..]).iter())
+    pub fn iter(&self) -> EntriesIter<'_> {
+        EntriesIter(self.0.as_deref().map_or(&[][..], |map| &map[..]).iter())
     }
 }
 
@@ -160,11 +160,19 @@ impl std::ops::Index<&str> for Entries {
     }
 }
 
-/// The entries of an [`Entries`], in key order.
-#[derive(Debug, Clone)]
-pub struct Iter<'a>(std::slice::Iter<'a, (Arc<str>, Bytes)>);
+/// The entries of an [`Entries`], in key order: what [`Entries::iter`] returns.
+///
+/// `Debug` shows how many are left, never a key or value.
+#[derive(Clone)]
+pub struct EntriesIter<'a>(std::slice::Iter<'a, (Arc<str>, Bytes)>);
 
-impl<'a> Iterator for Iter<'a> {
+impl fmt::Debug for EntriesIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntriesIter").field("remaining", &self.0.len()).finish()
+    }
+}
+
+impl<'a> Iterator for EntriesIter<'a> {
     type Item = (&'a str, &'a Bytes);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -176,17 +184,17 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-impl DoubleEndedIterator for Iter<'_> {
+impl DoubleEndedIterator for EntriesIter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.0.next_back().map(|(k, v)| (&**k, v))
     }
 }
 
-impl ExactSizeIterator for Iter<'_> {}
+impl ExactSizeIterator for EntriesIter<'_> {}
 
 impl<'a> IntoIterator for &'a Entries {
     type Item = (&'a str, &'a Bytes);
-    type IntoIter = Iter<'a>;
+    type IntoIter = EntriesIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()

@@ -184,3 +184,111 @@ async fn a_far_or_later_expiry_is_counted_when_an_insert_checks_the_size() {
         }
     }
 }
+
+/// An app's own wire format, as [`SessionLayer::client_side`] takes it: the session in
+/// plain text (`created.expires.key-hexvalue...`), unprotected, which only a test may use.
+/// A value starting with `old:` reads as made with a fallback key; a key named
+/// `unencodable` has no form in it.
+#[derive(Debug)]
+struct PlainText;
+
+impl session_core::client::CookieFormat for PlainText {
+    fn encode(
+        &self,
+        _name: &str,
+        s: &session_core::client::ClientSession,
+        _now: time::OffsetDateTime,
+    ) -> Result<String, session_core::Error> {
+        if s.entries.contains_key("unencodable") {
+            let source = "this format has no form for it".into();
+            return Err(session_core::Error::Encode { key: "unencodable".into(), source });
+        }
+        let mut out = format!("{}.{}", s.created_at.unix_timestamp(), s.expires_at.unix_timestamp());
+        for (key, value) in &s.entries {
+            out.push('.');
+            out.push_str(key);
+            out.push('-');
+            out.extend(value.iter().map(|b| format!("{b:02x}")));
+        }
+        Ok(out)
+    }
+
+    fn decode(
+        &self,
+        _name: &str,
+        value: &str,
+        _now: time::OffsetDateTime,
+    ) -> Option<(session_core::client::ClientSession, bool)> {
+        let (value, reissue) = value.strip_prefix("old:").map_or((value, false), |v| (v, true));
+        let mut parts = value.split('.');
+        let at = |s: &str| time::OffsetDateTime::from_unix_timestamp(s.parse().ok()?).ok();
+        let created_at = at(parts.next()?)?;
+        let expires_at = at(parts.next()?)?;
+        let mut entries = session_core::Entries::new();
+        for part in parts {
+            let (key, hex) = part.split_once('-')?;
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            entries.insert(key, bytes.into());
+        }
+        Some((session_core::client::ClientSession { entries, created_at, expires_at, expiry: None }, reissue))
+    }
+}
+
+#[tokio::test]
+async fn an_apps_own_format_carries_the_session() {
+    let mut c = Client::new(app(SessionLayer::client_side(PlainText)));
+    assert!(c.get("/untouched").await.set_cookie().is_none());
+    c.post("/insert-big/note/3").await;
+    let cookie = c.cookie().unwrap();
+    // "xxx" in MessagePack: a fixstr of 3 bytes (0xa3), then the text.
+    assert!(cookie.ends_with(".note-a3787878"), "{cookie}");
+    assert_eq!(c.get("/get/note").await.body, "\"xxx\"");
+    assert!(c.get("/get/note").await.set_cookie().is_none(), "reads re-send nothing");
+    // A cookie the format made with a fallback key is issued again, in the current form.
+    c.set_cookie_value(Some(format!("old:{cookie}")));
+    let r = c.get("/get/note").await;
+    assert_eq!(r.body, "\"xxx\"");
+    assert!(!r.set_cookie().expect("re-issued").contains("old:"));
+    // Anything the format does not read is no session.
+    c.set_cookie_value(Some("garbage".into()));
+    assert_eq!(c.get("/get/note").await.body, "none");
+}
+
+#[tokio::test]
+async fn an_apps_own_format_is_held_to_the_size_limit_and_its_own_refusals() {
+    let mut c = Client::new(app(SessionLayer::client_side(PlainText)));
+    c.post("/insert-big/a/4").await;
+    let before = c.cookie().unwrap();
+    // Hex doubles the size: 2100 characters take over 4200 bytes.
+    let r = c.post("/insert-big/big/2100").await;
+    assert!(r.body.starts_with("too large:") && r.body.contains("4096"), "{}", r.body);
+    assert!(r.set_cookie().is_none(), "nothing changed, nothing sent");
+    let r = c.post("/insert-big/unencodable/1").await;
+    assert!(r.body.contains("`unencodable` could not be encoded"), "{}", r.body);
+    assert!(r.set_cookie().is_none());
+    assert_eq!(c.cookie(), Some(before));
+    assert_eq!(c.get("/get/unencodable").await.body, "none");
+}
+
+#[tokio::test]
+async fn an_expired_cookie_of_an_apps_own_format_is_refused() {
+    let mut c = Client::new(app(SessionLayer::client_side(PlainText)));
+    let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+    c.set_cookie_value(Some(format!("{}.{past}.a-01", past - 100)));
+    assert_eq!(c.get("/get/a").await.body, "none");
+    c.set_cookie_value(Some(format!("{}.{}.a-01", past - 100, past + 1000)));
+    assert_eq!(c.get("/get/a").await.body, "1");
+}
+
+#[tokio::test]
+async fn without_same_site_sends_no_same_site_attribute() {
+    let mut c = Client::new(app(SessionLayer::client_side(PlainText).without_same_site()));
+    let set = c.post("/insert-big/a/1").await.set_cookie().unwrap().to_owned();
+    assert!(!set.contains("SameSite"), "{set}");
+    assert!(set.contains("HttpOnly") && set.contains("Path=/"), "{set}");
+    let mut c = Client::new(app(SessionLayer::client_side(PlainText)));
+    assert!(c.post("/insert-big/a/1").await.set_cookie().unwrap().contains("SameSite=Lax"));
+}

@@ -42,9 +42,23 @@ async fn a_store_outage_is_a_500_not_a_panic_or_a_logout() {
 async fn the_error_status_is_configurable() {
     let store = FaultStore::<MemoryStore>::default();
     fail_writes(&store);
-    let layer = SessionLayer::new(store).with_error_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    let layer =
+        SessionLayer::new(store.clone()).with_error_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
     let mut c = Client::new(app(layer));
-    assert_eq!(c.post("/insert/a/1").await.status, 503);
+    assert_eq!(c.post("/insert/a/1").await.status, 503, "a failed save");
+    recover_writes(&store);
+    c.post("/insert/a/not-a-number").await;
+    let r = c.get("/get-u32-or-fail/a").await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_str()),
+        (500, "session error"),
+        "a wrong type is the app's bug: 500"
+    );
+    store.fail(StoreMethod::Load, Failure::outage());
+    // A handler's `?` on a failed load answers what the layer does for a failed load.
+    let r = c.get("/get-u32-or-fail/a").await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (503, "session error"));
+    assert_eq!(c.post("/clear").await.status, 503);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use tower_layer::Layer;
 
 use super::CsrfService;
 use crate::cookie::CookieConfig;
-use crate::{KeyRing, SameSite};
+use crate::{ConfigError, KeyRing, SameSite};
 
 /// Refuses state-changing requests that do not prove they come from the app. See the
 /// [module docs](super) for what is checked, the layer order and an example.
@@ -124,30 +124,38 @@ impl CsrfLayer {
     /// but one defence fewer stands.
     #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
-        self.config_mut().cookie.same_site = same_site;
+        self.config_mut().cookie.same_site = Some(same_site);
         self
+    }
+
+    /// Whether browsers would keep this layer's cookie and every allowed origin is well
+    /// formed: the checks that applying the layer panics on, as an error instead.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.config.cookie.check()?;
+        self.config.origins.iter().try_for_each(|o| check_origin(o))
     }
 }
 
 /// Why an allowed origin is not `scheme://host[:port]`.
-fn origin_problem(origin: &str) -> Option<String> {
-    let Some((scheme, host)) = origin.split_once("://") else {
-        return Some(format!("allowed origin {origin:?} has no scheme (write https://host)"));
-    };
-    let bad = scheme.is_empty() || host.is_empty() || host.contains(['/', '?', '#', '@', ' ']);
-    bad.then(|| format!("allowed origin {origin:?} must be scheme://host[:port], with no path"))
+fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    let bad = origin.split_once("://").is_none_or(|(scheme, host)| {
+        scheme.is_empty() || host.is_empty() || host.contains(['/', '?', '#', '@', ' '])
+    });
+    if bad {
+        return Err(ConfigError::Origin { origin: origin.to_owned() });
+    }
+    Ok(())
 }
 
 impl<S> Layer<S> for CsrfLayer {
     type Service = CsrfService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let problem = self
-            .config
-            .cookie
-            .prefix_violation()
-            .or_else(|| self.config.origins.iter().find_map(|o| origin_problem(o)));
-        if let Some(problem) = problem {
+        if let Err(problem) = self.check() {
             panic!("invalid CsrfLayer configuration: {problem}");
         }
         CsrfService::new(inner, Arc::clone(&self.config))
@@ -160,10 +168,11 @@ mod tests {
 
     #[test]
     fn origins_are_checked() {
-        assert!(origin_problem("https://app.example").is_none());
-        assert!(origin_problem("http://localhost:3000").is_none());
-        assert!(origin_problem("app.example").is_some());
-        assert!(origin_problem("https://app.example/path").is_some());
+        assert_eq!(check_origin("https://app.example"), Ok(()));
+        assert_eq!(check_origin("http://localhost:3000"), Ok(()));
+        assert_eq!(check_origin("app.example"), Err(ConfigError::Origin { origin: "app.example".into() }));
+        assert!(check_origin("https://app.example/path").is_err());
+        assert!(check_origin("://app.example").is_err());
     }
 
     #[test]

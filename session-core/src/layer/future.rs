@@ -51,15 +51,18 @@ where
         loop {
             match self.as_mut().project().kind.project() {
                 KindProj::Inner { fut, session } => {
-                    let res = ready!(fut.poll(cx))?;
+                    let mut res = ready!(fut.poll(cx))?;
                     let session = session.take().expect("polled after completion");
+                    // A handler's `?` on a store failure answers like a failed load or save.
+                    if res.extensions_mut().remove::<crate::error::StoreFailure>().is_some() {
+                        *res.status_mut() = session.config().error_status;
+                    }
                     // The common cases stay allocation-free: untouched, read-only, or a
                     // failed response (never saved; only a logout's cookie removal holds).
                     if !session.needs_write_back() {
                         return Poll::Ready(Ok(res));
                     }
                     if res.status().is_server_error() {
-                        let mut res = res;
                         if let Some(removal) = session.cookie_after_failure() {
                             send_cookie(res.headers_mut(), removal);
                         }

@@ -5,7 +5,7 @@ use time::Duration;
 use tower_layer::Layer;
 
 use super::SessionService;
-use crate::client::ClientCodec;
+use crate::client::{ClientCodec, CookieFormat, Protection};
 use crate::cookie::{CookieConfig, IdCodec};
 use crate::session::{Backend, Config, WriteQueue};
 use crate::{Expiry, KeyRing, SameSite, SessionManager, SessionStore};
@@ -71,14 +71,22 @@ impl SessionLayer {
     /// them. See the [`client`](crate::client) module docs for the limits of this mode.
     #[must_use]
     pub fn client_side_private(keys: KeyRing) -> Self {
-        Self::with_backend(Backend::Client(ClientCodec::Private(keys)))
+        Self::with_backend(Backend::Client(ClientCodec::Builtin(Protection::Private(keys))))
     }
 
     /// Client-side sessions signed with HMAC-SHA256: the client can read them (base64 and
     /// MessagePack) but not change them. Store nothing secret in such a session.
     #[must_use]
     pub fn client_side_signed(keys: KeyRing) -> Self {
-        Self::with_backend(Backend::Client(ClientCodec::Signed(keys)))
+        Self::with_backend(Backend::Client(ClientCodec::Builtin(Protection::Signed(keys))))
+    }
+
+    /// Client-side sessions in a wire format of the app's own, for instance one another
+    /// framework reads (see [`CookieFormat`]). The format protects the cookie: the layer
+    /// trusts whatever it decodes.
+    #[must_use]
+    pub fn client_side(format: impl CookieFormat) -> Self {
+        Self::with_backend(Backend::Client(ClientCodec::Custom(Arc::new(format))))
     }
 
     fn with_backend(backend: Backend) -> Self {
@@ -172,7 +180,16 @@ impl SessionLayer {
     /// state-changing route with CSRF tokens.
     #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
-        self.config_mut().cookie.same_site = same_site;
+        self.config_mut().cookie.same_site = Some(same_site);
+        self
+    }
+
+    /// No SameSite attribute at all, as Flask sends by default; browsers then treat the
+    /// cookie as `Lax`. Only for sharing a cookie with an app that sets it this way:
+    /// otherwise prefer [`with_same_site`](Self::with_same_site).
+    #[must_use]
+    pub fn without_same_site(mut self) -> Self {
+        self.config_mut().cookie.same_site = None;
         self
     }
 
@@ -231,7 +248,30 @@ impl SessionLayer {
         self
     }
 
-    /// The status of the response when the store fails (default 500).
+    /// Whether browsers would keep this layer's cookie: the checks that applying the layer
+    /// panics on (see [`SessionLayer`]), for an app that reads its configuration at run time
+    /// and wants an error instead.
+    ///
+    /// # Errors
+    ///
+    /// The first rule the cookie attributes break.
+    pub fn check(&self) -> Result<(), crate::ConfigError> {
+        self.config.cookie.check()
+    }
+
+    /// The status of the response when the store fails (default 500): when loading or
+    /// saving the session fails, and when a handler returns a store failure with `?`
+    /// (feature `axum`; see `IntoResponse for Error`).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use session_core::SessionLayer;
+    /// use session_store_memory::MemoryStore;
+    ///
+    /// // Tell clients and load balancers to retry a store outage.
+    /// let layer = SessionLayer::new(MemoryStore::default()).with_error_status(StatusCode::SERVICE_UNAVAILABLE);
+    /// # let _ = layer;
+    /// ```
     #[must_use]
     pub fn with_error_status(mut self, status: StatusCode) -> Self {
         self.config_mut().error_status = status;
@@ -243,7 +283,7 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        if let Some(problem) = self.config.cookie.prefix_violation() {
+        if let Err(problem) = self.check() {
             panic!("invalid SessionLayer configuration: {problem}");
         }
         SessionService::new(inner, Arc::clone(&self.config))

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::state::{Fate, Load};
 use super::{Backend, Session};
 use crate::codec::{decode_value, encode_value};
 use crate::{Error, RecordId};
@@ -49,7 +50,7 @@ impl Session {
     /// Loads the session and says what a CSRF token of this request must be bound to.
     pub(crate) async fn csrf_binding(&self) -> Result<Binding, Error> {
         let st = self.load().await?;
-        if st.ended {
+        if st.fate == Fate::Ended {
             return Ok(Binding::None);
         }
         let raw = |key: &str| st.entries.get(key).and_then(|b| decode_value::<serde_bytes::ByteBuf>(b).ok());
@@ -83,14 +84,10 @@ impl Session {
     /// Called by the CSRF layer when the handler has answered, before the write-back.
     pub(crate) fn csrf_ending(&self) -> Ending {
         let st = self.state();
-        if !st.loaded || st.ended {
-            Ending::Unchanged
-        } else if st.cycled {
-            Ending::Cycled
-        } else if st.meta.is_none() && !st.entries.is_empty() {
-            Ending::Begins
-        } else {
-            Ending::Unchanged
+        match (st.load, st.fate) {
+            (Load::Done, Fate::Cycled) => Ending::Cycled,
+            (Load::Done, Fate::Kept) if st.meta.is_none() && !st.entries.is_empty() => Ending::Begins,
+            _ => Ending::Unchanged,
         }
     }
 

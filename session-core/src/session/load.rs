@@ -1,7 +1,7 @@
 //! The lazy load: verify the cookie, fetch the record, check its expiry.
 
+use super::state::Load;
 use super::{Backend, Meta, Session, StateGuard};
-use crate::codec::decode_client;
 use crate::record::Entries;
 use crate::{Error, Expiry, Id, RecordId};
 
@@ -12,16 +12,20 @@ impl Session {
     pub(crate) async fn load(&self) -> Result<StateGuard<'_>, Error> {
         let claimed = {
             let mut st = self.state();
-            if st.loaded {
-                return Ok(st);
+            match st.load {
+                Load::Done => return Ok(st),
+                Load::Pending if self.0.cookie.is_none() => {
+                    // Nothing to fetch: a new session, loaded as it is.
+                    st.load = Load::Done;
+                    return Ok(st);
+                }
+                // The common case: nobody else is loading, so claim it under this same lock.
+                Load::Pending => {
+                    st.load = Load::InProgress { waiting: false };
+                    true
+                }
+                Load::InProgress { .. } => false,
             }
-            if self.0.cookie.is_none() {
-                // Nothing to fetch: a new session, loaded as it is.
-                st.loaded = true;
-                return Ok(st);
-            }
-            // The common case: nobody else is loading, so claim it under this same lock.
-            !std::mem::replace(&mut st.loading, true)
         };
         if !claimed {
             // Another clone is loading: wait for it, then use its result or (after a
@@ -31,16 +35,19 @@ impl Session {
                 let mut notified = std::pin::pin!(notified);
                 {
                     let mut st = self.state();
-                    if st.loaded {
-                        return Ok(st);
+                    match st.load {
+                        Load::Done => return Ok(st),
+                        Load::Pending => {
+                            st.load = Load::InProgress { waiting: false };
+                            break;
+                        }
+                        Load::InProgress { .. } => {
+                            // Registered under the state lock, so the loader's wake-up cannot
+                            // be missed.
+                            st.load = Load::InProgress { waiting: true };
+                            notified.as_mut().enable();
+                        }
                     }
-                    if !st.loading {
-                        st.loading = true;
-                        break;
-                    }
-                    // Registered under the state lock, so the loader's wake-up cannot be missed.
-                    st.waiting = true;
-                    notified.as_mut().enable();
                 }
                 notified.await;
             }
@@ -49,37 +56,30 @@ impl Session {
         let fetched = self.fetch().await;
         let mut st = self.state();
         claim.done = true;
-        st.loading = false;
-        let wake = std::mem::take(&mut st.waiting);
+        let wake = matches!(std::mem::take(&mut st.load), Load::InProgress { waiting: true });
         if wake {
             // The waiters take the state lock after this guard is released.
             self.0.loaded.notify_waiters();
         }
         match fetched {
             Ok(found) => {
-                st.loaded = true;
+                st.load = Load::Done;
                 if let Some(Fetched::Live(found)) = found {
                     st.id = found.id.map(|(id, _)| id);
                     st.rid = found.id.map(|(_, rid)| rid);
                     st.meta = Some(found.meta);
                     st.entries = found.entries;
                     st.reissue = found.reissue;
-                    if !st.expiry_changed {
-                        st.expiry = found.expiry;
-                    }
-                    if !st.owner_changed {
-                        st.user = found.user;
-                    }
-                    if !st.label_changed {
-                        st.label = found.label;
-                    }
+                    st.expiry.loaded(found.expiry);
+                    st.user.loaded(found.user);
+                    st.label.loaded(found.label);
                 } else if let Some(Fetched::Gone(rid)) = found {
                     st.gone = Some(rid);
                 }
                 Ok(st)
             }
             Err(err) => {
-                st.load_failed = true;
+                st.failed = true;
                 tracing::error!(error = %err, source = ?std::error::Error::source(&err), "loading the session failed");
                 Err(err)
             }
@@ -116,8 +116,7 @@ impl Session {
                 })))
             }
             Backend::Client(codec) => {
-                let Some((payload, reissue)) = codec.decode(name, value) else { return Ok(None) };
-                let Ok(p) = decode_client(&payload) else { return Ok(None) };
+                let Some((p, reissue)) = codec.open(name, value, now) else { return Ok(None) };
                 if self.policy(p.expiry).is_expired(now, p.created_at, p.expires_at) {
                     return Ok(None);
                 }
@@ -169,8 +168,7 @@ impl Drop for Claim<'_> {
         }
         let wake = {
             let mut st = self.session.state();
-            st.loading = false;
-            std::mem::take(&mut st.waiting)
+            matches!(std::mem::take(&mut st.load), Load::InProgress { waiting: true })
         };
         if wake {
             self.session.0.loaded.notify_waiters();

@@ -39,11 +39,11 @@ use serde::Serialize;
 
 pub(crate) use self::config::{Backend, Config};
 pub(crate) use self::queue::WriteQueue;
-use self::state::Updater;
+use self::state::{Fate, Load, Updater};
 pub(crate) use self::state::{Meta, State};
 pub(crate) use self::writeback::CookieUpdate;
-use crate::codec::{decode_value, encode_client, encode_value, LONGEST_EXPIRY, LONGEST_INSTANT};
-use crate::cookie::{CookieText, MAX_COOKIE_BYTES};
+use crate::codec::{decode_value, encode_value};
+use crate::cookie::CookieText;
 use crate::expiry::Policy;
 use crate::{Error, Expiry, Id, SessionEvent, SessionHandle};
 
@@ -147,7 +147,7 @@ impl Session {
     /// (it must load first, so there is a record to change).
     pub(crate) fn take_state_if_loaded(&self) -> Option<State> {
         let mut st = self.state();
-        if (st.expiry_changed || st.owner_changed || st.label_changed) && !st.loaded {
+        if st.attributes_set() && st.load != Load::Done {
             return None;
         }
         Some(std::mem::take(&mut *st))
@@ -324,7 +324,7 @@ impl Session {
         // left: deleting it ends the session that moved away, as this logout intends.
         if let (Some(target), Backend::Store(store)) = (rid.or(gone), &self.0.config.backend) {
             if let Err(err) = store.delete(&target).await {
-                self.state().load_failed = true;
+                self.state().failed = true;
                 return Err(err.into());
             }
             if let Some(rid) = rid {
@@ -332,7 +332,7 @@ impl Session {
                 self.0.config.manager.emit(SessionEvent::Destroyed { handle }).await;
             }
         }
-        *self.state() = State { loaded: true, ended: true, ..State::default() };
+        *self.state() = State { load: Load::Done, fate: Fate::Ended, ..State::default() };
         self.0.flushed.store(true, Ordering::Release);
         Ok(())
     }
@@ -353,7 +353,9 @@ impl Session {
     /// [`Error::Store`] if loading failed.
     pub async fn cycle_id(&self) -> Result<(), Error> {
         let mut st = self.load().await?;
-        st.cycled = true;
+        if st.fate == Fate::Kept {
+            st.fate = Fate::Cycled;
+        }
         // Tokens rendered before the change must not work after it.
         #[cfg(feature = "csrf")]
         Self::csrf_forget(&mut st);
@@ -365,8 +367,7 @@ impl Session {
     /// saved and its cookie re-sent.
     pub fn set_expiry(&self, expiry: Option<Expiry>) {
         let mut st = self.state();
-        st.expiry = expiry;
-        st.expiry_changed = true;
+        st.expiry.set(expiry);
     }
 
     /// This session's own expiry, if it has one: set with [`set_expiry`](Session::set_expiry)
@@ -374,7 +375,7 @@ impl Session {
     /// the layer's default applies.
     #[must_use]
     pub fn expiry(&self) -> Option<Expiry> {
-        self.state().expiry
+        self.state().expiry.value
     }
 
     /// The session's id, once it is loaded and stored (server-side mode only). `None` for a
@@ -393,16 +394,14 @@ impl Session {
     /// them in, so there it records nothing.
     pub fn set_user(&self, user: impl Into<String>) {
         let mut st = self.state();
-        st.user = Some(user.into());
-        st.owner_changed = true;
+        st.user.set(Some(user.into()));
     }
 
     /// Names this session for the user's device list, e.g. "Firefox on Linux". Counts as a
     /// change.
     pub fn set_label(&self, label: impl Into<String>) {
         let mut st = self.state();
-        st.label = Some(label.into());
-        st.label_changed = true;
+        st.label.set(Some(label.into()));
     }
 
     /// The user set with [`set_user`](Session::set_user), in this or an earlier request.
@@ -411,7 +410,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn user(&self) -> Result<Option<String>, Error> {
-        Ok(self.load().await?.user.clone())
+        Ok(self.load().await?.user.value.clone())
     }
 
     /// This session's handle, as [`SessionManager`](crate::SessionManager) lists it: known
@@ -432,15 +431,11 @@ impl Session {
         let client = matches!(self.0.config.backend, Backend::Client(_));
         let Some(previous) = st.write(key, value, client, redo) else { return Ok(()) };
         if let Backend::Client(codec) = &self.0.config.backend {
-            let created = st.meta.map_or_else(|| self.0.config.now(), |m| m.created_at);
-            // The expiry instant is not known until the save, and `set_expiry` may still
-            // change the session's own expiry: their longest encodings keep this check from
-            // ever under-counting, so the save cannot fail where every insert fit.
-            let payload = encode_client(&st.entries, created, LONGEST_INSTANT, Some(LONGEST_EXPIRY)).len();
-            let size = self.0.config.cookie.name.len() + 1 + codec.encoded_len(payload);
-            if size > MAX_COOKIE_BYTES {
+            let now = self.0.config.now();
+            let created = st.meta.map_or(now, |m| m.created_at);
+            if let Err(err) = codec.check_fits(&self.0.config.cookie.name, &st.entries, created, now) {
                 st.undo(key, previous);
-                return Err(Error::CookieTooLarge { size, limit: MAX_COOKIE_BYTES });
+                return Err(err);
             }
         }
         Ok(())
@@ -480,9 +475,9 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Session")
-            .field("loaded", &st.loaded)
+            .field("loaded", &(st.load == Load::Done))
             .field("keys", &st.entries.len())
-            .field("expiry", &st.expiry)
+            .field("expiry", &st.expiry.value)
             .finish_non_exhaustive()
     }
 }

@@ -40,16 +40,69 @@ pub(crate) struct Meta {
     pub(crate) refresh: Option<OffsetDateTime>,
 }
 
+/// Where the lazy load stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Load {
+    /// Not loaded, and nobody is loading (a failed load comes back here, to be retried).
+    #[default]
+    Pending,
+    /// A clone is fetching the record: the others wait instead of fetching too.
+    /// `waiting`: one of them waits, so the loader must wake it.
+    InProgress { waiting: bool },
+    /// Loaded (or nothing to load: no cookie).
+    Done,
+}
+
+/// What becomes of the session's id at the write-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Fate {
+    /// It stays.
+    #[default]
+    Kept,
+    /// `cycle_id` was called: a stored session moves to a new id (and a client-side one is
+    /// sealed afresh); either way the cookie is sent again.
+    Cycled,
+    /// `flush` destroyed the session this request started with. Whatever is written
+    /// afterwards is a new session; cycling it changes nothing.
+    Ended,
+}
+
+/// A session attribute (its expiry, user or label) that a request may set before or after
+/// the load: what the request set wins over what is stored, and only a set one is saved.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settable<T> {
+    pub(crate) value: T,
+    pub(crate) set: bool,
+}
+
+impl<T> Settable<T> {
+    pub(crate) fn set(&mut self, value: T) {
+        self.value = value;
+        self.set = true;
+    }
+
+    /// Takes the stored value, unless the request already set its own.
+    pub(crate) fn loaded(&mut self, value: T) {
+        if !self.set {
+            self.value = value;
+        }
+    }
+}
+
+impl<T: Default> Settable<T> {
+    /// The value to save: `Some` only when the request set it.
+    pub(crate) fn take_if_set(&mut self) -> Option<T> {
+        self.set.then(|| std::mem::take(&mut self.value))
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct State {
-    pub(crate) loaded: bool,
-    /// A clone is fetching the record now: the others wait instead of fetching too.
-    pub(crate) loading: bool,
-    /// A clone waits for that fetch (so the loader must wake it).
-    pub(crate) waiting: bool,
+    pub(crate) load: Load,
     /// A load, or a `flush`, failed: the response becomes the error status whatever the
-    /// handler answers, so an outage is never a silent logout or a silent 200.
-    pub(crate) load_failed: bool,
+    /// handler answers, so an outage is never a silent logout or a silent 200. Stays set
+    /// when a later load succeeds.
+    pub(crate) failed: bool,
     /// The id of the stored record (server-side), once loaded.
     pub(crate) id: Option<Id>,
     /// Its digest, computed once per request.
@@ -65,22 +118,14 @@ pub(crate) struct State {
     /// every entry is new. A list, not a map: a request writes a handful of keys, and a
     /// linear scan of a few entries beats hashing and a table allocation.
     pub(crate) log: Vec<Logged>,
-    pub(crate) expiry: Option<Expiry>,
-    pub(crate) expiry_changed: bool,
+    /// The session's own expiry (`None`: the layer's).
+    pub(crate) expiry: Settable<Option<Expiry>>,
     /// The cookie was made with a fallback key: re-issue it under the primary.
     pub(crate) reissue: bool,
-    /// `flush` destroyed the session this request started with.
-    pub(crate) ended: bool,
-    /// `cycle_id` was called: at the write-back a stored session moves to a new id (and
-    /// a client-side one is sealed afresh); either way the cookie is sent again.
-    pub(crate) cycled: bool,
+    pub(crate) fate: Fate,
     /// Who the session belongs to, and the device label (see `set_user`).
-    pub(crate) user: Option<String>,
-    pub(crate) label: Option<String>,
-    /// `set_user` was called: a change to save.
-    pub(crate) owner_changed: bool,
-    /// `set_label` was called: a change to save.
-    pub(crate) label_changed: bool,
+    pub(crate) user: Settable<Option<String>>,
+    pub(crate) label: Settable<Option<String>>,
 }
 
 impl State {
@@ -103,9 +148,9 @@ impl State {
     ) -> Record {
         let mut record = Record::new(id, created_at, expires_at);
         record.entries = std::mem::take(&mut self.entries);
-        record.expiry = self.expiry;
-        record.user = self.user.take();
-        record.label = self.label.take();
+        record.expiry = self.expiry.value;
+        record.user = self.user.value.take();
+        record.label = self.label.value.take();
         record
     }
 
@@ -113,15 +158,17 @@ impl State {
     /// possible change, a cookie to (re)send or remove, or a due expiry refresh. Untouched
     /// and read-only requests say no, and never allocate a write-back.
     pub(crate) fn has_pending_work(&self) -> bool {
-        self.load_failed
-            || self.expiry_changed
-            || self.owner_changed
-            || self.label_changed
-            || self.cycled
+        self.failed
+            || self.attributes_set()
+            || self.fate != Fate::Kept
             || self.reissue
-            || self.ended
             || self.was_written()
             || self.meta.is_some_and(|m| m.refresh.is_some())
+    }
+
+    /// Whether `set_expiry`, `set_user` or `set_label` was called.
+    pub(crate) fn attributes_set(&self) -> bool {
+        self.expiry.set || self.user.set || self.label.set
     }
 
     /// Whether a key was written (possibly back to what it was): cheaper than `is_dirty`.

@@ -9,8 +9,9 @@ use http::HeaderValue;
 use time::OffsetDateTime;
 
 use super::queue::{self, Job, Outcome};
-use super::state::Redo;
+use super::state::{Fate, Redo};
 use super::{Backend, State};
+use crate::client::{ClientCodec, ClientSession};
 use crate::{Change, Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
@@ -71,14 +72,12 @@ impl Session {
                 std::mem::take(&mut *Box::pin(self.load()).await?)
             }
         };
-        if st.load_failed {
-            return Err(Error::Store(StoreError::backend(
-                "the session failed to load earlier in this request",
-            )));
+        if st.failed {
+            return Err(Error::FailedEarlier);
         }
         let store = match &self.config().backend {
             Backend::Store(store) => &**store,
-            Backend::Client(_) => return self.finish_client(st),
+            Backend::Client(codec) => return self.finish_client(codec, st),
         };
         let now = self.config().now();
         match self.plan(st, now) {
@@ -113,7 +112,7 @@ impl Session {
 
     /// Decides the end of a server-side request from its state.
     fn plan(&self, mut st: State, now: OffsetDateTime) -> Plan {
-        let policy = self.policy(st.expiry);
+        let policy = self.policy(st.expiry.value);
         let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
             if !st.entries.is_empty() {
@@ -121,7 +120,7 @@ impl Session {
                 let placeholder = RecordId::from_bytes([0; 32]);
                 return Plan::Create(st.take_record(placeholder, now, policy.expires_at(now, now)));
             }
-            let remove = st.ended && self.had_cookie();
+            let remove = st.fate == Fate::Ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
         };
         let mut redo = Vec::new();
@@ -143,23 +142,23 @@ impl Session {
                 }
             });
         }
-        let changed =
-            st.expiry_changed || st.owner_changed || st.label_changed || st.cycled || !changes.is_empty();
-        let resend = st.expiry_changed || st.cycled || st.reissue;
+        let cycle = st.fate == Fate::Cycled;
+        let changed = st.attributes_set() || cycle || !changes.is_empty();
+        let resend = st.expiry.set || cycle || st.reissue;
         if changed || meta.refresh.is_some() {
             let job = Job {
                 changes,
                 redo,
-                expiry: if st.expiry_changed {
-                    ExpiryChange::Set(st.expiry)
+                expiry: if st.expiry.set {
+                    ExpiryChange::Set(st.expiry.value)
                 } else {
-                    ExpiryChange::Keep(st.expiry)
+                    ExpiryChange::Keep(st.expiry.value)
                 },
                 policy,
                 created_at: meta.created_at,
-                user: if st.owner_changed { st.user.take() } else { None },
-                label: if st.label_changed { st.label.take() } else { None },
-                cycle: st.cycled,
+                user: st.user.take_if_set().flatten(),
+                label: st.label.take_if_set().flatten(),
+                cycle,
             };
             return Plan::Patch { id, rid, job, resend };
         }
@@ -170,29 +169,25 @@ impl Session {
         })
     }
 
-    fn finish_client(&self, st: State) -> Result<CookieUpdate, Error> {
-        let Backend::Client(codec) = &self.config().backend else {
-            return Err(Error::Store(StoreError::backend("not a client-side session")));
-        };
+    fn finish_client(&self, codec: &ClientCodec, st: State) -> Result<CookieUpdate, Error> {
         let now = self.config().now();
-        let changed = st.is_dirty() || st.expiry_changed || st.cycled || st.reissue;
-        let policy = self.policy(st.expiry);
+        let changed = st.is_dirty() || st.expiry.set || st.fate == Fate::Cycled || st.reissue;
+        let policy = self.policy(st.expiry.value);
         let created_at = st.meta.map_or(now, |m| m.created_at);
         let refresh = st.meta.and_then(|m| m.refresh);
         if !changed && refresh.is_none() {
-            return Ok(if st.ended && self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
+            return Ok(if st.fate == Fate::Ended && self.had_cookie() {
+                CookieUpdate::Remove
+            } else {
+                CookieUpdate::None
+            });
         }
         if st.entries.is_empty() {
             return Ok(if self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
         }
         let expires_at = policy.expires_at(now, created_at);
-        let payload = crate::codec::encode_client(&st.entries, created_at, expires_at, st.expiry);
-        let name = &self.config().cookie.name;
-        let size = name.len() + 1 + codec.encoded_len(payload.len());
-        if size > crate::cookie::MAX_COOKIE_BYTES {
-            return Err(Error::CookieTooLarge { size, limit: crate::cookie::MAX_COOKIE_BYTES });
-        }
-        let value = codec.encode(name, &payload);
+        let session = ClientSession { entries: st.entries, created_at, expires_at, expiry: st.expiry.value };
+        let value = codec.seal(&self.config().cookie.name, &session, now)?;
         let header = self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at));
         #[cfg(feature = "testing")]
         crate::testing::audit::issued(&header, None);
