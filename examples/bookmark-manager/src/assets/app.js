@@ -187,6 +187,14 @@
   }
   bindButtons(document);
 
+  // A chosen bookmark file is read here and sent as the form's text field.
+  for (const input of document.querySelectorAll("input[type=file][data-file-into]")) {
+    input.addEventListener("change", async () => {
+      const file = input.files && input.files[0];
+      if (file) document.getElementById(input.dataset.fileInto).value = await file.text();
+    });
+  }
+
   // ---- live search -------------------------------------------------------------------
   const box = document.querySelector("[data-search]");
   const results = document.getElementById("search-results");

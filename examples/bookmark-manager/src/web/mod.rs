@@ -8,6 +8,7 @@ mod devices;
 mod error;
 mod home;
 mod inspect;
+mod netscape;
 mod notes;
 mod page;
 mod templates;
@@ -59,6 +60,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/search", get(home::search))
         .route("/api/me", get(home::me))
         .route("/bookmarks", get(bookmarks::list).post(bookmarks::create))
+        .route("/bookmarks/export", get(bookmarks::export))
+        .route("/bookmarks/import", post(bookmarks::import))
         .route("/bookmarks/{id}", post(bookmarks::update))
         .route("/bookmarks/{id}/edit", get(bookmarks::edit))
         .route("/bookmarks/{id}/delete", post(bookmarks::delete))

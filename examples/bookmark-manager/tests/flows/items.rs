@@ -12,7 +12,7 @@ async fn bookmarks_add_edit_delete() {
     let res = a.add_bookmark("Rust <3", "https://www.rust-lang.org", "Lang, rust").await;
     assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/bookmarks"));
     let page = a.get("/bookmarks").await;
-    page.assert_contains("Bookmark added.").assert_contains("Rust &lt;3").assert_contains(">lang</span>");
+    page.assert_contains("Bookmark added.").assert_contains("Rust &lt;3").assert_contains(">lang</a>");
     let id = item_ids(&page.body)[0];
     a.get("/bookmarks").await.assert_lacks("Bookmark added.");
 

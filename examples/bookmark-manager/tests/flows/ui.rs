@@ -253,3 +253,61 @@ async fn devices_list_the_current_one_first_with_relative_times() {
         assert!(value.len() < 8 || !page.body.contains(value), "a cookie value is on the page");
     }
 }
+
+#[tokio::test]
+async fn bookmarks_sort_filter_by_tag_and_round_trip_through_a_browser_file() {
+    let app = TestApp::memory().await;
+    let mut a = app.browser();
+    a.register("alice", "correct horse").await;
+    a.post("/prefs", &[("theme", "system"), ("per_page", "5")]).await;
+    let file = r#"<!DOCTYPE NETSCAPE-Bookmark-file-1>
+<DL><p>
+    <DT><H3>Toolbar</H3>
+    <DL><p>
+        <DT><A HREF="https://b.example/" ADD_DATE="1" TAGS="rust,web">Beta &amp; co</A>
+        <DT><A HREF="https://a.example/" TAGS="rust">Alpha</A>
+        <DT><A HREF="javascript:alert(1)">Evil</A>
+        <DT><A HREF="https://c.example/">Gamma</A>
+        <DT><A HREF="https://a.example/">Alpha again</A>
+    </DL><p>
+</DL>"#;
+    let res = a.post("/bookmarks/import", &[("html", file)]).await;
+    assert_eq!(res.location(), "/bookmarks");
+    a.get("/bookmarks").await.assert_contains("Imported 3 bookmarks; skipped 2");
+    // Importing the same file again adds nothing.
+    a.post("/bookmarks/import", &[("html", file)]).await;
+    a.get("/bookmarks").await.assert_contains("Imported 0 bookmarks; skipped 5");
+    a.post_follow("/bookmarks/import", &[("html", "not a bookmark file")])
+        .await
+        .assert_contains("No bookmarks found");
+
+    let titles = |body: &str| -> Vec<String> {
+        body.split("class=\"item-title\"")
+            .skip(1)
+            .filter_map(|s| s.split('>').nth(1)?.split('<').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(titles(&a.get("/bookmarks?sort=title").await.body), ["Alpha", "Beta &amp; co", "Gamma"]);
+    assert_eq!(titles(&a.get("/bookmarks?sort=oldest").await.body), ["Beta &amp; co", "Alpha", "Gamma"]);
+    assert_eq!(titles(&a.get("/bookmarks").await.body), ["Gamma", "Alpha", "Beta &amp; co"]);
+    let rust = a.get("/bookmarks?tag=Rust&sort=title").await;
+    assert_eq!(titles(&rust.body), ["Alpha", "Beta &amp; co"]);
+    rust.assert_contains("tagged “rust”");
+    assert_eq!(titles(&a.get("/bookmarks?tag=web").await.body), ["Beta &amp; co"]);
+    // A sort that does not exist: a friendly 400, not the framework's text.
+    let bad = a.get("/bookmarks?sort=evil").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    bad.assert_lacks("Failed to deserialize").assert_contains("class=\"who\"");
+
+    // The export is a file browsers import, and reads back the same.
+    let export = a.get("/bookmarks/export").await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert!(export.headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    export.assert_contains("<!DOCTYPE NETSCAPE-Bookmark-file-1>").assert_contains("TAGS=\"rust,web\"");
+    let mut b = app.browser();
+    b.register("bob", "bobs password").await;
+    b.post("/bookmarks/import", &[("html", &export.body)]).await;
+    b.get("/bookmarks").await.assert_contains("Imported 3 bookmarks.");
+    assert_eq!(titles(&b.get("/bookmarks?sort=title").await.body), ["Alpha", "Beta &amp; co", "Gamma"]);
+}
