@@ -104,7 +104,9 @@ fn set_cookie(c: &mut Criterion) {
     };
     assert_eq!(attrs(scan.set_cookie(value, Some(max_age))), attrs(by_crate()));
     let mut g = c.benchmark_group("codec/set-cookie");
-    g.bench_function("hand-built", |b| b.iter(|| scan.set_cookie(black_box(value), black_box(Some(max_age)))));
+    g.bench_function("hand-built", |b| {
+        b.iter(|| scan.set_cookie(black_box(value), black_box(Some(max_age))))
+    });
     g.bench_function("cookie-crate", |b| b.iter(by_crate));
     g.finish();
 }
