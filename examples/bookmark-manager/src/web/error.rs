@@ -160,7 +160,9 @@ pub(crate) async fn error_pages(State(state): State<AppState>, req: Request, nex
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
     if res.extensions().get::<LoginRedirect>().is_some() {
-        if let Some(session) = &session {
+        // Not for a live update: the page script follows its redirect in the background,
+        // and the login page it fetches would take the message meant for the user.
+        if let (Some(session), false) = (&session, is_live(&headers)) {
             if let Err(err) = explain_ended(&state, session, &headers).await {
                 tracing::error!(error = %err, "could not flash why the login is needed");
             }

@@ -311,3 +311,41 @@ async fn bookmarks_sort_filter_by_tag_and_round_trip_through_a_browser_file() {
     b.get("/bookmarks").await.assert_contains("Imported 3 bookmarks.");
     assert_eq!(titles(&b.get("/bookmarks?sort=title").await.body), ["Alpha", "Beta &amp; co", "Gamma"]);
 }
+
+#[tokio::test]
+async fn the_page_script_can_tell_an_ended_session_and_a_live_update_keeps_the_explanation() {
+    let app = TestApp::memory().await;
+    let mut a = app.browser();
+    let me = a.get("/api/me").await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    me.assert_contains("\"logged_in\":false");
+    a.register("alice", "correct horse").await;
+    a.get("/api/me").await.assert_contains("\"logged_in\":true");
+    let mut other_tab = a.clone();
+    other_tab.post("/logout", &[]).await;
+    assert_eq!(a.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+    // The page script's live update sees the redirect but does not eat the message...
+    let live = Request::get("/notes").header("x-live-refresh", "1").body(Body::empty()).unwrap();
+    assert_eq!(a.send(live).await.location(), "/login?next=%2Fnotes");
+    // (fetch follows that redirect, with the same header)
+    let followed = Request::get("/login?next=%2Fnotes").header("x-live-refresh", "1").body(Body::empty());
+    a.send(followed.unwrap()).await.assert_lacks("Your session has ended");
+    // ...which the navigation it then makes gets.
+    let res = a.get("/notes").await;
+    a.get(res.location()).await.assert_contains("Your session has ended");
+}
+
+#[tokio::test]
+async fn favicon_and_assets_are_served() {
+    let app = TestApp::memory().await;
+    let mut a = app.browser();
+    for path in ["/favicon.ico", "/static/favicon.svg"] {
+        let res = a.get(path).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}");
+        assert_eq!(res.headers[header::CONTENT_TYPE], "image/svg+xml", "{path}");
+        res.assert_contains("<svg");
+    }
+    a.get("/").await.assert_contains("rel=\"icon\"");
+    // The stylesheet follows the system's dark mode for the default theme.
+    a.get("/static/style.css").await.assert_contains("prefers-color-scheme: dark");
+}
