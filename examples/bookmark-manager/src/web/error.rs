@@ -162,7 +162,7 @@ pub(crate) async fn error_pages(State(state): State<AppState>, req: Request, nex
     if res.extensions().get::<LoginRedirect>().is_some() {
         // Not for a live update: the page script follows its redirect in the background,
         // and the login page it fetches would take the message meant for the user.
-        if let (Some(session), false) = (&session, is_live(&headers)) {
+        if let Some(session) = session.as_ref().filter(|_| !is_live(&headers)) {
             if let Err(err) = explain_ended(&state, session, &headers).await {
                 tracing::error!(error = %err, "could not flash why the login is needed");
             }
@@ -189,7 +189,10 @@ pub(crate) async fn error_pages(State(state): State<AppState>, req: Request, nex
         async move {
             let res = match render(&state, &session, req.extensions(), &page, &back, live).await {
                 Ok(html) => (status, html).into_response(),
-                Err(_) => bare_page(status, &page),
+                Err(err) => {
+                    tracing::error!(error = ?err, "the error page could not be rendered in the layout");
+                    bare_page(status, &page)
+                }
             };
             Ok::<_, std::convert::Infallible>(res)
         }
