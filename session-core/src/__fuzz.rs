@@ -91,7 +91,7 @@ pub fn id_from_bytes(bytes: [u8; 16]) -> Id {
 /// The 16 bytes of `id`.
 #[must_use]
 pub fn id_bytes(id: &Id) -> [u8; 16] {
-    *id.as_bytes()
+    id.as_bytes().try_into().expect("a random id has 16 bytes")
 }
 
 /// How a client-side session travels in its cookie.

@@ -9,6 +9,8 @@ use time::Duration;
 use crate::crypto::{KeyRing, SEAL_OVERHEAD, SIG_LEN};
 use crate::id::ID_TEXT_LEN;
 use crate::Id;
+use std::fmt;
+use std::sync::Arc;
 
 /// Browsers keep at most about 4096 bytes of name and value per cookie.
 pub(crate) const MAX_COOKIE_BYTES: usize = 4096;
@@ -343,6 +345,62 @@ fn to_header(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("cookie attributes are validated when the layer is built")
 }
 
+/// How a server-side session's id is made and carried in its cookie, for a layer that
+/// shares its cookie and store with another framework (the built-in formats are chosen
+/// with [`SessionLayer::with_signed`](crate::SessionLayer::with_signed) and
+/// [`with_private`](crate::SessionLayer::with_private); plain by default). Given to
+/// [`SessionLayer::with_id_format`](crate::SessionLayer::with_id_format).
+///
+/// ```
+/// use session_core::{Id, IdFormat, SessionLayer};
+/// use session_store_memory::MemoryStore;
+///
+/// /// Ids of 32 random bytes in hex, their own record id (as some frameworks key them).
+/// #[derive(Debug)]
+/// struct Hex;
+///
+/// impl IdFormat for Hex {
+///     fn generate(&self) -> Id {
+///         let mut bytes = [0; 32];
+///         getrandom::fill(&mut bytes).expect("no OS randomness");
+///         Id::from_raw(bytes)
+///     }
+///     fn encode(&self, _name: &str, id: &Id) -> String {
+///         id.raw().map(|b| b.iter().map(|x| format!("{x:02x}")).collect()).unwrap_or_default()
+///     }
+///     fn decode(&self, _name: &str, value: &str) -> Option<(Id, bool)> {
+///         let mut bytes = [0; 32];
+///         for (i, b) in bytes.iter_mut().enumerate() {
+///             *b = u8::from_str_radix(value.get(2 * i..2 * i + 2)?, 16).ok()?;
+///         }
+///         (value.len() == 64).then(|| (Id::from_raw(bytes), false))
+///     }
+///     fn max_len(&self) -> usize {
+///         64
+///     }
+/// }
+///
+/// let layer = SessionLayer::new(MemoryStore::default()).with_id_format(Hex);
+/// # let _ = layer;
+/// ```
+pub trait IdFormat: fmt::Debug + Send + Sync + 'static {
+    /// A fresh id, for a new session or an id change: unguessable (at least 128 bits from
+    /// the operating system's CSPRNG).
+    fn generate(&self) -> Id;
+
+    /// The cookie value for `id` (an id `generate` or `decode` made): only characters
+    /// allowed in a cookie value.
+    fn encode(&self, name: &str, id: &Id) -> String;
+
+    /// The id in cookie `value`, and whether to issue the cookie again even if nothing
+    /// changed (a fallback key made it). `None` for anything this format did not make: a
+    /// garbage or forged cookie is no session. Must not panic on any input.
+    fn decode(&self, name: &str, value: &str) -> Option<(Id, bool)>;
+
+    /// The longest cookie value this format makes; longer values are ignored unread.
+    fn max_len(&self) -> usize;
+}
+
 /// How a server-side session's id travels in its cookie.
 #[derive(Debug, Clone)]
 pub(crate) enum IdCodec {
@@ -352,18 +410,29 @@ pub(crate) enum IdCodec {
     Signed(KeyRing),
     /// The id sealed with AES-256-GCM, the cookie name as associated data.
     Private(KeyRing),
+    /// The app's own ids and format.
+    Custom(Arc<dyn IdFormat>),
 }
 
 const SIGNED_LEN: usize = ID_TEXT_LEN + 1 + 43;
 const PRIVATE_LEN: usize = 59; // base64url of 16 + 28 bytes
 
 impl IdCodec {
-    /// The only cookie length this codec produces.
+    /// The longest cookie value this codec produces (the built-in ones make only this length).
     pub(crate) fn cookie_len(&self) -> usize {
         match self {
             Self::Plain => ID_TEXT_LEN,
             Self::Signed(_) => SIGNED_LEN,
             Self::Private(_) => PRIVATE_LEN,
+            Self::Custom(format) => format.max_len(),
+        }
+    }
+
+    /// A fresh id.
+    pub(crate) fn generate(&self) -> Id {
+        match self {
+            Self::Custom(format) => format.generate(),
+            _ => Id::random(),
         }
     }
 
@@ -372,6 +441,24 @@ impl IdCodec {
         let mut out = String::with_capacity(self.cookie_len());
         self.encode_into(name, id, &mut out);
         out
+    }
+
+    /// The `Set-Cookie` header carrying `id`.
+    pub(crate) fn set_cookie(
+        &self,
+        cookie: &CookieConfig,
+        id: &Id,
+        max_age: Option<Duration>,
+    ) -> HeaderValue {
+        match self {
+            Self::Custom(format) => cookie.set_cookie(&format.encode(&cookie.name, id), max_age),
+            // The built-in formats write the value straight into the header's buffer.
+            _ => cookie.set_cookie_with(
+                self.cookie_len(),
+                |out| self.encode_into(&cookie.name, id, out),
+                max_age,
+            ),
+        }
     }
 
     /// Appends the cookie value for `id` to `out` (`cookie_len` bytes).
@@ -386,16 +473,18 @@ impl IdCodec {
                 URL_SAFE_NO_PAD.encode_string(tag, out);
             }
             Self::Private(ring) => URL_SAFE_NO_PAD.encode_string(ring.seal(name, id.as_bytes()), out),
+            Self::Custom(format) => out.push_str(&format.encode(name, id)),
         }
     }
 
     /// The id in a cookie value, and whether it was made with a fallback key (so it
     /// should be re-issued under the primary).
     pub(crate) fn decode(&self, name: &str, value: &str) -> Option<(Id, bool)> {
-        if value.len() != self.cookie_len() {
-            return None;
-        }
         match self {
+            Self::Custom(format) if value.len() <= format.max_len() => format.decode(name, value),
+            // The built-in formats make one length only: anything else is not theirs.
+            _ if value.len() != self.cookie_len() => None,
+            Self::Custom(_) => None,
             Self::Plain => value.parse().ok().map(|id| (id, false)),
             Self::Signed(ring) => {
                 let (text, tag) = value.split_once('.')?;

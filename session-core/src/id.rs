@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -9,6 +11,10 @@ use subtle::ConstantTimeEq;
 const ID_BYTES: usize = 16;
 /// Length of an [`Id`] in its base64url text form.
 pub(crate) const ID_TEXT_LEN: usize = 22;
+/// Number of bytes of a raw id ([`Id::from_raw`]).
+const RAW_BYTES: usize = 32;
+/// Length of a raw id's base64url text form.
+const RAW_TEXT_LEN: usize = 43;
 
 /// Ids fetched from the OS at once, per thread.
 const POOL_IDS: usize = 64;
@@ -36,7 +42,7 @@ impl Pool {
         id.copy_from_slice(taken);
         taken.fill(0);
         self.next += ID_BYTES;
-        Id(id)
+        Id(Repr::Random(id))
     }
 }
 
@@ -59,8 +65,19 @@ impl Pool {
 /// assert!("not-an-id".parse::<Id>().is_err());
 /// assert_eq!(format!("{id:?}"), "Id(..)");
 /// ```
+///
+/// A layer with an [`IdFormat`](crate::IdFormat) of its own may use other ids, such as the
+/// raw ids of a store it shares with another framework ([`Id::from_raw`]).
 #[derive(Clone, Copy)]
-pub struct Id([u8; ID_BYTES]);
+pub struct Id(Repr);
+
+#[derive(Clone, Copy)]
+enum Repr {
+    /// 128 random bits; stores see their SHA-256.
+    Random([u8; ID_BYTES]),
+    /// 32 bytes that are their own record id.
+    Raw([u8; RAW_BYTES]),
+}
 
 impl Id {
     /// A fresh id from the operating system's CSPRNG.
@@ -80,24 +97,64 @@ impl Id {
         POOL.with_borrow_mut(Pool::take)
     }
 
-    /// The digest stores are keyed by: SHA-256 of the id's bytes.
+    /// An id of 32 bytes that is its own record id, with no digest: for a store shared with
+    /// another framework that keys records by the id the cookie carries (Flask-Session
+    /// does). Stores then hold usable cookie values, so a leaked store dump or key listing
+    /// hands out sessions: use it only for that interoperability, through an
+    /// [`IdFormat`](crate::IdFormat). The text form is 43 base64url characters.
+    ///
+    /// ```
+    /// use session_core::Id;
+    ///
+    /// let id = Id::from_raw([7; 32]);
+    /// assert_eq!(id.record_id().as_bytes(), &[7; 32]);
+    /// assert_eq!(id.raw(), Some(&[7; 32]));
+    /// assert_eq!(id.to_string().len(), 43);
+    /// assert_eq!(Id::random().raw(), None);
+    /// ```
+    #[must_use]
+    pub fn from_raw(bytes: [u8; RAW_BYTES]) -> Self {
+        Self(Repr::Raw(bytes))
+    }
+
+    /// The bytes of an id made by [`Id::from_raw`]; `None` for a random id.
+    #[must_use]
+    pub fn raw(&self) -> Option<&[u8; RAW_BYTES]> {
+        match &self.0 {
+            Repr::Raw(bytes) => Some(bytes),
+            Repr::Random(_) => None,
+        }
+    }
+
+    /// The digest stores are keyed by: SHA-256 of a random id's bytes, a raw id's own bytes.
     #[must_use]
     pub fn record_id(&self) -> RecordId {
-        RecordId(Sha256::digest(self.0).into())
+        match &self.0 {
+            Repr::Random(bytes) => RecordId(Sha256::digest(bytes).into()),
+            Repr::Raw(bytes) => RecordId(*bytes),
+        }
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8; ID_BYTES] {
-        &self.0
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Random(bytes) => bytes,
+            Repr::Raw(bytes) => bytes,
+        }
     }
 
+    /// A random id from its 16 bytes.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
+        bytes.try_into().ok().map(|b| Self(Repr::Random(b)))
     }
 }
 
 impl PartialEq for Id {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        match (&self.0, &other.0) {
+            (Repr::Random(a), Repr::Random(b)) => a.ct_eq(b).into(),
+            (Repr::Raw(a), Repr::Raw(b)) => a.ct_eq(b).into(),
+            _ => false,
+        }
     }
 }
 
@@ -134,10 +191,19 @@ impl Id {
     /// The 22-character text form. Written out for this one length: every request that
     /// sets a cookie encodes an id, and the general-purpose engine costs several times more.
     pub(crate) fn encode(&self) -> IdText {
+        let bytes = match &self.0 {
+            Repr::Random(bytes) => bytes,
+            Repr::Raw(bytes) => {
+                let mut out = [0u8; RAW_TEXT_LEN];
+                let n = URL_SAFE_NO_PAD.encode_slice(bytes, &mut out).unwrap_or_default();
+                debug_assert_eq!(n, RAW_TEXT_LEN);
+                return IdText::Raw(out);
+            }
+        };
         let mut out = [0u8; ID_TEXT_LEN];
         let char_of = |n: u32| ALPHABET[(n & 63) as usize];
         // Five groups of three bytes make 20 characters; the last byte makes two more.
-        for (group, bytes) in self.0.chunks_exact(3).enumerate() {
+        for (group, bytes) in bytes.chunks_exact(3).enumerate() {
             let n = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
             let at = group * 4;
             out[at..at + 4].copy_from_slice(&[
@@ -147,10 +213,10 @@ impl Id {
                 char_of(n),
             ]);
         }
-        let last = u32::from(self.0[ID_BYTES - 1]);
+        let last = u32::from(bytes[ID_BYTES - 1]);
         out[20] = char_of(last >> 2);
         out[21] = char_of(last << 4);
-        IdText(out)
+        IdText::Random(out)
     }
 
     /// The inverse of `encode`, strict: exactly 22 characters of the alphabet, and the
@@ -169,19 +235,26 @@ impl Id {
             bytes[group * 3..group * 3 + 3].copy_from_slice(&n.to_be_bytes()[1..]);
         }
         bytes[ID_BYTES - 1] = digits[20] << 2 | digits[21] >> 4;
-        Some(Self(bytes))
+        Some(Self(Repr::Random(bytes)))
     }
 }
 
 /// An id's text form, on the stack.
-pub(crate) struct IdText([u8; ID_TEXT_LEN]);
+pub(crate) enum IdText {
+    Random([u8; ID_TEXT_LEN]),
+    Raw([u8; RAW_TEXT_LEN]),
+}
 
 impl std::ops::Deref for IdText {
     type Target = str;
 
     fn deref(&self) -> &str {
+        let bytes: &[u8] = match self {
+            Self::Random(text) => text,
+            Self::Raw(text) => text,
+        };
         // The alphabet is ASCII.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(bytes).unwrap_or_default()
     }
 }
 
@@ -318,7 +391,13 @@ mod tests {
     fn pooled_ids_are_distinct_across_refills_and_threads() {
         let per_thread = POOL_IDS * 40 + 3; // many refills, ending mid-pool
         let threads: Vec<_> = (0..4)
-            .map(|_| std::thread::spawn(move || (0..per_thread).map(|_| Id::random().0).collect::<Vec<_>>()))
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..per_thread)
+                        .map(|_| <[u8; ID_BYTES]>::try_from(Id::random().as_bytes()).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         let mut all = std::collections::HashSet::new();
         for t in threads {
@@ -337,7 +416,7 @@ mod tests {
         let unread = pool.bytes[ID_BYTES..2 * ID_BYTES].to_vec();
         assert_eq!(pool.bytes[..ID_BYTES], [0; ID_BYTES], "taken bytes are wiped");
         let second = pool.take();
-        assert_eq!(second.0[..], unread[..], "ids are the OS bytes as they came");
+        assert_eq!(second.as_bytes()[..], unread[..], "ids are the OS bytes as they came");
         assert_ne!(first, second);
         assert_eq!(pool.next, 2 * ID_BYTES);
     }
@@ -345,7 +424,7 @@ mod tests {
     #[test]
     fn record_ids_are_the_sha256_of_the_id() {
         // `printf '\x00%.0s' $(seq 16) | sha256sum`
-        let id = Id([0; ID_BYTES]);
+        let id = Id(Repr::Random([0; ID_BYTES]));
         assert_eq!(
             id.record_id().to_string(),
             "374708fff7719dd5979ec875d56cd2286f6d3cf7ec317a3b25632aab28ec37bb"
@@ -357,11 +436,11 @@ mod tests {
         for _ in 0..1000 {
             let id = Id::random();
             let text = id.to_string();
-            assert_eq!(text, URL_SAFE_NO_PAD.encode(id.0));
+            assert_eq!(text, URL_SAFE_NO_PAD.encode(id.as_bytes()));
             assert_eq!(text.parse::<Id>().unwrap(), id);
         }
         for bytes in [[0u8; ID_BYTES], [0xff; ID_BYTES]] {
-            assert_eq!(Id(bytes).to_string(), URL_SAFE_NO_PAD.encode(bytes));
+            assert_eq!(Id(Repr::Random(bytes)).to_string(), URL_SAFE_NO_PAD.encode(bytes));
         }
     }
 
@@ -380,7 +459,11 @@ mod tests {
                     Ok(ID_BYTES) => Some(bytes),
                     _ => None,
                 };
-                assert_eq!(ours.map(|id| id.0), theirs, "position {pos}, byte {c:#04x}");
+                assert_eq!(
+                    ours.map(|id| <[u8; ID_BYTES]>::try_from(id.as_bytes()).unwrap()),
+                    theirs,
+                    "position {pos}, byte {c:#04x}"
+                );
             }
         }
     }

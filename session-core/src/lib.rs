@@ -38,7 +38,7 @@ pub mod users;
 pub mod __fuzz;
 
 pub use crate::caching::CachingStore;
-pub use crate::cookie::{ConfigError, SameSite};
+pub use crate::cookie::{ConfigError, IdFormat, SameSite};
 pub use crate::crypto::{Key, KeyError, KeyRing};
 pub use crate::ended::EndReason;
 pub use crate::error::{BoxError, Error};

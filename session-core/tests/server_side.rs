@@ -412,3 +412,77 @@ async fn a_write_resends_the_cookie_only_when_it_says_something_new() {
     let r = idle.post("/insert/a/2").await;
     assert!(r.set_cookie().unwrap().contains("Max-Age=3600"), "a rolling Max-Age moves with each write");
 }
+
+/// An app's own id format, as [`SessionLayer::with_id_format`] takes it: 32 random bytes in
+/// hex, each id its own record id (as a framework sharing the store might key them). A
+/// value with the prefix `old-` reads as made with a fallback key.
+#[derive(Debug)]
+struct HexIds;
+
+impl session_core::IdFormat for HexIds {
+    fn generate(&self) -> Id {
+        let mut bytes = [0; 32];
+        getrandom::fill(&mut bytes).unwrap();
+        Id::from_raw(bytes)
+    }
+
+    fn encode(&self, _name: &str, id: &Id) -> String {
+        id.raw().unwrap().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn decode(&self, _name: &str, value: &str) -> Option<(Id, bool)> {
+        let (value, reissue) = value.strip_prefix("old-").map_or((value, false), |v| (v, true));
+        if value.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(value.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some((Id::from_raw(bytes), reissue))
+    }
+
+    fn max_len(&self) -> usize {
+        68
+    }
+}
+
+fn raw_record_id(hex: &str) -> session_core::RecordId {
+    let mut bytes = [0; 32];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    session_core::RecordId::from_bytes(bytes)
+}
+
+#[tokio::test]
+async fn an_apps_own_id_format_makes_carries_and_cycles_its_ids() {
+    let mem = MemoryStore::default();
+    let mut c = Client::new(app(SessionLayer::new(mem.clone()).with_id_format(HexIds)));
+    c.post("/insert/a/1").await;
+    let first = c.cookie().unwrap();
+    assert_eq!(first.len(), 64, "{first}");
+    // The store is keyed by the id's own bytes, no digest.
+    assert!(mem.load(&raw_record_id(&first)).await.unwrap().is_some());
+    assert_eq!(c.get("/get/a").await.body, "\"1\"");
+    // An id change draws the next id from the format too, and the old one stops working.
+    c.post("/cycle").await;
+    let second = c.cookie().unwrap();
+    assert_eq!(second.len(), 64);
+    assert_ne!(second, first);
+    assert!(mem.load(&raw_record_id(&second)).await.unwrap().is_some());
+    assert_eq!(c.get("/get/a").await.body, "\"1\"");
+    // Re-issue, garbage, and values longer than the format's longest.
+    c.set_cookie_value(Some(format!("old-{second}")));
+    let r = c.get("/get/a").await;
+    assert_eq!(r.body, "\"1\"");
+    assert!(r.set_cookie().unwrap().starts_with(&format!("id={second};")), "re-issued in the current form");
+    for bad in [first.clone(), "zz".repeat(32), format!("old-{second}x"), "a".repeat(5000)] {
+        c.set_cookie_value(Some(bad));
+        assert_eq!(c.get("/get/a").await.body, "none");
+    }
+    // The layer's own format still refuses the app's ids.
+    let mut plain_client = Client::new(app(plain(mem.clone())));
+    plain_client.set_cookie_value(Some(second));
+    assert_eq!(plain_client.get("/get/a").await.body, "none");
+}

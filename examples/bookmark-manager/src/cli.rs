@@ -63,8 +63,8 @@ impl FromStr for StoreKind {
     }
 }
 
-/// The server's settings.
-#[derive(Debug, Clone)]
+/// The server's settings. `Debug` hides the passwords of the database URLs.
+#[derive(Clone)]
 pub struct Options {
     /// Where to listen (`--addr`, default 127.0.0.1:3000).
     pub addr: SocketAddr,
@@ -86,6 +86,35 @@ pub struct Options {
     /// Take the client address (for login throttling) from the last `X-Forwarded-For`
     /// entry (`--trust-proxy`): only behind a proxy that sets that header.
     pub trust_proxy: bool,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store)
+            .field("postgres_url", &self.postgres_url.as_deref().map(without_password))
+            .field("redis_url", &self.redis_url.as_deref().map(without_password))
+            .field("origins", &self.origins)
+            .field("insecure_cookies", &self.insecure_cookies)
+            .field("trust_proxy", &self.trust_proxy)
+            .finish()
+    }
+}
+
+/// `url` with its password (if any) replaced; a URL that does not parse is not shown at
+/// all, as it might hold one anywhere.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() && parsed.set_password(Some("redacted")).is_err() {
+                return "<redacted>".to_owned();
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<redacted>".to_owned(),
+    }
 }
 
 impl Default for Options {

@@ -18,6 +18,12 @@ use tokio::sync::mpsc;
 /// disconnected (it reloads and catches up) rather than holding memory for it.
 const QUEUE: usize = 64;
 
+/// Live sockets one login may hold (one per open tab of one browser): enough for a few
+/// tabs, while a script that keeps opening sockets with a stolen or its own cookie cannot
+/// pile them up. A socket past the limit is refused; the page retries with back-off and
+/// gets in when a tab closes.
+pub(crate) const SOCKETS_PER_LOGIN: usize = 6;
+
 /// What the hub tells one socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Msg {
@@ -78,14 +84,20 @@ impl Hub {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a socket; it receives messages until the registration is dropped.
-    pub(crate) fn register(&self, user: i64, login: String) -> (Registration, mpsc::Receiver<Msg>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    /// Registers a socket; it receives messages until the registration is dropped. `None`
+    /// when `login` already holds [`SOCKETS_PER_LOGIN`] sockets.
+    pub(crate) fn register(&self, user: i64, login: String) -> Option<(Registration, mpsc::Receiver<Msg>)> {
         let mut inner = self.inner();
+        // Sockets whose task is gone no longer count.
+        inner.conns.retain(|_, c| !c.tx.is_closed());
+        if inner.conns.values().filter(|c| c.login == login).count() >= SOCKETS_PER_LOGIN {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
         inner.next += 1;
         let id = inner.next;
         inner.conns.insert(id, Conn { user, login, tx });
-        (Registration { hub: self.clone(), id }, rx)
+        Some((Registration { hub: self.clone(), id }, rx))
     }
 
     /// Sends `msg` to every socket `pick` selects. Sockets told to close, and those whose
@@ -132,9 +144,9 @@ mod tests {
     #[tokio::test]
     async fn routes_changes_and_closes() {
         let hub = Hub::default();
-        let (_a, mut a) = hub.register(1, "la".into());
-        let (_b, mut b) = hub.register(1, "lb".into());
-        let (c_reg, mut c) = hub.register(2, "lc".into());
+        let (_a, mut a) = hub.register(1, "la".into()).unwrap();
+        let (_b, mut b) = hub.register(1, "lb".into()).unwrap();
+        let (c_reg, mut c) = hub.register(2, "lc".into()).unwrap();
         hub.publish(1, &Change { kind: "notes", action: "created", id: 7 });
         assert!(matches!(a.try_recv(), Ok(Msg::Event(j)) if j.contains("\"id\":7")));
         assert!(matches!(b.try_recv(), Ok(Msg::Event(_))));
@@ -146,5 +158,18 @@ mod tests {
         assert_eq!(a.try_recv(), Ok(Msg::Close));
         drop(c_reg);
         assert_eq!(hub.len(), 0, "closed sockets were dropped from the registry");
+    }
+
+    #[test]
+    fn a_login_holds_a_few_sockets_at_most() {
+        let hub = Hub::default();
+        let mut held: Vec<_> =
+            (0..SOCKETS_PER_LOGIN).map(|_| hub.register(1, "la".into()).unwrap()).collect();
+        assert!(hub.register(1, "la".into()).is_none());
+        // Another login of the same user has its own allowance.
+        assert!(hub.register(1, "lb".into()).is_some());
+        // A socket whose task ended frees its place.
+        drop(held.pop());
+        assert!(hub.register(1, "la".into()).is_some());
     }
 }

@@ -18,6 +18,34 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
+/// Makes the database file at `path` private to its owner (0600): created empty if missing
+/// (SQLite takes an empty file as a new database), its mode tightened if not. SQLite gives
+/// the `-wal` and `-shm` files it makes next to it the database file's mode; those left
+/// by an earlier run are tightened too.
+pub(crate) fn private_db_file(path: &Path) -> io::Result<()> {
+    OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        match fs::set_permissions(Path::new(&side), fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Creates the directory `dir` if missing, and makes it private to its owner (0700) either
+/// way: it is the app's own (the file store's sessions).
+pub(crate) fn private_subdir(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
 /// The key stored in `path`, or a fresh one written there with mode 0600.
 pub(crate) fn load_or_create(path: &Path) -> io::Result<Key> {
     match OpenOptions::new().read(true).open(path) {
@@ -56,5 +84,27 @@ mod tests {
         assert_eq!(load_or_create(&path).unwrap(), first);
         fs::write(&path, b"short").unwrap();
         assert_eq!(load_or_create(&path).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn database_files_and_the_session_dir_are_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        private_db_file(&db).unwrap();
+        assert_eq!(fs::metadata(&db).unwrap().len(), 0);
+        let wal = dir.path().join("app.db-wal");
+        fs::write(&wal, b"x").unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&wal, fs::Permissions::from_mode(0o644)).unwrap();
+        private_db_file(&db).unwrap();
+        for path in [&db, &wal] {
+            assert_eq!(fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
+        }
+        assert_eq!(fs::read(&wal).unwrap(), b"x", "an existing file is kept as it is");
+        let sessions = dir.path().join("sessions");
+        fs::create_dir(&sessions).unwrap();
+        fs::set_permissions(&sessions, fs::Permissions::from_mode(0o755)).unwrap();
+        private_subdir(&sessions).unwrap();
+        assert_eq!(fs::metadata(&sessions).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }

@@ -74,7 +74,8 @@ pub enum SetupError {
 }
 
 /// Creates the data dir and keys if missing, opens the app database and the session store
-/// `opts` chooses, and builds the state. Starts background sweeps of expired sessions.
+/// `opts` chooses, and builds the state. The database files are kept 0600 and the file
+/// store's folder 0700, like the keys. Starts background sweeps of expired sessions.
 ///
 /// # Errors
 ///
@@ -85,7 +86,9 @@ pub async fn open(opts: &Options, cost: PasswordCost) -> Result<AppState, SetupE
     keys::ensure_private_dir(dir).map_err(io(dir.clone()))?;
     let vault_key = keys::load_or_create(&dir.join("vault.key")).map_err(io(dir.join("vault.key")))?;
     let session_key = keys::load_or_create(&dir.join("session.key")).map_err(io(dir.join("session.key")))?;
-    let db = Db::open(&dir.join("app.db")).await?;
+    let db_path = dir.join("app.db");
+    keys::private_db_file(&db_path).map_err(io(db_path.clone()))?;
+    let db = Db::open(&db_path).await?;
     // The CSRF tokens' own context keeps them apart from the session's uses of this key.
     let csrf = csrf_layer(opts, session_key.clone());
     let layer = session_layer(opts, session_key).await?;
@@ -115,9 +118,17 @@ async fn session_layer(opts: &Options, key: Key) -> Result<SessionLayer, SetupEr
             return Ok(cookie_settings(opts, SessionLayer::client_side_private(KeyRing::new(key))))
         }
         StoreKind::Memory => sweep(MemoryStore::default()),
-        StoreKind::File => sweep(FileStore::new(opts.data_dir.join("sessions")).map_err(|e| fail(e.into()))?),
+        StoreKind::File => {
+            let path = opts.data_dir.join("sessions");
+            keys::private_subdir(&path)
+                .map_err(|source| SetupError::DataDir { path: path.clone(), source })?;
+            sweep(FileStore::new(path).map_err(|e| fail(e.into()))?)
+        }
         StoreKind::Sqlite => {
-            let s = SqliteStore::open(opts.data_dir.join("sessions.db")).await.map_err(|e| fail(e.into()))?;
+            let path = opts.data_dir.join("sessions.db");
+            keys::private_db_file(&path)
+                .map_err(|source| SetupError::DataDir { path: path.clone(), source })?;
+            let s = SqliteStore::open(path).await.map_err(|e| fail(e.into()))?;
             s.migrate().await.map_err(|e| fail(e.into()))?;
             sweep(s)
         }

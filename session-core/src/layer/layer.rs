@@ -259,6 +259,16 @@ impl SessionLayer {
         self.config.cookie.check()
     }
 
+    /// The app's own ids and their cookie form, instead of 128 random bits in base64url
+    /// (see [`IdFormat`](crate::IdFormat)): for a cookie and store shared with another
+    /// framework. Replaces [`with_signed`](Self::with_signed) and
+    /// [`with_private`](Self::with_private), and they replace it.
+    #[must_use]
+    pub fn with_id_format(mut self, format: impl crate::IdFormat) -> Self {
+        self.config_mut().id_codec = IdCodec::Custom(Arc::new(format));
+        self
+    }
+
     /// The status of the response when the store fails (default 500): when loading or
     /// saving the session fails, and when a handler returns a store failure with `?`
     /// (feature `axum`; see `IntoResponse for Error`).

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::queue::{abandoned, Job, Outcome, Reply};
 use super::Config;
+use crate::cookie::IdCodec;
 use crate::{
     Applied, Change, Error, ExpiryChange, Id, Patch, Record, RecordId, SessionEvent, SessionHandle,
     SessionStore, StoreError,
@@ -41,7 +42,7 @@ pub(super) async fn apply_alone(
     patch.label.clone_from(&job.label);
     patch.changes = std::mem::take(&mut job.changes);
     let result = if job.cycle {
-        cycle_to_fresh_id(&**store, &patch).await.map(|(applied, id)| (applied, Some(id)))
+        cycle_to_fresh_id(&**store, &config.id_codec, &patch).await.map(|(applied, id)| (applied, Some(id)))
     } else {
         store.apply(&patch).await.map(|applied| (applied, None))
     };
@@ -116,7 +117,9 @@ pub(super) async fn run_batch(
             return failed.into_iter().map(|f| Err(f.unwrap_or_else(abandoned))).collect();
         };
         let result = if cycling {
-            cycle_to_fresh_id(&**store, &patch).await.map(|(applied, id)| (applied, Some(id)))
+            cycle_to_fresh_id(&**store, &config.id_codec, &patch)
+                .await
+                .map(|(applied, id)| (applied, Some(id)))
         } else {
             store.apply(&patch).await.map(|applied| (applied, None))
         };
@@ -141,12 +144,16 @@ pub(super) async fn run_batch(
     jobs.iter().map(|_| Err(Error::ConflictRetriesExhausted)).collect()
 }
 
-/// Moves the patched record to a fresh random id, retrying on the (astronomically unlikely)
+/// Moves the patched record to a fresh id, retrying on the (astronomically unlikely)
 /// collision.
-async fn cycle_to_fresh_id(store: &dyn SessionStore, patch: &Patch) -> Result<(Applied, Id), StoreError> {
+async fn cycle_to_fresh_id(
+    store: &dyn SessionStore,
+    ids: &IdCodec,
+    patch: &Patch,
+) -> Result<(Applied, Id), StoreError> {
     let mut last = StoreError::Collision;
     for _ in 0..super::writeback::MAX_CREATE_ATTEMPTS {
-        let id = Id::random();
+        let id = ids.generate();
         match store.cycle(patch, id.record_id()).await {
             Ok(applied) => return Ok((applied, id)),
             Err(StoreError::Collision) => last = StoreError::Collision,

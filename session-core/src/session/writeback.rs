@@ -12,6 +12,7 @@ use super::queue::{self, Job, Outcome};
 use super::state::{Fate, Redo};
 use super::{Backend, State};
 use crate::client::{ClientCodec, ClientSession};
+use crate::cookie::IdCodec;
 use crate::{Change, Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
@@ -25,15 +26,16 @@ pub(crate) enum CookieUpdate {
     Remove,
 }
 
-/// Stores `record` under a fresh random id, retrying on the (astronomically unlikely)
-/// collision; returns the id.
+/// Stores `record` under a fresh id, retrying on the (astronomically unlikely) collision;
+/// returns the id.
 pub(crate) async fn create_with_fresh_id(
     store: &dyn SessionStore,
+    ids: &IdCodec,
     record: &mut Record,
 ) -> Result<Id, StoreError> {
     let mut last = StoreError::Collision;
     for _ in 0..MAX_CREATE_ATTEMPTS {
-        let id = Id::random();
+        let id = ids.generate();
         record.id = id.record_id();
         record.version = 1;
         match store.create(record).await {
@@ -83,7 +85,7 @@ impl Session {
         match self.plan(st, now) {
             Plan::Done(update) => Ok(update),
             Plan::Create(mut record) => {
-                let id = create_with_fresh_id(store, &mut record).await?;
+                let id = create_with_fresh_id(store, &self.config().id_codec, &mut record).await?;
                 let policy = self.policy(record.expiry);
                 Ok(self.set(&id, policy.max_age(now, record.expires_at)))
             }
@@ -204,12 +206,7 @@ impl Session {
 
     fn set(&self, id: &Id, max_age: Option<time::Duration>) -> CookieUpdate {
         let config = self.config();
-        let (codec, name) = (&config.id_codec, &config.cookie.name);
-        let header = config.cookie.set_cookie_with(
-            codec.cookie_len(),
-            |out| codec.encode_into(name, id, out),
-            max_age,
-        );
+        let header = config.id_codec.set_cookie(&config.cookie, id, max_age);
         #[cfg(feature = "testing")]
         crate::testing::audit::issued(&header, Some(id));
         CookieUpdate::Set(header)

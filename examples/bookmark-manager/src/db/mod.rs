@@ -3,6 +3,7 @@
 //! reads as "not found".
 
 mod bookmarks;
+mod logins;
 mod notes;
 mod users;
 mod vault;
@@ -45,6 +46,12 @@ const SCHEMA: &[&str] = &[
         secret BLOB NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS vault_user ON vault(user_id, id)",
+    "CREATE TABLE IF NOT EXISTS logins (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        ends_at INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS logins_user ON logins(user_id)",
 ];
 
 /// The app database: a cheap-to-clone pool.

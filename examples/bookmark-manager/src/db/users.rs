@@ -4,8 +4,8 @@ use sqlx::Row;
 
 use super::Db;
 
-/// A registered user.
-#[derive(Debug, Clone)]
+/// A registered user. `Debug` leaves out the password hash.
+#[derive(Clone)]
 pub(crate) struct User {
     pub(crate) id: i64,
     pub(crate) name: String,
@@ -14,7 +14,17 @@ pub(crate) struct User {
     pub(crate) session_epoch: i64,
 }
 
-fn user(row: &sqlx::sqlite::SqliteRow) -> User {
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("session_epoch", &self.session_epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn user(row: &sqlx::sqlite::SqliteRow) -> User {
     User {
         id: row.get("id"),
         name: row.get("name"),
@@ -53,28 +63,67 @@ impl Db {
         Ok(row.as_ref().map(user))
     }
 
-    /// Replaces the password hash and starts a new session epoch; returns the new epoch.
-    pub(crate) async fn set_password(&self, id: i64, hash: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
+    /// Replaces the password hash, starts a new session epoch and ends every login of the
+    /// user but `keep`; returns the new epoch.
+    pub(crate) async fn set_password(&self, id: i64, hash: &str, keep: &str) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let epoch = sqlx::query_scalar(
             "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?
              RETURNING session_epoch",
         )
         .bind(hash)
         .bind(id)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+        end_other_logins(&mut tx, id, keep).await?;
+        tx.commit().await?;
+        Ok(epoch)
     }
 }
 
 impl Db {
-    /// Starts a new session epoch (ends every login of the user but the ones told the new
-    /// epoch); returns it.
-    pub(crate) async fn bump_epoch(&self, id: i64) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
+    /// Starts a new session epoch and ends every login of the user but `keep` (which is
+    /// then told the new epoch); returns it.
+    pub(crate) async fn bump_epoch(&self, id: i64, keep: &str) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let epoch = sqlx::query_scalar(
             "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ? RETURNING session_epoch",
         )
         .bind(id)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+        end_other_logins(&mut tx, id, keep).await?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+}
+
+async fn end_other_logins(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user: i64,
+    keep: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM logins WHERE user_id = ? AND id <> ?")
+        .bind(user)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_out_the_hash() {
+        let u = User {
+            id: 1,
+            name: "alice".into(),
+            password_hash: "$argon2id$secret-hash".into(),
+            session_epoch: 0,
+        };
+        let shown = format!("{u:?}");
+        assert!(shown.contains("alice") && !shown.contains("secret-hash"), "{shown}");
     }
 }

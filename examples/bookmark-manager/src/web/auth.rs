@@ -16,7 +16,9 @@ use session_core::flash::Level;
 use session_core::{Expiry, Session};
 
 use super::error::{error_page, AppError};
-use super::page::{is_live, local_path, page, random_token, Auth, LoginTimes, KEY_AUTH, KEY_LOGIN_TIMES};
+use super::page::{
+    is_live, local_path, page, random_token, Auth, LoginTimes, Prefs, KEY_AUTH, KEY_LOGIN_TIMES, KEY_PREFS,
+};
 use super::templates::render;
 use crate::passwords;
 use crate::throttle::retry_after;
@@ -72,7 +74,7 @@ impl FromRequestParts<AppState> for ClientAddr {
 }
 
 /// 429 with `Retry-After` for `wait`.
-fn too_many(mut res: Response, wait: Duration) -> Response {
+pub(crate) fn too_many(mut res: Response, wait: Duration) -> Response {
     *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     if let Ok(v) = header::HeaderValue::from_str(&retry_after(wait)) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
@@ -80,17 +82,18 @@ fn too_many(mut res: Response, wait: Duration) -> Response {
     res
 }
 
-fn wait_message(wait: Duration) -> String {
+pub(crate) fn wait_message(wait: Duration) -> String {
     let minutes = wait.as_secs().div_ceil(60).max(1);
     let unit = if minutes == 1 { "minute" } else { "minutes" };
     format!("Too many failed attempts. Try again in {minutes} {unit}.")
 }
 
-/// The session's user, if it is logged in under the user's current epoch. A login from
-/// before a password change is forgotten here.
+/// The session's user, if its login is live (not logged out: see `db::logins`) and under
+/// the user's current epoch. A login that ended, or from before a password change, is
+/// forgotten here: this is what makes a logout final in every session mode.
 pub(crate) async fn current(session: &Session, state: &AppState) -> Result<Option<Auth>, AppError> {
     let Some(auth) = session.get::<Auth>(KEY_AUTH).await? else { return Ok(None) };
-    match state.db.user_by_id(auth.user_id).await? {
+    match state.db.login_user(auth.user_id, &auth.login).await? {
         Some(user) if user.session_epoch == auth.epoch => Ok(Some(auth)),
         _ => {
             session.remove::<Auth>(KEY_AUTH).await?;
@@ -143,12 +146,26 @@ async fn form_page(
     Ok((status, render(template, minijinja::context! { page, error, name, next })?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct LoginForm {
     name: String,
     password: String,
     remember: Option<String>,
     next: Option<String>,
+}
+
+/// Passwords never reach a log: the forms that carry one print it as `<redacted>`.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("name", &self.name)
+            .field("password", &REDACTED)
+            .field("remember", &self.remember)
+            .field("next", &self.next)
+            .finish()
+    }
 }
 
 pub(crate) async fn login(
@@ -176,29 +193,44 @@ pub(crate) async fn login(
         return form_page(&session, &csrf, "login.html", StatusCode::UNAUTHORIZED, msg, name, &next).await;
     };
     state.throttle.succeeded(name, addr);
-    start_login(&session, &headers, &user, form.remember.is_some()).await?;
+    start_login(&state, &session, &headers, &user, form.remember.is_some()).await?;
     session.flash(Level::Success, format!("Welcome back, {}.", user.name)).await?;
     // A redirect, never a page: a token rendered in this response, which changes the
     // session id, would be refused.
     Ok(Redirect::to(&next).into_response())
 }
 
-/// Logs `user` in on this session: a new session id (so an id planted before login is
-/// worthless, and so are CSRF tokens rendered before it), the user and device label for
-/// the devices page.
+/// Logs `user` in on this session: a clean session (see below) under a new id (so an id
+/// planted before login is worthless, and so are CSRF tokens rendered before it), a login
+/// row (which logout deletes), the user and device label for the devices page.
 async fn start_login(
+    state: &AppState,
     session: &Session,
     headers: &HeaderMap,
     user: &crate::db::User,
     remember: bool,
 ) -> Result<(), AppError> {
+    // Whatever the session held belongs to no one who just proved who they are: another
+    // user's login and data, or an earlier visitor's. It all goes, except the display
+    // preferences, which are the browser's rather than a person's. A login it held ends.
+    let prefs = session.get::<Prefs>(KEY_PREFS).await?;
+    if let Some(old) = session.get::<Auth>(KEY_AUTH).await? {
+        state.db.end_login(&old.login).await?;
+        state.hub.close_login(&old.login);
+    }
+    session.clear().await?;
+    if let Some(prefs) = prefs {
+        session.insert(KEY_PREFS, prefs).await?;
+    }
     session.cycle_id().await?;
     let auth =
         Auth { user_id: user.id, name: user.name.clone(), epoch: user.session_epoch, login: random_token() };
-    session.insert(KEY_AUTH, &auth).await?;
     // The login's absolute end (12 hours, or 30 days remembered) and the instant the
     // password was given, which revealing a vault secret checks.
-    session.insert(KEY_LOGIN_TIMES, LoginTimes::new(remember)).await?;
+    let times = LoginTimes::new(remember);
+    state.db.add_login(user.id, &auth.login, times.ends_at).await?;
+    session.insert(KEY_AUTH, &auth).await?;
+    session.insert(KEY_LOGIN_TIMES, times).await?;
     session.set_user(user.id.to_string());
     session.set_label(device_label(headers));
     // None: the layer's default, a browser-session cookie.
@@ -206,11 +238,21 @@ async fn start_login(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct RegisterForm {
     name: String,
     password: String,
     confirm: String,
+}
+
+impl std::fmt::Debug for RegisterForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterForm")
+            .field("name", &self.name)
+            .field("password", &REDACTED)
+            .field("confirm", &REDACTED)
+            .finish()
+    }
 }
 
 pub(crate) async fn register(
@@ -224,20 +266,22 @@ pub(crate) async fn register(
     let problem = if !(3..=32).contains(&name.chars().count())
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     {
-        Some("User names are 3 to 32 letters, digits, '_', '.' or '-'.")
+        Some("User names are 3 to 32 letters, digits, '_', '.' or '-'.".to_owned())
+    } else if let Some(msg) = password_problem(&form.password, &form.confirm) {
+        Some(msg.to_owned())
     } else {
-        password_problem(&form.password, &form.confirm)
+        passwords::weakness(form.password.clone(), vec![name.to_owned()]).await
     };
     if let Some(msg) = problem {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return form_page(&session, &csrf, "register.html", status, Some(msg), name, "/").await;
+        return form_page(&session, &csrf, "register.html", status, Some(&msg), name, "/").await;
     }
     let hash = state.password_cost.hash(form.password).await;
     let Some(user) = state.db.create_user(name, &hash).await? else {
         let msg = Some("That user name is taken.");
         return form_page(&session, &csrf, "register.html", StatusCode::CONFLICT, msg, name, "/").await;
     };
-    start_login(&session, &headers, &user, false).await?;
+    start_login(&state, &session, &headers, &user, false).await?;
     session.flash(Level::Success, format!("Welcome, {}! Your account is ready.", user.name)).await?;
     Ok(Redirect::to("/").into_response())
 }
@@ -252,9 +296,11 @@ fn password_problem(password: &str, confirm: &str) -> Option<&'static str> {
     }
 }
 
-/// Destroys the session server-side (a copied cookie is dead too) and closes its sockets.
+/// Ends the login (its row goes, so a copy of the cookie is dead too, in every mode),
+/// destroys the session server-side and closes its sockets.
 pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
     if let Some(auth) = session.get::<Auth>(KEY_AUTH).await? {
+        state.db.end_login(&auth.login).await?;
         // With a store, the flush alone ends the sockets' watch; in cookie mode nothing
         // hears it, so the hub closes them.
         state.hub.close_login(&auth.login);
@@ -265,11 +311,21 @@ pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> R
     Ok(Redirect::to("/").into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct PasswordForm {
     current: String,
     password: String,
     confirm: String,
+}
+
+impl std::fmt::Debug for PasswordForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordForm")
+            .field("current", &REDACTED)
+            .field("password", &REDACTED)
+            .field("confirm", &REDACTED)
+            .finish()
+    }
 }
 
 /// Changes the password and ends every other session of the user: the epoch moves on
@@ -291,14 +347,26 @@ pub(crate) async fn change_password(
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());
     }
     state.throttle.succeeded(&user.name, addr);
-    if let Some(msg) = password_problem(&form.password, &form.confirm) {
-        session.flash(Level::Error, msg).await?;
+    let problem = match password_problem(&form.password, &form.confirm) {
+        Some(msg) => Some(msg.to_owned()),
+        None => passwords::weakness(form.password.clone(), vec![user.name.clone()]).await,
+    };
+    if let Some(msg) = problem {
+        session.flash(Level::Error, format!("{msg} Nothing was changed.")).await?;
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/devices")]).into_response());
     }
     let hash = state.password_cost.hash(form.password).await;
-    let epoch = state.db.set_password(user.id, &hash).await?;
+    let epoch = state.db.set_password(user.id, &hash, &auth.login).await?;
     session.cycle_id().await?;
     session.insert(KEY_AUTH, &Auth { epoch, ..auth.clone() }).await?;
+    // The password was just given: revealing a vault secret need not ask for it again.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let times = match session.get::<LoginTimes>(KEY_LOGIN_TIMES).await? {
+        Some(t) => LoginTimes { authenticated_at: now, ..t },
+        // A login from before the times were kept: it ends like a browser-session login.
+        None => LoginTimes::new(false),
+    };
+    session.insert(KEY_LOGIN_TIMES, times).await?;
     super::devices::end_other_sessions(&state, &session, &auth).await?;
     session.flash(Level::Success, "Password changed. Your other devices were logged out.").await?;
     Ok(Redirect::to("/devices").into_response())
@@ -334,5 +402,28 @@ mod tests {
         assert_eq!(device_label(&h), "Chrome on Linux");
         assert_eq!(password_problem("short", "short"), Some("Passwords are 8 to 128 characters."));
         assert_eq!(password_problem("longenough", "different"), Some("The two passwords differ."));
+    }
+
+    #[test]
+    fn forms_print_no_password() {
+        let login = LoginForm {
+            name: "alice".into(),
+            password: "pw-login-4711".into(),
+            remember: None,
+            next: Some("/vault".into()),
+        };
+        let register = RegisterForm {
+            name: "alice".into(),
+            password: "pw-reg-4711".into(),
+            confirm: "pw-conf-4711".into(),
+        };
+        let change = PasswordForm {
+            current: "pw-cur-4711".into(),
+            password: "pw-new-4711".into(),
+            confirm: "pw-new2-4711".into(),
+        };
+        let shown = format!("{login:?} {register:?} {change:?} {login:#?}");
+        assert!(!shown.contains("4711"), "{shown}");
+        assert!(shown.contains("alice") && shown.contains("/vault") && shown.contains(REDACTED), "{shown}");
     }
 }

@@ -143,7 +143,7 @@ pub(crate) async fn revoke_others(
     State(state): State<AppState>,
     CurrentUser { auth, session, .. }: CurrentUser,
 ) -> Result<Response, AppError> {
-    let epoch = state.db.bump_epoch(auth.user_id).await?;
+    let epoch = state.db.bump_epoch(auth.user_id, &auth.login).await?;
     session.insert(KEY_AUTH, &Auth { epoch, ..auth.clone() }).await?;
     let ended = end_other_sessions(&state, &session, &auth).await?;
     let text = match ended {

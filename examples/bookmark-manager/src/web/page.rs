@@ -56,8 +56,8 @@ impl LoginTimes {
     }
 }
 
-/// The logged-in user, as kept in the session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The logged-in user, as kept in the session. `Debug` leaves out the login id.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Auth {
     pub(crate) user_id: i64,
     pub(crate) name: String,
@@ -66,6 +66,17 @@ pub(crate) struct Auth {
     pub(crate) epoch: i64,
     /// Random per login: names this login's WebSockets in the hub.
     pub(crate) login: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { user_id, name, epoch, login: _ } = self;
+        f.debug_struct("Auth")
+            .field("user_id", user_id)
+            .field("name", name)
+            .field("epoch", epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Display preferences.

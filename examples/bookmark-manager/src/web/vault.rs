@@ -9,8 +9,8 @@ use axum::Form;
 use serde::{Deserialize, Serialize};
 use session_core::flash::Level;
 
-use super::auth::CurrentUser;
-use super::error::AppError;
+use super::auth::{too_many, wait_message, ClientAddr, CurrentUser};
+use super::error::{error_page, AppError};
 use super::page::{
     page, prefs, refuse_form, render_edit, take_form_error, LoginTimes, Pager, KEY_LOGIN_TIMES,
 };
@@ -24,8 +24,9 @@ const MAX_FIELD: usize = 200;
 const KEY_SHOWN: &str = "vault_shown";
 const MAX_SECRET: usize = 1024;
 
-/// The add and edit form. On edit an empty secret keeps the stored one.
-#[derive(Debug, Default, Deserialize, Serialize)]
+/// The add and edit form. On edit an empty secret keeps the stored one. `Debug` leaves
+/// the secret out (see [`redacted`]).
+#[derive(Default, Deserialize, Serialize)]
 pub(crate) struct VaultForm {
     #[serde(default)]
     site: String,
@@ -33,6 +34,37 @@ pub(crate) struct VaultForm {
     login: String,
     #[serde(default, skip_serializing)]
     secret: String,
+}
+
+/// `Debug` for the types of this module that carry a secret or a password: every field but
+/// those, which print as `<redacted>`.
+mod redacted {
+    use std::fmt;
+
+    const REDACTED: &str = "<redacted>";
+
+    impl fmt::Debug for super::VaultForm {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let (site, login) = (&self.site, &self.login);
+            f.debug_struct("VaultForm")
+                .field("site", site)
+                .field("login", login)
+                .field("secret", &REDACTED)
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for super::RevealForm {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RevealForm").field("password", &self.password.as_ref().map(|_| REDACTED)).finish()
+        }
+    }
+
+    impl fmt::Debug for super::Revealed {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Revealed").field("id", &self.id).field("secret", &REDACTED).finish()
+        }
+    }
 }
 
 fn context(user: i64, item: i64) -> String {
@@ -111,7 +143,7 @@ pub(crate) async fn list(
 }
 
 /// An item whose secret is shown on this one response.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 struct Revealed {
     id: i64,
     secret: String,
@@ -183,7 +215,7 @@ pub(crate) async fn create(
 }
 
 /// The reveal form: the password, when the page asked for it again.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub(crate) struct RevealForm {
     #[serde(default)]
     password: Option<String>,
@@ -202,13 +234,15 @@ struct Reauth {
 ///
 /// The password is asked for again when it was last given more than
 /// [`REAUTH_AFTER`](super::page::REAUTH_AFTER) ago, so a stolen session cookie alone
-/// reveals nothing.
+/// reveals nothing. Wrong passwords count with the login form's failures (per account and
+/// address), so the prompt is no way around the login throttle.
 ///
 /// Answers with a redirect to the vault page (post/redirect/get), which shows the secret
 /// once, scrolled into view: reloading or going back never sends the form again.
 pub(crate) async fn reveal(
     State(state): State<AppState>,
     user: CurrentUser,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<i64>,
     Query(q): Query<ListQuery>,
     Form(form): Form<RevealForm>,
@@ -220,7 +254,12 @@ pub(crate) async fn reveal(
         Shown::Secret { id }
     } else if let Some(password) = form.password.filter(|p| !p.is_empty()) {
         let account = state.db.user_by_id(uid).await?.ok_or(AppError::LoginRequired)?;
+        if let Err(wait) = state.throttle.begin(&account.name, addr, std::time::Instant::now()) {
+            let msg = wait_message(wait);
+            return Ok(too_many(error_page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &msg), wait));
+        }
         if passwords::verify(account.password_hash, password).await {
+            state.throttle.succeeded(&account.name, addr);
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let fresh = match times {
                 Some(t) => LoginTimes { authenticated_at: now, ..t },
@@ -285,4 +324,17 @@ pub(crate) async fn delete(
     state.hub.publish(user.auth.user_id, &Change { kind: "vault", action: "deleted", id });
     user.session.flash(Level::Success, "Vault item deleted.").await?;
     Ok(Redirect::to("/vault").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let form = VaultForm { site: "bank".into(), login: "al".into(), secret: "pin-4711".into() };
+        let reveal = RevealForm { password: Some("pw-4711".into()) };
+        let shown = format!("{form:?} {reveal:?} {:?}", Revealed { id: 3, secret: "pin-4711".into() });
+        assert!(!shown.contains("4711") && shown.contains("bank") && shown.contains("<redacted>"), "{shown}");
+    }
 }

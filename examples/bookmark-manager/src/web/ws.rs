@@ -1,8 +1,10 @@
 //! `/ws`: the live-sync socket. The upgrade is authenticated by the session cookie (no
 //! login, or a dead session: 401) and refused from other origins; the socket then gets the
 //! user's change events until its session ends: flushed (logout), revoked, expired (idle or
-//! absolute timeout), which `Session::ended` reports, or its login ended by the app (the
-//! hub's close, which also covers cookie mode). Either way it closes with 1008.
+//! absolute timeout), which `Session::ended` reports, its login ended by the app (the
+//! hub's close, which also covers cookie mode), or the login's own absolute end
+//! ([`LoginTimes`]) passed. Either way it closes with 1008. A login holds at most
+//! [`SOCKETS_PER_LOGIN`](crate::hub::SOCKETS_PER_LOGIN) sockets; the next is refused with 429.
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -14,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::auth::current;
 use super::error::AppError;
+use super::page::{LoginTimes, KEY_LOGIN_TIMES};
 use crate::hub::{Msg, Registration};
 use crate::AppState;
 
@@ -37,9 +40,15 @@ pub(crate) async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(rejection.into_response()),
     };
-    let (registration, rx) = state.hub.register(auth.user_id, auth.login);
+    let times = session.get::<LoginTimes>(KEY_LOGIN_TIMES).await?;
+    let Some((registration, rx)) = state.hub.register(auth.user_id, auth.login) else {
+        let msg = "too many live sockets for this login; close a tab";
+        return Ok((StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "30")], msg).into_response());
+    };
     // Watched from now on, so no end between this answer and the socket's start is missed.
     let ended = follow(session.ended(), state.manager.clone());
+    // The login's own end, which no store knows of: the socket ends then too.
+    let ended = until_login_ends(ended, times);
     Ok(upgrade.on_upgrade(move |socket| run(socket, registration, rx, ended)))
 }
 
@@ -51,6 +60,21 @@ async fn follow(ended: impl std::future::Future<Output = EndReason>, manager: Se
         reason = manager.ended(new).await;
     }
     reason
+}
+
+/// `ended`, or [`EndReason::Expired`] when the login's absolute end (if it has one)
+/// comes first.
+async fn until_login_ends(
+    ended: impl std::future::Future<Output = EndReason>,
+    times: Option<LoginTimes>,
+) -> EndReason {
+    let Some(times) = times else { return ended.await };
+    let left = times.ends_at.saturating_sub(time::OffsetDateTime::now_utc().unix_timestamp());
+    let left = std::time::Duration::from_secs(u64::try_from(left).unwrap_or(0));
+    tokio::select! {
+        reason = ended => reason,
+        () = tokio::time::sleep(left) => EndReason::Expired,
+    }
 }
 
 /// Browsers always send Origin on WebSocket handshakes; a page of another site must not

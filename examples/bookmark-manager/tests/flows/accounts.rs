@@ -55,8 +55,8 @@ async fn registration_checks_its_input() {
     app.browser().register("alice", "correct horse").await;
     let mut b = app.browser();
     b.get("/register").await;
-    let taken =
-        b.post("/register", &[("name", "ALICE"), ("password", "12345678"), ("confirm", "12345678")]).await;
+    let strong = "violet otter harbor";
+    let taken = b.post("/register", &[("name", "ALICE"), ("password", strong), ("confirm", strong)]).await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
     taken.assert_contains("That user name is taken.");
     for (name, pw, confirm, msg) in [
@@ -64,12 +64,44 @@ async fn registration_checks_its_input() {
         ("a b c", "12345678", "12345678", "User names are 3 to 32"),
         ("bob", "short", "short", "Passwords are 8 to 128"),
         ("bob", "12345678", "87654321", "The two passwords differ."),
+        // Weak or common (zxcvbn scores them below 3), the user name counting as guessed.
+        ("bob", "12345678", "12345678", "This password is too easy to guess"),
+        ("bob", "password1", "password1", "This password is too easy to guess"),
+        ("carol", "carol2024", "carol2024", "This password is too easy to guess"),
+        ("bob", "bobs password", "bobs password", "This password is too easy to guess"),
     ] {
         let res = b.post("/register", &[("name", name), ("password", pw), ("confirm", confirm)]).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
-        res.assert_contains(msg);
+        // The name is kept in the form; the password is never sent back.
+        res.assert_contains(msg).assert_lacks(pw);
+        if name.len() >= 3 && !name.contains(' ') {
+            res.assert_contains(&format!("value=\"{name}\""));
+        }
     }
-    assert_eq!(crate::common::count(&app, "users").await, 1);
+    // A strong password is accepted.
+    b.register("bob", strong).await;
+    assert_eq!(crate::common::count(&app, "users").await, 2);
+}
+
+/// A new password must be strong too; a weak one changes nothing.
+#[tokio::test]
+async fn weak_new_passwords_are_refused() {
+    let app = TestApp::memory().await;
+    let mut laptop = app.browser();
+    laptop.register("alice", "correct horse").await;
+    for weak in ["alice123", "password1", "qwertyuiop"] {
+        laptop.get("/devices").await;
+        let fields = [("current", "correct horse"), ("password", weak), ("confirm", weak)];
+        assert_eq!(laptop.post("/password", &fields).await.location(), "/devices");
+        laptop
+            .get("/devices")
+            .await
+            .assert_contains("This password is too easy to guess")
+            .assert_contains("Nothing was changed.")
+            .assert_lacks(weak);
+        assert_eq!(app.browser().login("alice", weak, false).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.browser().login("alice", "correct horse", false).await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]

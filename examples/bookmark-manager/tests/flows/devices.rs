@@ -38,7 +38,7 @@ async fn lists_devices_and_logs_out_one() {
 
     // Bob cannot see or end Alice's sessions.
     let mut bob = app.browser();
-    bob.register("bob", "bobs password").await;
+    bob.register("bob", "bobs quiet pumpkin").await;
     bob.get("/devices").await.assert_lacks(&others[0]);
     let res = bob.post(&format!("/devices/{}/logout", others[0]), &[]).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);

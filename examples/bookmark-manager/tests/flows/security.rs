@@ -258,3 +258,219 @@ async fn revealing_a_secret_asks_for_the_password_after_a_while() {
         a.post_follow(&reveal, &[]).await.assert_contains("pin-4711");
     }
 }
+
+/// The stores every machine has (Redis and PostgreSQL are in tests/stores.rs).
+const LOCAL_STORES: [StoreKind; 4] =
+    [StoreKind::Memory, StoreKind::File, StoreKind::Sqlite, StoreKind::Cookie];
+
+/// `GET /ws` with `b`'s cookies, as a script would open the live socket; its status.
+async fn socket_status(b: &mut Browser) -> StatusCode {
+    let req = Request::get("/ws")
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Body::empty())
+        .unwrap();
+    b.send(req).await.status
+}
+
+/// A cookie copied before "Log out" opens nothing afterwards, in every store mode: in
+/// cookie mode the whole session is in the cookie, so the logout must end the login
+/// server-side. "Log out all other devices" ends copies of the other logins the same way.
+#[tokio::test]
+async fn a_logout_ends_copies_of_the_cookie_in_every_store_mode() {
+    for store in LOCAL_STORES {
+        let app = TestApp::new(store).await;
+        let mut a = app.browser();
+        a.register("alice", "correct horse").await;
+        a.add_bookmark("private", "https://example.com/private", "").await;
+        let mut copy = a.clone();
+        copy.get("/bookmarks").await.assert_contains("private");
+
+        a.post("/logout", &[]).await;
+        let res = copy.get("/bookmarks").await;
+        assert_eq!(res.location(), "/login?next=%2Fbookmarks", "{store}: the copy still opened {}", res.body);
+        copy.get("/").await.assert_lacks("Hello, alice");
+        assert_eq!(socket_status(&mut copy).await, StatusCode::UNAUTHORIZED, "{store}");
+        let res = copy.post("/notes", &[("title", "t"), ("body", "")]).await;
+        assert!(res.location().starts_with("/login"), "{store}: {} {}", res.status, res.location());
+        assert_eq!(crate::common::count(&app, "notes").await, 0);
+
+        // Logging in again on the first browser does not bring the copy back.
+        a.login("alice", "correct horse", false).await;
+        assert_eq!(a.get("/bookmarks").await.status, StatusCode::OK);
+        assert_eq!(copy.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
+
+        // "Log out all other devices" from a: a copy of the phone's cookie is dead too.
+        let mut phone = app.browser();
+        phone.login("alice", "correct horse", true).await;
+        let mut phone_copy = phone.clone();
+        a.get("/devices").await;
+        a.post("/devices/others/logout", &[]).await;
+        assert_eq!(phone_copy.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
+        assert_eq!(phone.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
+        assert_eq!(a.get("/bookmarks").await.status, StatusCode::OK, "{store}: this device stays in");
+    }
+}
+
+/// Whether `b`'s per-session demo list shows `text`.
+async fn demo_shows(b: &mut Browser, text: &str) -> bool {
+    b.get("/demo/session").await.body.contains(text)
+}
+
+/// A login on a browser whose session holds someone else's data (another user's login,
+/// or what an anonymous visitor left) starts from a clean session under a new id; only
+/// the display preferences stay. The login it replaced is over.
+#[tokio::test]
+async fn a_login_starts_from_a_clean_session() {
+    for store in [StoreKind::Memory, StoreKind::Cookie] {
+        let app = TestApp::new(store).await;
+        app.browser().register("bob", "battery staple").await;
+
+        // Anonymous leftovers.
+        let mut shared = app.browser();
+        shared.get("/demo/session").await;
+        shared.post("/demo/session", &[("text", "left by a visitor")]).await;
+        shared.post("/prefs", &[("theme", "dark"), ("per_page", "5")]).await;
+        assert!(demo_shows(&mut shared, "left by a visitor").await);
+        shared.register("alice", "correct horse").await;
+        assert!(!demo_shows(&mut shared, "left by a visitor").await, "{store}");
+        shared.get("/").await.assert_contains("data-theme=\"dark\"");
+
+        // Alice's own data in the session, then bob logs in on the same browser.
+        shared.post("/demo/session", &[("text", "alices entry")]).await;
+        assert!(demo_shows(&mut shared, "alices entry").await);
+        let alices = shared.clone();
+        let before = shared.cookie_header();
+        let res = shared.post("/login", &[("name", "bob"), ("password", "battery staple")]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{store}: {}", res.body);
+        assert_ne!(shared.cookie_header(), before, "{store}: a new session cookie");
+        shared.get("/").await.assert_contains("Hello, bob").assert_lacks("alice");
+        assert!(!demo_shows(&mut shared, "alices entry").await, "{store}: bob sees alice's entry");
+        shared.get("/").await.assert_contains("data-theme=\"dark\"");
+        let keys = shared.client.session(|s| async move { s.keys().await }).await.unwrap();
+        let mut keys: Vec<String> =
+            keys.into_iter().filter(|k| !k.starts_with('_') && !k.starts_with("session_core.")).collect();
+        keys.sort();
+        assert_eq!(keys, ["auth", "login_times", "prefs"], "{store}");
+
+        // Alice's login on this browser is over, copies of it included.
+        let mut alices = alices;
+        assert_eq!(alices.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
+    }
+}
+
+/// Mode of `path` (permission bits only).
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file under `dir` with its mode, directories included (recursively).
+fn modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut out = vec![(dir.to_owned(), mode(dir))];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(modes(&path));
+        } else {
+            out.push((path.clone(), mode(&path)));
+        }
+    }
+    out
+}
+
+/// The data dir and its folders are 0700, every file in it 0600 (keys, the app database
+/// and its WAL files, the session store's files), whatever the umask; a database file
+/// left readable by an earlier version is tightened at start.
+#[tokio::test]
+async fn data_files_are_private_to_the_owner() {
+    for store in [StoreKind::Sqlite, StoreKind::File, StoreKind::Cookie] {
+        let app = TestApp::new(store).await;
+        let mut a = app.browser();
+        a.register("alice", "correct horse").await;
+        a.add_bookmark("kept", "https://example.com", "").await;
+        a.post("/vault", &[("site", "bank"), ("login", "al"), ("secret", "pin")]).await;
+        let data = app.dir.path().join("data");
+        let all = modes(&data);
+        let names: Vec<String> =
+            all.iter().map(|(p, _)| p.strip_prefix(&data).unwrap().display().to_string()).collect();
+        for expected in ["app.db", "app.db-wal", "vault.key", "session.key"] {
+            assert!(names.iter().any(|n| n == expected), "{store}: no {expected} in {names:?}");
+        }
+        if store == StoreKind::Sqlite {
+            assert!(names.iter().any(|n| n == "sessions.db-wal"), "{names:?}");
+        }
+        if store == StoreKind::File {
+            assert!(names.iter().filter(|n| n.starts_with("sessions/")).count() >= 1, "{names:?}");
+        }
+        for (path, m) in &all {
+            let want = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(*m, want, "{store}: {} is {m:o}", path.display());
+        }
+
+        // An app.db made readable by others (an older version, a copy) is fixed at start.
+        use std::os::unix::fs::PermissionsExt;
+        let db = data.join("app.db");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let opts = bookmark_manager::Options { store, data_dir: data.clone(), ..Default::default() };
+        let again =
+            bookmark_manager::setup::open(&opts, bookmark_manager::PasswordCost::Minimal).await.unwrap();
+        assert_eq!(mode(&db), 0o600, "{store}");
+        drop(again);
+    }
+}
+
+/// `Debug` of what the app holds prints no secret: the options (database URLs with
+/// passwords) and the state (vault and session keys).
+#[tokio::test]
+async fn debug_output_holds_no_secret() {
+    let opts = bookmark_manager::Options {
+        postgres_url: Some("postgres://app:pg-pass-4711@db.example/app".into()),
+        redis_url: Some("redis://:redis-pass-4711@cache.example:6379/0".into()),
+        ..Default::default()
+    };
+    let shown = format!("{opts:?}");
+    assert!(!shown.contains("4711"), "{shown}");
+    assert!(shown.contains("db.example") && shown.contains("cache.example"), "{shown}");
+
+    let app = TestApp::memory().await;
+    let shown = format!("{:?} {:#?}", app.state, app.state);
+    for file in ["vault.key", "session.key"] {
+        let key = std::fs::read(app.dir.path().join("data").join(file)).unwrap();
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let bytes = format!("{:?}", &key[..8]);
+        let bytes = bytes.trim_matches(|c| c == '[' || c == ']');
+        for form in [&hex[..16], bytes] {
+            assert!(!shown.contains(form), "{file} appears as {form:?} in the state's Debug");
+        }
+    }
+}
+
+/// Changing the password counts as giving it: revealing a vault secret right after does
+/// not ask again.
+#[tokio::test]
+async fn a_password_change_counts_as_giving_the_password() {
+    for store in [StoreKind::Memory, StoreKind::Cookie] {
+        let app = TestApp::new(store).await;
+        let mut a = app.browser();
+        a.register("alice", "correct horse").await;
+        a.post("/vault", &[("site", "bank"), ("login", "al"), ("secret", "pin-4711")]).await;
+        let id = crate::common::item_ids(&a.get("/vault").await.body)[0];
+        let reveal = format!("/vault/{id}/reveal");
+        shift(&a, "authenticated_at", -360).await;
+        a.post_follow(&reveal, &[]).await.assert_contains("id=\"reauth\"").assert_lacks("pin-4711");
+
+        let (ends_before, _) = login_times(&a).await;
+        a.get("/devices").await;
+        let change =
+            [("current", "correct horse"), ("password", "battery staple"), ("confirm", "battery staple")];
+        assert_eq!(a.post("/password", &change).await.location(), "/devices", "{store}");
+        let (ends_after, at) = login_times(&a).await;
+        assert_eq!(ends_after, ends_before, "{store}: the login's end does not move");
+        assert!(at >= time::OffsetDateTime::now_utc().unix_timestamp() - 5, "{store}");
+        a.get("/vault").await;
+        a.post_follow(&reveal, &[]).await.assert_contains("pin-4711").assert_lacks("id=\"reauth\"");
+    }
+}

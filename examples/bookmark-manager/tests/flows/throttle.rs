@@ -103,3 +103,30 @@ async fn wrong_current_passwords_are_throttled_too() {
     assert_throttled(&app.browser().login("alice", "correct horse", false).await);
     assert_throttled(&app.browser().login("alice", "new password", false).await);
 }
+
+/// The vault's password prompt counts with the login form: five wrong passwords, then even
+/// the right one is refused with 429 and no secret, and so is a login to the account.
+#[tokio::test]
+async fn the_vault_password_prompt_is_throttled_too() {
+    let app = TestApp::memory().await;
+    let mut alice = app.browser();
+    alice.register("alice", "correct horse").await;
+    alice.post("/vault", &[("site", "bank"), ("login", "al"), ("secret", "pin-4711")]).await;
+    let id = crate::common::item_ids(&alice.get("/vault").await.body)[0];
+    let reveal = format!("/vault/{id}/reveal");
+    // The password was given more than five minutes ago: the prompt comes.
+    let age = |s: session_core::Session| async move {
+        let mut t: serde_json::Value = s.get("login_times").await?.expect("login times");
+        t["authenticated_at"] = (t["authenticated_at"].as_i64().unwrap() - 360).into();
+        s.insert("login_times", t).await
+    };
+    alice.client.session(age).await.unwrap();
+    for _ in 0..5 {
+        let res = alice.post_follow(&reveal, &[("password", "a guess")]).await;
+        res.assert_contains("Wrong password").assert_lacks("pin-4711");
+    }
+    let res = alice.post(&reveal, &[("password", "correct horse")]).await;
+    assert_throttled(&res);
+    res.assert_lacks("pin-4711");
+    assert_throttled(&app.browser().login("alice", "correct horse", false).await);
+}

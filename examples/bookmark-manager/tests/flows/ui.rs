@@ -306,7 +306,7 @@ async fn bookmarks_sort_filter_by_tag_and_round_trip_through_a_browser_file() {
     assert!(export.headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
     export.assert_contains("<!DOCTYPE NETSCAPE-Bookmark-file-1>").assert_contains("TAGS=\"rust,web\"");
     let mut b = app.browser();
-    b.register("bob", "bobs password").await;
+    b.register("bob", "correct horse").await;
     b.post("/bookmarks/import", &[("html", &export.body)]).await;
     b.get("/bookmarks").await.assert_contains("Imported 3 bookmarks.");
     assert_eq!(titles(&b.get("/bookmarks?sort=title").await.body), ["Alpha", "Beta &amp; co", "Gamma"]);
