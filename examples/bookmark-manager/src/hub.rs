@@ -128,6 +128,13 @@ impl Hub {
     pub(crate) fn len(&self) -> usize {
         self.inner().conns.len()
     }
+
+    /// Open sockets of the login `login`, and of all of `user`'s logins.
+    pub(crate) fn count_for(&self, user: i64, login: &str) -> (usize, usize) {
+        let inner = self.inner();
+        let mine = inner.conns.values().filter(|c| c.user == user);
+        mine.fold((0, 0), |(this, all), c| (this + usize::from(c.login == login), all + 1))
+    }
 }
 
 #[cfg(test)]

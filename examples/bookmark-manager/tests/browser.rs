@@ -1,5 +1,8 @@
 //! End to end in a real headless Chromium, driven over WebDriver (chromedriver): register,
 //! log in, add a bookmark and watch it appear live in a second browser of the same user,
+//! the vault's reveal (post/redirect/get, in view, wrapping at phone width), hide, generate
+//! and confirm-delete, every main page at desktop and phone width without sideways
+//! scrolling, a session ended under a half-typed form (kept and restored after the login),
 //! log out, and check that "back" and the old cookie show nothing private. Screenshots of
 //! the main pages go to `$SCREENSHOT_DIR` (default: the workspace's `target/screenshots`).
 
@@ -159,6 +162,27 @@ impl Browser {
         self.client.execute("window.__notReloaded = true;", vec![]).await.unwrap();
     }
 
+    /// Runs `script` and returns its value.
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// The page is no wider than the viewport (no sideways scrolling on a phone).
+    async fn assert_no_overflow(&self, what: &str) {
+        let v = self.js("return [document.documentElement.scrollWidth, window.innerWidth];").await;
+        let (wide, view) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+        assert!(wide <= view, "{what}: the page is {wide} px wide in a {view} px viewport");
+    }
+
+    /// Waits until `script` returns true.
+    async fn wait_until(&self, script: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.js(script).await != serde_json::Value::Bool(true) {
+            assert!(Instant::now() < deadline, "waited for: {script}\n{}", self.source().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn assert_not_reloaded(&self) {
         let v = self.client.execute("return window.__notReloaded === true;", vec![]).await.unwrap();
         assert_eq!(v, serde_json::Value::Bool(true), "the page was reloaded");
@@ -232,6 +256,23 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
 
     more_pages(&base, &laptop).await;
 
+    // A secret revealed on the phone stays in place when its vault page updates live:
+    // no reload (which would re-send a form, were the page a form's answer), no re-fetch of
+    // the secret.
+    phone.goto(&base, "/vault").await;
+    phone.click(".item-actions form button").await;
+    phone.wait_for("s3cret-pin", true).await;
+    phone.wait_for_socket().await;
+    phone.mark_page().await;
+    laptop.goto(&base, "/vault").await;
+    laptop.fill("#add-vault input[name=site]", "aaa-live.example").await;
+    laptop.fill("#add-vault input[name=secret]", "zz").await;
+    laptop.click("#add-vault > button").await;
+    laptop.wait_for("Vault item added.", true).await;
+    phone.wait_for("aaa-live.example", true).await;
+    phone.assert_not_reloaded().await;
+    assert!(phone.source().await.contains("s3cret-pin"), "the shown secret stayed");
+
     // Logout: the back button and the old cookie show nothing private.
     laptop.goto(&base, "/vault").await;
     laptop.wait_for("bank.example", true).await;
@@ -257,9 +298,13 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
     let html = laptop.source().await;
     assert!(html.contains("<h1>Log in</h1>") && !html.contains("bank.example"), "old cookie showed:\n{html}");
 
-    // The phone is still logged in; logging out the other devices from a third login
-    // closes the phone's socket, and its page notices.
-    phone.wait_for("Tokio", false).await;
+    // The phone is still logged in, half-way through a note; logging out the other devices
+    // from a third login closes the phone's socket (1008). Its page says the session ended,
+    // keeps what was typed, and goes to the login, which explains and leads back.
+    phone.goto(&base, "/notes").await;
+    phone.wait_for_socket().await;
+    phone.fill("#add-note input[name=title]", "Half-written").await;
+    phone.fill("#add-note textarea[name=body]", "typed before the end").await;
     let sockets = state.open_sockets();
     assert!(sockets >= 1, "the phone's socket is open");
     laptop.log_in(&base, "alice", "correct horse").await;
@@ -267,11 +312,40 @@ async fn two_browsers_stay_in_sync_and_logout_leaves_nothing_behind() {
     laptop.shot("devices").await;
     laptop.click("form[action=\"/devices/others/logout\"] button").await;
     laptop.wait_for("other device", true).await;
-    phone.wait_for("class=\"who\"", false).await;
-    assert!(
-        !phone.source().await.contains("Your bookmarks"),
-        "the phone shows private data after its logout"
-    );
+    phone.wait_for("Your session has ended", true).await;
+    phone.wait_for("<h1>Log in</h1>", true).await;
+    let html = phone.source().await;
+    assert!(!html.contains("class=\"who\"") && !html.contains("Your notes"), "the phone shows private data");
+    assert!(phone.client.current_url().await.unwrap().as_str().ends_with("/login?next=%2Fnotes"));
+    phone.wait_until("return !document.querySelector('[data-if-kept]').hidden;").await;
+    phone.shot("session-ended-login").await;
+    phone.fill("input[name=name]", "alice").await;
+    phone.fill("input[name=password]", "correct horse").await;
+    phone.click("form.stack button").await;
+    phone.wait_for("Welcome back, alice.", true).await;
+    assert_eq!(phone.client.current_url().await.unwrap().path(), "/notes");
+    phone
+        .wait_until("return document.querySelector('#add-note textarea').value === 'typed before the end';")
+        .await;
+    let title = phone.js("return document.querySelector('#add-note input[name=title]').value;").await;
+    assert_eq!(title, "Half-written");
+
+    // A form sent after its session ended (the cookie is gone): refused with an
+    // explanation instead of "not sent by this site", and the input survives the login.
+    phone.fill("#add-note input[name=title]", "Sent too late").await;
+    phone.client.delete_all_cookies().await.unwrap();
+    phone.click("#add-note button").await;
+    phone.wait_for("Your session ended before this form was sent", true).await;
+    phone.wait_until("return !document.querySelector('[data-if-kept]').hidden;").await;
+    phone.shot("form-refused").await;
+    phone.click("#form-refused a.button").await;
+    phone.fill("input[name=name]", "alice").await;
+    phone.fill("input[name=password]", "correct horse").await;
+    phone.click("form.stack button").await;
+    phone.wait_for("Welcome back, alice.", true).await;
+    phone
+        .wait_until("return document.querySelector('#add-note input[name=title]').value === 'Sent too late';")
+        .await;
 
     laptop.client.clone().close().await.unwrap();
     phone.client.clone().close().await.unwrap();
@@ -290,12 +364,56 @@ async fn more_pages(base: &str, b: &Browser) {
     b.fill("input[name=site]", "bank.example").await;
     b.fill("input[name=login]", "alice").await;
     b.fill("input[name=secret]", "s3cret-pin").await;
-    b.click("form.stack button").await;
+    b.click("#add-vault > button").await;
     b.wait_for("Vault item added.", true).await;
     assert!(!b.source().await.contains("s3cret-pin"), "secrets are hidden until revealed");
     b.click(".item-actions form button").await;
     b.wait_for("s3cret-pin", true).await;
     b.shot("vault-revealed").await;
+    // Post/redirect/get: the secret's page is a GET, so "back" never re-sends the form.
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!((url.path(), url.fragment().is_some()), ("/vault", true), "{url}");
+    b.client.back().await.unwrap();
+    b.wait_for("Password vault", true).await;
+    assert!(!b.source().await.contains("s3cret-pin"), "back shows the secret masked");
+
+    // The generator fills the secret field (and shows it); the field is never kept.
+    b.click("[data-generate=new-secret]").await;
+    let generated = b.js("return document.getElementById('new-secret').value;").await;
+    assert_eq!(generated.as_str().map(str::len), Some(20), "{generated}");
+
+    // More items, one with a long secret, sent from the page (quicker than typing them).
+    let add = "const t = document.querySelector('meta[name=csrf-token]').content; \
+        for (let i = 0; i < 7; i++) { await fetch('/vault', { method: 'POST', body: new URLSearchParams(\
+        { csrf_token: t, site: 'site-' + i + '.example', login: 'me', secret: i == 6 ? 'x'.repeat(600) : 'p' + i }) }); } \
+        return true;";
+    b.client.execute(&format!("return (async () => {{ {add} }})();"), vec![]).await.unwrap();
+
+    // At phone width: revealing the last item keeps it in view, and the long secret wraps.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.goto(base, "/vault").await;
+    b.wait_for("site-6.example", true).await;
+    b.click("#live li.item:last-child .item-actions form button").await;
+    b.wait_for("xxxxxxxxxx", true).await;
+    b.wait_until(
+        "const r = document.getElementById('revealed').getBoundingClientRect(); \
+        return window.scrollY > 0 && r.top >= 0 && r.bottom <= window.innerHeight;",
+    )
+    .await;
+    b.assert_no_overflow("phone vault with a 600-character secret").await;
+    b.shot("phone-vault-long-secret").await;
+    // Hide takes the secret off the page.
+    b.click("[data-hide=revealed]").await;
+    b.wait_for("xxxxxxxxxx", false).await;
+    // Delete asks first, in place.
+    b.click("#live li.item:last-child form[data-confirm] button").await;
+    b.wait_for("Its secret cannot be recovered", true).await;
+    assert!(b.source().await.contains("site-6.example"), "not deleted before the confirmation");
+    b.shot("phone-vault-confirm-delete").await;
+    b.click("#live li.item:last-child form[data-confirm] button").await;
+    b.wait_for("Vault item deleted.", true).await;
+    assert!(!b.source().await.contains("site-6.example"));
+    b.client.set_window_size(1280, 900).await.unwrap();
 
     // Live search on the dashboard.
     b.goto(base, "/").await;
@@ -304,16 +422,30 @@ async fn more_pages(base: &str, b: &Browser) {
     b.wait_for(">Reading list</a>", true).await;
     b.shot("dashboard-search").await;
 
-    for (path, name) in
-        [("/session", "session"), ("/demo/global", "demo-global"), ("/demo/session", "demo-session")]
-    {
-        b.goto(base, path).await;
-        b.shot(name).await;
-    }
-    b.client.set_window_size(390, 844).await.unwrap();
-    for (path, name) in [("/", "phone-dashboard"), ("/vault", "phone-vault"), ("/notes", "phone-notes")] {
-        b.goto(base, path).await;
-        b.shot(name).await;
+    // Every main page at desktop and phone width: no sideways scrolling.
+    let pages = [
+        ("/", "dashboard"),
+        ("/bookmarks", "bookmarks"),
+        ("/notes", "notes"),
+        ("/vault", "vault"),
+        ("/devices", "devices"),
+        ("/session", "session"),
+        ("/demo/global", "demo-global"),
+        ("/demo/session", "demo-session"),
+        ("/bookmarks/abc/edit", "error-400"),
+        ("/logout", "logout"),
+    ];
+    for (width, height, prefix) in [(1280, 900, ""), (390, 844, "phone-")] {
+        b.client.set_window_size(width, height).await.unwrap();
+        for (path, name) in pages {
+            b.goto(base, path).await;
+            b.wait_for("</footer>", true).await;
+            b.assert_no_overflow(&format!("{path} at {width} px")).await;
+            if prefix.is_empty() || matches!(name, "dashboard" | "vault" | "notes" | "devices" | "error-400")
+            {
+                b.shot(&format!("{prefix}{name}")).await;
+            }
+        }
     }
     // Dark theme, chosen in this session.
     b.client.set_window_size(1280, 900).await.unwrap();
@@ -323,4 +455,9 @@ async fn more_pages(base: &str, b: &Browser) {
     b.wait_for("data-theme=\"dark\"", true).await;
     b.goto(base, "/notes").await;
     b.shot("notes-dark").await;
+    // Error pages too: the user's theme and menu.
+    b.goto(base, "/nope").await;
+    let html = b.source().await;
+    assert!(html.contains("data-theme=\"dark\"") && html.contains("class=\"who\""), "{html}");
+    b.shot("error-404-dark").await;
 }

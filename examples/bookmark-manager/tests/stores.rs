@@ -28,11 +28,11 @@ async fn round_trip(store: StoreKind) {
 
     let old = a.clone();
     a.post("/logout", &[]).await;
-    assert_eq!(a.get("/bookmarks").await.location(), "/login", "{store}");
+    assert_eq!(a.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
     // The login is over, not only this copy of it: a copy of the cookie is dead too, in
     // cookie mode as well (where the whole session lives in the cookie).
     let mut copy = old;
-    assert_eq!(copy.get("/bookmarks").await.location(), "/login", "{store}");
+    assert_eq!(copy.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
     assert_eq!(b.get("/bookmarks").await.status, StatusCode::OK, "{store}: the other browser stays in");
 }
 
@@ -97,7 +97,7 @@ async fn keys_and_data_survive_a_restart() {
     let mut again = common::Browser::new(bookmark_manager::app(second));
     again.client.set_jar(a.client.jar());
     again.get("/vault").await.assert_contains("bank");
-    again.post(&format!("/vault/{id}/reveal"), &[]).await.assert_contains("pin 1234");
+    again.post_follow(&format!("/vault/{id}/reveal"), &[]).await.assert_contains("pin 1234");
 
     use std::os::unix::fs::PermissionsExt;
     for key in ["vault.key", "session.key"] {

@@ -36,54 +36,70 @@ pub(super) async fn apply_alone(
     let crate::session::Backend::Store(store) = &config.backend else {
         return Some((Err(abandoned()), Known::new()));
     };
-    let mut patch = Patch::new(rid, job.policy.expires_at(now, job.created_at), now);
-    patch.expiry = job.expiry;
-    patch.user.clone_from(&job.user);
-    patch.label.clone_from(&job.label);
-    patch.changes = std::mem::take(&mut job.changes);
-    let result = if job.cycle {
-        cycle_to_fresh_id(&**store, &config.id_codec, &patch).await.map(|(applied, id)| (applied, Some(id)))
-    } else {
-        store.apply(&patch).await.map(|applied| (applied, None))
+    // A block, so the patch and the store's answer are out of scope (and out of the future)
+    // during the event's await below.
+    let (reply, known, event) = {
+        let mut patch = Patch::new(rid, job.policy.expires_at(now, job.created_at), now);
+        patch.expiry = job.expiry;
+        patch.user.clone_from(&job.user);
+        patch.label.clone_from(&job.label);
+        patch.changes = std::mem::take(&mut job.changes);
+        let result = if job.cycle {
+            // Rare (a login), so boxed: the common write-back future stays small.
+            let cycle = Box::pin(cycle_to_fresh_id(&**store, &config.id_codec, &patch));
+            cycle.await.map(|(applied, id)| (applied, Some(id)))
+        } else {
+            store.apply(&patch).await.map(|applied| (applied, None))
+        };
+        match result {
+            Err(StoreError::Conflict) => {
+                job.changes = patch.changes;
+                return None;
+            }
+            Ok(done) => {
+                let (outcome, known, event) = settled(rid, done, now, patch.changes);
+                (Ok(outcome), known, event)
+            }
+            // Deleted meanwhile (a logout raced this request): never resurrect it.
+            Err(StoreError::NotFound) => (Ok(Outcome::Gone), Known::new(), None),
+            Err(err) => (Err(Error::Store(err)), Known::new(), None),
+        }
     };
-    match result {
-        Err(StoreError::Conflict) => {
-            job.changes = patch.changes;
-            None
-        }
-        Ok(done) => {
-            let (outcome, known) = settled(config, rid, done, now, patch.changes).await;
-            Some((Ok(outcome), known))
-        }
-        // Deleted meanwhile (a logout raced this request): never resurrect it.
-        Err(StoreError::NotFound) => Some((Ok(Outcome::Gone), Known::new())),
-        Err(err) => Some((Err(Error::Store(err)), Known::new())),
+    if let Some(event) = event {
+        // Only when the write ended or moved the session: boxed, like the cycle.
+        Box::pin(config.manager.emit(event)).await;
     }
+    Some((reply, known))
 }
 
-/// The outcome of an applied patch (or id change), with its event sent, and what this
-/// process now knows the session holds.
-async fn settled(
-    config: &Config,
+/// The outcome of an applied patch (or id change), what this process now knows the session
+/// holds, and the event to send, if any.
+fn settled(
     rid: RecordId,
     done: (Applied, Option<Id>),
     at: OffsetDateTime,
     changes: Vec<Change>,
-) -> (Outcome, Known) {
+) -> (Outcome, Known, Option<SessionEvent>) {
     let (applied, moved) = done;
     if applied.ended {
         let handle = SessionHandle::from_record_id(rid);
-        config.manager.emit(SessionEvent::Destroyed { handle }).await;
-        return (Outcome::Applied { applied, at, moved: None }, Known::new());
+        return (
+            Outcome::Applied { applied, at, moved: None },
+            Known::new(),
+            Some(SessionEvent::Destroyed { handle }),
+        );
     }
     if let Some(id) = moved {
         // What this process wrote is under the new id now; the old id is a forward, so
         // nothing is known about it.
         let (old, new) = (SessionHandle::from_record_id(rid), SessionHandle::from_record_id(id.record_id()));
-        config.manager.emit(SessionEvent::Cycled { old, new }).await;
-        return (Outcome::Applied { applied, at, moved: Some(id) }, Known::new());
+        return (
+            Outcome::Applied { applied, at, moved: Some(id) },
+            Known::new(),
+            Some(SessionEvent::Cycled { old, new }),
+        );
     }
-    (Outcome::Applied { applied, at, moved: None }, changes)
+    (Outcome::Applied { applied, at, moved: None }, changes, None)
 }
 
 /// Applies `jobs` as one patch and returns one reply per job, in order. A job that cycles
@@ -125,7 +141,10 @@ pub(super) async fn run_batch(
         };
         match result {
             Ok(done) => {
-                let (outcome, now_known) = settled(config, rid, done, now, patch.changes).await;
+                let (outcome, now_known, event) = settled(rid, done, now, patch.changes);
+                if let Some(event) = event {
+                    config.manager.emit(event).await;
+                }
                 *known = now_known;
                 return failed
                     .iter_mut()

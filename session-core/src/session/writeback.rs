@@ -51,12 +51,13 @@ pub(crate) async fn create_with_fresh_id(
 /// write-back future keeps only what its one store call needs.
 enum Plan {
     Done(CookieUpdate),
-    Create(Record),
+    // Boxed, like `Patch`'s job: the write-back future keeps its plan (docs/BENCHMARKS.md).
+    Create(Box<Record>),
     /// Changes (or only a due expiry refresh) for the stored session.
     Patch {
         id: Id,
         rid: RecordId,
-        job: Job,
+        job: Box<Job>,
         /// The cookie must be re-sent whatever the expiry mode: a new expiry, id or key.
         resend: bool,
     },
@@ -120,7 +121,7 @@ impl Session {
             if !st.entries.is_empty() {
                 // The id is a placeholder: `create_with_fresh_id` draws the real one.
                 let placeholder = RecordId::from_bytes([0; 32]);
-                return Plan::Create(st.take_record(placeholder, now, policy.expires_at(now, now)));
+                return Plan::Create(Box::new(st.take_record(placeholder, now, policy.expires_at(now, now))));
             }
             let remove = st.fate == Fate::Ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
@@ -162,7 +163,7 @@ impl Session {
                 label: st.label.take_if_set().flatten(),
                 cycle,
             };
-            return Plan::Patch { id, rid, job, resend };
+            return Plan::Patch { id, rid, job: Box::new(job), resend };
         }
         Plan::Done(if resend {
             self.set(&id, policy.max_age(now, meta.expires_at))

@@ -1,6 +1,6 @@
 //! Bookmarks: title, URL, tags.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{like_pattern, Db, PageReq};
@@ -14,6 +14,30 @@ pub(crate) struct Bookmark {
     /// Space-separated, lower case.
     pub(crate) tags: String,
 }
+
+/// The order of a bookmark list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BookmarkOrder {
+    #[default]
+    Newest,
+    Oldest,
+    Title,
+}
+
+impl BookmarkOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            BookmarkOrder::Newest => "id DESC",
+            BookmarkOrder::Oldest => "id ASC",
+            BookmarkOrder::Title => "title COLLATE NOCASE, id",
+        }
+    }
+}
+
+/// Matches a bookmark carrying `?2` among its space-separated tags (all of them if `?2`
+/// is NULL).
+const TAGGED: &str = "(?2 IS NULL OR instr(' ' || tags || ' ', ' ' || ?2 || ' ') > 0)";
 
 fn bookmark(row: &sqlx::sqlite::SqliteRow) -> Bookmark {
     Bookmark { id: row.get("id"), title: row.get("title"), url: row.get("url"), tags: row.get("tags") }
@@ -120,6 +144,51 @@ impl Db {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        Ok(rows.iter().map(bookmark).collect())
+    }
+
+    /// `user`'s bookmarks tagged `tag` (all when `None`), in `order`.
+    pub(crate) async fn bookmarks_where(
+        &self,
+        user: i64,
+        tag: Option<&str>,
+        order: BookmarkOrder,
+        page: PageReq,
+    ) -> Result<Vec<Bookmark>, sqlx::Error> {
+        // The ORDER BY comes from the enum, never from input.
+        let sql = format!(
+            "SELECT id, title, url, tags FROM bookmarks WHERE user_id = ?1 AND {TAGGED}
+             ORDER BY {} LIMIT ?3 OFFSET ?4",
+            order.sql()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user)
+            .bind(tag)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(bookmark).collect())
+    }
+
+    pub(crate) async fn count_bookmarks_where(
+        &self,
+        user: i64,
+        tag: Option<&str>,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM bookmarks WHERE user_id = ?1 AND {TAGGED}"))
+            .bind(user)
+            .bind(tag)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Every bookmark of `user`, oldest first (for the export, and the import's duplicate check).
+    pub(crate) async fn all_bookmarks(&self, user: i64) -> Result<Vec<Bookmark>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, title, url, tags FROM bookmarks WHERE user_id = ? ORDER BY id")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(bookmark).collect())
     }
 }

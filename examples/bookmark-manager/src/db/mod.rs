@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub(crate) use self::bookmarks::{Bookmark, BookmarkOrder};
 pub(crate) use self::users::User;
 
 const SCHEMA: &[&str] = &[

@@ -2,7 +2,7 @@
 //! user's other browsers.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
@@ -10,9 +10,10 @@ use session_core::flash::Level;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{page, prefs, render_edit, Pager};
+use super::netscape;
+use super::page::{page, prefs, refuse_form, render_edit, take_form_error, Pager};
 use super::templates::render;
-use super::ListQuery;
+use crate::db::BookmarkOrder;
 use crate::hub::Change;
 use crate::AppState;
 
@@ -20,6 +21,50 @@ const MAX_TITLE: usize = 200;
 const MAX_URL: usize = 2048;
 const MAX_TAGS: usize = 10;
 const MAX_TAG: usize = 32;
+/// The most links one import adds.
+const MAX_IMPORT: usize = 1000;
+
+/// `?page=N&tag=rust&sort=title` on the list.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    page: Option<u32>,
+    tag: Option<String>,
+    #[serde(default)]
+    sort: BookmarkOrder,
+}
+
+impl ListQuery {
+    /// The tag filter, normalized as tags are stored; `None` for none.
+    fn tag(&self) -> Option<String> {
+        let tag = self.tag.as_deref().unwrap_or_default().trim().to_lowercase();
+        (!tag.is_empty()).then_some(tag)
+    }
+
+    /// The filter and order as a query suffix for the pager's links (`&tag=…&sort=…`).
+    fn suffix(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(tag) = self.tag() {
+            q.append_pair("tag", &tag);
+        }
+        if self.sort != BookmarkOrder::Newest {
+            q.append_pair("sort", sort_name(self.sort));
+        }
+        let q = q.finish();
+        if q.is_empty() {
+            q
+        } else {
+            format!("&{q}")
+        }
+    }
+}
+
+fn sort_name(order: BookmarkOrder) -> &'static str {
+    match order {
+        BookmarkOrder::Newest => "newest",
+        BookmarkOrder::Oldest => "oldest",
+        BookmarkOrder::Title => "title",
+    }
+}
 
 /// The add and edit form.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -38,7 +83,14 @@ struct Listed {
     id: i64,
     title: String,
     url: String,
-    tags: Vec<String>,
+    tags: Vec<TagLink>,
+}
+
+/// A tag, and the list filtered by it.
+#[derive(Debug, Serialize)]
+struct TagLink {
+    name: String,
+    href: String,
 }
 
 /// Checked and normalized input: title, URL, tags.
@@ -83,33 +135,48 @@ pub(crate) async fn list(
     user: CurrentUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    render_list(&state, &user, q.page, StatusCode::OK, None, &BookmarkForm::default()).await
+    let (error, form) = match take_form_error(&user.session, "/bookmarks", user.live).await? {
+        Some((error, form)) => (Some(error), form),
+        None => (None, BookmarkForm::default()),
+    };
+    render_list(&state, &user, &q, StatusCode::OK, error, &form).await
 }
 
 async fn render_list(
     state: &AppState,
     CurrentUser { auth, session, csrf, live }: &CurrentUser,
-    requested: Option<u32>,
+    q: &ListQuery,
     status: StatusCode,
     error: Option<String>,
     form: &BookmarkForm,
 ) -> Result<Response, AppError> {
     let per_page = prefs(session).await?.per_page;
-    let pager = Pager::new(requested, per_page, state.db.count_bookmarks(auth.user_id).await?);
+    let tag = q.tag();
+    let total = state.db.count_bookmarks_where(auth.user_id, tag.as_deref()).await?;
+    let pager = Pager::new(q.page, per_page, total);
     let items: Vec<Listed> = state
         .db
-        .bookmarks(auth.user_id, pager.req(per_page))
+        .bookmarks_where(auth.user_id, tag.as_deref(), q.sort, pager.req(per_page))
         .await?
         .into_iter()
         .map(|b| Listed {
-            tags: b.tags.split_whitespace().map(str::to_owned).collect(),
+            tags: b
+                .tags
+                .split_whitespace()
+                .map(|t| {
+                    let filter = ListQuery { page: None, tag: Some(t.to_owned()), sort: q.sort };
+                    TagLink { name: t.to_owned(), href: format!("/bookmarks?page=1{}", filter.suffix()) }
+                })
+                .collect(),
             id: b.id,
             title: b.title,
             url: b.url,
         })
         .collect();
     let page = page(session, csrf, Some(auth), *live).await?;
-    let html = render("bookmarks.html", minijinja::context! { page, pager, items, error, form })?;
+    let (sort, suffix) = (sort_name(q.sort), q.suffix());
+    let html =
+        render("bookmarks.html", minijinja::context! { page, pager, items, error, form, tag, sort, suffix })?;
     Ok((status, html).into_response())
 }
 
@@ -120,9 +187,7 @@ pub(crate) async fn create(
 ) -> Result<Response, AppError> {
     let Valid(title, url, tags) = match validate(&form) {
         Ok(v) => v,
-        Err(msg) => {
-            return render_list(&state, &user, None, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await
-        }
+        Err(msg) => return refuse_form(&user.session, "/bookmarks", msg, &form).await,
     };
     let b = state.db.add_bookmark(user.auth.user_id, &title, &url, &tags).await?;
     state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "created", id: b.id });
@@ -136,8 +201,12 @@ pub(crate) async fn edit(
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let b = state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    let form = BookmarkForm { title: b.title, url: b.url, tags: b.tags };
-    render_edit(&user, "bookmarks", id, StatusCode::OK, None, &form).await
+    let (error, form) =
+        match take_form_error(&user.session, &format!("/bookmarks/{id}/edit"), user.live).await? {
+            Some((error, form)) => (Some(error), form),
+            None => (None, BookmarkForm { title: b.title, url: b.url, tags: b.tags }),
+        };
+    render_edit(&user, "bookmarks", id, StatusCode::OK, error, &form).await
 }
 
 pub(crate) async fn update(
@@ -150,10 +219,7 @@ pub(crate) async fn update(
     state.db.bookmark(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
     let Valid(title, url, tags) = match validate(&form) {
         Ok(v) => v,
-        Err(msg) => {
-            return render_edit(&user, "bookmarks", id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form)
-                .await
-        }
+        Err(msg) => return refuse_form(&user.session, &format!("/bookmarks/{id}/edit"), msg, &form).await,
     };
     let b = state
         .db
@@ -175,6 +241,68 @@ pub(crate) async fn delete(
     }
     state.hub.publish(user.auth.user_id, &Change { kind: "bookmarks", action: "deleted", id });
     user.session.flash(Level::Success, "Bookmark deleted.").await?;
+    Ok(Redirect::to("/bookmarks").into_response())
+}
+
+/// The bookmarks as a Netscape bookmark file, which every browser imports.
+pub(crate) async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Response, AppError> {
+    let all = state.db.all_bookmarks(user.auth.user_id).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"bookmarks.html\""),
+    ];
+    Ok((headers, netscape::export(&all)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImportForm {
+    /// The file's text (the page script reads the chosen file into this field).
+    #[serde(default)]
+    html: String,
+}
+
+/// Adds the links of a browser's bookmark file: valid web links only, none already here.
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(form): Form<ImportForm>,
+) -> Result<Response, AppError> {
+    let uid = user.auth.user_id;
+    let mut known: std::collections::HashSet<String> =
+        state.db.all_bookmarks(uid).await?.into_iter().map(|b| b.url).collect();
+    let (mut added, mut skipped) = (0usize, 0usize);
+    for link in netscape::parse(&form.html) {
+        let form = BookmarkForm { title: link.title.clone(), url: link.url, tags: link.tags };
+        let form = if form.title.trim().is_empty() {
+            BookmarkForm { title: form.url.clone(), ..form }
+        } else {
+            form
+        };
+        match validate(&form) {
+            Ok(Valid(title, url, tags)) if added < MAX_IMPORT && known.insert(url.clone()) => {
+                state.db.add_bookmark(uid, &title, &url, &tags).await?;
+                added += 1;
+            }
+            _ => skipped += 1,
+        }
+    }
+    if added == 0 && skipped == 0 {
+        let msg = "No bookmarks found: choose a bookmark file exported by a browser (HTML).".to_owned();
+        return refuse_form(&user.session, "/bookmarks", msg, &BookmarkForm::default()).await;
+    }
+    if added > 0 {
+        state.hub.publish(uid, &Change { kind: "bookmarks", action: "created", id: 0 });
+    }
+    let text = format!(
+        "Imported {added} bookmark{}{}.",
+        if added == 1 { "" } else { "s" },
+        if skipped > 0 {
+            format!("; skipped {skipped} (already here, not a web link, or over {MAX_IMPORT})")
+        } else {
+            String::new()
+        }
+    );
+    user.session.flash(Level::Success, text).await?;
     Ok(Redirect::to("/bookmarks").into_response())
 }
 

@@ -18,15 +18,47 @@ use crate::AppState;
 struct Device {
     handle: String,
     label: String,
+    /// A few characters of the handle (which is not a secret), so two "Chrome on Linux"
+    /// rows can be told apart and matched with the same row on another device.
+    tag: String,
+    /// Exact instants, for the tooltip.
     created: String,
     last_seen: String,
     expires: String,
+    /// The same, relative: "3 minutes ago", "in 6 days".
+    created_ago: String,
+    last_seen_ago: String,
+    expires_in: String,
     current: bool,
+    /// For sorting: the current device first, then the most recently seen.
+    #[serde(skip)]
+    seen: OffsetDateTime,
 }
 
 /// Whether the manager refused because this mode keeps no session list (cookie mode).
 pub(crate) fn unsupported(err: &session_core::Error) -> bool {
     matches!(err, session_core::Error::Store(StoreError::Unsupported(_)))
+}
+
+/// `t` relative to `now`: "just now", "3 minutes ago", "in 6 days".
+pub(crate) fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let secs = (t - now).whole_seconds();
+    let n = secs.unsigned_abs();
+    if n < 60 {
+        return "just now".into();
+    }
+    // Rounded to the nearest unit: a week less a few seconds is "in 7 days".
+    let (count, unit) = match n {
+        ..3600 => ((n + 30) / 60, "minute"),
+        3600..86_400 => ((n + 1800) / 3600, "hour"),
+        _ => ((n + 43_200) / 86_400, "day"),
+    };
+    let unit = if count == 1 { unit.to_owned() } else { format!("{unit}s") };
+    if secs < 0 {
+        format!("{count} {unit} ago")
+    } else {
+        format!("in {count} {unit}")
+    }
 }
 
 /// `2025-01-31 17:05 UTC`.
@@ -42,17 +74,27 @@ pub(crate) async fn list(
     let current = session.handle();
     let (devices, note) = match state.manager.sessions_of(&auth.user_id.to_string()).await {
         Ok(list) => {
-            let devices: Vec<Device> = list
+            let now = OffsetDateTime::now_utc();
+            let mut devices: Vec<Device> = list
                 .into_iter()
-                .map(|s| Device {
-                    handle: s.handle.to_string(),
-                    label: s.label.unwrap_or_else(|| "Unnamed device".into()),
-                    created: when(s.created_at),
-                    last_seen: when(s.last_seen),
-                    expires: when(s.expires_at),
-                    current: Some(s.handle) == current,
+                .map(|s| {
+                    let handle = s.handle.to_string();
+                    Device {
+                        tag: handle.chars().take(4).collect(),
+                        handle,
+                        label: s.label.unwrap_or_else(|| "Unnamed device".into()),
+                        created: when(s.created_at),
+                        last_seen: when(s.last_seen),
+                        expires: when(s.expires_at),
+                        created_ago: relative(s.created_at, now),
+                        last_seen_ago: relative(s.last_seen, now),
+                        expires_in: relative(s.expires_at, now),
+                        current: Some(s.handle) == current,
+                        seen: s.last_seen,
+                    }
                 })
                 .collect();
+            devices.sort_by(|a, b| b.current.cmp(&a.current).then(b.seen.cmp(&a.seen)));
             (devices, None)
         }
         Err(err) if unsupported(&err) => (
@@ -126,5 +168,24 @@ pub(crate) async fn end_other_sessions(
         Ok(ended) => Ok(Some(ended.len())),
         Err(err) if unsupported(&err) => Ok(None),
         Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let at = |secs: i64| relative(now + time::Duration::seconds(secs), now);
+        assert_eq!(at(-20), "just now");
+        assert_eq!(at(-60), "1 minute ago");
+        assert_eq!(at(-3 * 60 - 5), "3 minutes ago");
+        assert_eq!(at(-2 * 3600), "2 hours ago");
+        assert_eq!(at(-86_400), "1 day ago");
+        assert_eq!(at(6 * 86_400 + 10), "in 6 days");
+        assert_eq!(at(7 * 86_400 - 5), "in 7 days");
+        assert_eq!(at(3600), "in 1 hour");
     }
 }

@@ -95,9 +95,9 @@ pub(crate) struct PrefsForm {
 /// Saves the theme and page size in the session (no login needed: they belong to the
 /// browser session, not the account).
 pub(crate) async fn save_prefs(session: Session, Form(form): Form<PrefsForm>) -> Result<Response, AppError> {
-    if !matches!(form.theme.as_str(), "light" | "dark") || !PER_PAGE.contains(&form.per_page) {
+    if !matches!(form.theme.as_str(), "system" | "light" | "dark") || !PER_PAGE.contains(&form.per_page) {
         return Err(AppError::BadRequest(
-            "Pick a theme (light or dark) and a page size of 5, 10, 20 or 50.".into(),
+            "Pick a theme (system, light or dark) and a page size of 5, 10, 20 or 50.".into(),
         ));
     }
     let mut prefs = prefs(&session).await?;
@@ -106,4 +106,24 @@ pub(crate) async fn save_prefs(session: Session, Form(form): Form<PrefsForm>) ->
     session.insert(KEY_PREFS, &prefs).await?;
     session.flash(Level::Success, "Preferences saved.").await?;
     Ok(Redirect::to(&local_path(form.next.as_deref())).into_response())
+}
+
+/// `GET /logout` (a typed or bookmarked address): asks before logging out, since only a
+/// form with the CSRF token may end the session. Logged out already: home.
+pub(crate) async fn logout_page(
+    State(state): State<AppState>,
+    session: Session,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
+    let Some(auth) = current(&session, &state).await? else { return Ok(Redirect::to("/").into_response()) };
+    let page = page(&session, &csrf, Some(&auth), false).await?;
+    Ok(render("logout.html", minijinja::context! { page })?.into_response())
+}
+
+/// Whether this browser is still logged in: the page script asks when its socket drops,
+/// to tell a server that is away from a session that ended. 401 when logged out.
+pub(crate) async fn me(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    let logged_in = current(&session, &state).await?.is_some();
+    let status = if logged_in { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+    Ok((status, Json(serde_json::json!({ "logged_in": logged_in }))).into_response())
 }

@@ -119,7 +119,11 @@ pub(crate) async fn show(
         cookie_name => state.cookie_name,
         secure => state.cookie_name != crate::setup::INSECURE_COOKIE_NAME,
         max_days => crate::web::MAX_SESSION_LIFETIME.whole_days(),
-        sockets => state.hub.len(),
+        // Only this user's sockets: how many others are open is none of a visitor's business.
+        sockets => auth.as_ref().map(|a| {
+            let (this, all) = state.hub.count_for(a.user_id, &a.login);
+            minijinja::context! { this, all }
+        }),
     };
     Ok(render("session.html", ctx)?.into_response())
 }

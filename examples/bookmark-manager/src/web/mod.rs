@@ -8,6 +8,7 @@ mod devices;
 mod error;
 mod home;
 mod inspect;
+mod netscape;
 mod notes;
 mod page;
 mod templates;
@@ -16,7 +17,7 @@ mod ws;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -53,11 +54,14 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(home::home))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/register", get(auth::register_page).post(auth::register))
-        .route("/logout", post(auth::logout))
+        .route("/logout", get(home::logout_page).post(auth::logout))
         .route("/password", post(auth::change_password))
         .route("/prefs", post(home::save_prefs))
         .route("/api/search", get(home::search))
+        .route("/api/me", get(home::me))
         .route("/bookmarks", get(bookmarks::list).post(bookmarks::create))
+        .route("/bookmarks/export", get(bookmarks::export))
+        .route("/bookmarks/import", post(bookmarks::import))
         .route("/bookmarks/{id}", post(bookmarks::update))
         .route("/bookmarks/{id}/edit", get(bookmarks::edit))
         .route("/bookmarks/{id}/delete", post(bookmarks::delete))
@@ -80,13 +84,14 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/static/app.js", get(script))
         .route("/static/style.css", get(stylesheet))
+        .route("/static/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .fallback(not_found)
-        .layer(middleware::map_response(mark_answered))
         .layer(middleware::from_fn(end_expired_login))
         // Every non-GET request needs the token, checked before any handler runs. Inside
         // the session layer, which it binds tokens to.
         .layer(csrf)
-        .layer(middleware::map_response(refusal_page))
+        .layer(middleware::from_fn_with_state(state.clone(), error::error_pages))
         .layer(middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(sessions)
@@ -107,37 +112,8 @@ async fn end_expired_login(session: Session, req: Request, next: Next) -> Result
     Ok(next.run(req).await)
 }
 
-/// Marks a response as the app's own answer (see [`refusal_page`]).
-#[derive(Debug, Clone, Copy)]
-struct Answered;
-
-async fn mark_answered(mut res: Response) -> Response {
-    res.extensions_mut().insert(Answered);
-    res
-}
-
-/// The CSRF layer answers a refused request itself, in plain text; this shows its answer as
-/// the app's error page, with the same status. Responses the app made carry [`Answered`].
-async fn refusal_page(res: Response) -> Response {
-    if res.extensions().get::<Answered>().is_some() {
-        return res;
-    }
-    match res.status() {
-        StatusCode::FORBIDDEN => AppError::Csrf.into_response(),
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge.into_response(),
-        StatusCode::BAD_REQUEST => {
-            AppError::BadRequest("The request could not be read.".into()).into_response()
-        }
-        // A session failure during the check (the layer logged nothing of it but the reason).
-        status if status.is_server_error() => {
-            AppError::Internal("the session failed in the CSRF check".into()).into_response()
-        }
-        _ => res,
-    }
-}
-
 async fn not_found() -> Response {
-    error::AppError::NotFound.into_response()
+    AppError::NotFound.into_response()
 }
 
 async fn script() -> Response {
@@ -146,6 +122,10 @@ async fn script() -> Response {
 
 async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", include_str!("../assets/style.css"))
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("../assets/favicon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -10,7 +10,7 @@ use session_core::flash::Level;
 
 use super::auth::CurrentUser;
 use super::error::AppError;
-use super::page::{page, prefs, render_edit, Pager};
+use super::page::{page, prefs, refuse_form, render_edit, take_form_error, Pager};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
@@ -29,21 +29,17 @@ pub(crate) struct NoteForm {
     body: String,
 }
 
-/// What is wrong with the form, and the status that says so.
-fn validate(form: &NoteForm) -> Result<(), (StatusCode, String)> {
+/// What is wrong with the form.
+fn validate(form: &NoteForm) -> Result<(), String> {
     let title = form.title.trim();
     if title.is_empty() {
-        return Err((StatusCode::UNPROCESSABLE_ENTITY, "A note needs a title.".into()));
+        return Err("A note needs a title.".into());
     }
     if title.chars().count() > MAX_TITLE {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("Titles are at most {MAX_TITLE} characters."),
-        ));
+        return Err(format!("Titles are at most {MAX_TITLE} characters."));
     }
     if form.body.len() > MAX_BODY {
-        let msg = format!("Notes are at most 64 KiB; this one is {} KiB.", form.body.len().div_ceil(1024));
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, msg));
+        return Err(format!("Notes are at most 64 KiB; this one is {} KiB.", form.body.len().div_ceil(1024)));
     }
     Ok(())
 }
@@ -53,7 +49,11 @@ pub(crate) async fn list(
     user: CurrentUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    render_list(&state, &user, q.page, StatusCode::OK, None, &NoteForm::default()).await
+    let (error, form) = match take_form_error(&user.session, "/notes", user.live).await? {
+        Some((error, form)) => (Some(error), form),
+        None => (None, NoteForm::default()),
+    };
+    render_list(&state, &user, q.page, StatusCode::OK, error, &form).await
 }
 
 async fn render_list(
@@ -77,8 +77,8 @@ pub(crate) async fn create(
     user: CurrentUser,
     Form(form): Form<NoteForm>,
 ) -> Result<Response, AppError> {
-    if let Err((status, msg)) = validate(&form) {
-        return render_list(&state, &user, None, status, Some(msg), &form).await;
+    if let Err(msg) = validate(&form) {
+        return refuse_form(&user.session, "/notes", msg, &form).await;
     }
     let n = state.db.add_note(user.auth.user_id, form.title.trim(), &form.body).await?;
     state.hub.publish(user.auth.user_id, &Change { kind: "notes", action: "created", id: n.id });
@@ -92,7 +92,11 @@ pub(crate) async fn edit(
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let n = state.db.note(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    render_edit(&user, "notes", id, StatusCode::OK, None, &NoteForm { title: n.title, body: n.body }).await
+    let (error, form) = match take_form_error(&user.session, &format!("/notes/{id}/edit"), user.live).await? {
+        Some((error, form)) => (Some(error), form),
+        None => (None, NoteForm { title: n.title, body: n.body }),
+    };
+    render_edit(&user, "notes", id, StatusCode::OK, error, &form).await
 }
 
 pub(crate) async fn update(
@@ -102,8 +106,8 @@ pub(crate) async fn update(
     Form(form): Form<NoteForm>,
 ) -> Result<Response, AppError> {
     state.db.note(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    if let Err((status, msg)) = validate(&form) {
-        return render_edit(&user, "notes", id, status, Some(msg), &form).await;
+    if let Err(msg) = validate(&form) {
+        return refuse_form(&user.session, &format!("/notes/{id}/edit"), msg, &form).await;
     }
     let n = state.db.update_note(user.auth.user_id, id, form.title.trim(), &form.body).await?;
     let n = n.ok_or(AppError::NotFound)?;

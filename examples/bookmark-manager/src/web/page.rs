@@ -82,14 +82,14 @@ impl std::fmt::Debug for Auth {
 /// Display preferences.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Prefs {
-    /// `light` or `dark`.
+    /// `system` (the OS setting, via `prefers-color-scheme`), `light` or `dark`.
     pub(crate) theme: String,
     pub(crate) per_page: u32,
 }
 
 impl Default for Prefs {
     fn default() -> Self {
-        Self { theme: "light".into(), per_page: 10 }
+        Self { theme: "system".into(), per_page: 10 }
     }
 }
 
@@ -153,6 +153,62 @@ pub(crate) async fn render_edit<F: Serialize>(
     let page = page(&user.session, &user.csrf, Some(&user.auth), user.live).await?;
     let html = super::templates::render("edit.html", minijinja::context! { page, kind, id, error, form })?;
     Ok((status, html).into_response())
+}
+
+/// A refused form, kept for the page that shows it after the redirect (post/redirect/get):
+/// see [`refuse_form`].
+pub(crate) const KEY_FORM_ERROR: &str = "form_error";
+
+/// Field values longer than this are not kept for the redirect, so a cookie-mode session
+/// stays small; the page script's copy of the form (`sessionStorage`) brings them back.
+const MAX_ECHO: usize = 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FormError {
+    /// The page (path) that shows the form.
+    at: String,
+    error: String,
+    form: serde_json::Value,
+}
+
+/// Answers a refused form with a redirect to the page `at` that shows it, which gets
+/// `error` and the typed values from [`take_form_error`]: no page is the answer to a POST,
+/// so reloading it or going back never sends the form again.
+pub(crate) async fn refuse_form<F: Serialize>(
+    session: &Session,
+    at: &str,
+    error: String,
+    form: &F,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse as _;
+    let mut form = serde_json::to_value(form).map_err(|e| AppError::Internal(e.into()))?;
+    if let Some(fields) = form.as_object_mut() {
+        for value in fields.values_mut() {
+            if value.as_str().is_some_and(|v| v.len() > MAX_ECHO) {
+                *value = serde_json::Value::String(String::new());
+            }
+        }
+    }
+    session.insert(KEY_FORM_ERROR, FormError { at: at.to_owned(), error, form }).await?;
+    Ok(axum::response::Redirect::to(at).into_response())
+}
+
+/// The refused form kept for the page `at`, taken once (a live update leaves it). One kept
+/// for another page is stale and dropped.
+pub(crate) async fn take_form_error<F: serde::de::DeserializeOwned>(
+    session: &Session,
+    at: &str,
+    live: bool,
+) -> Result<Option<(String, F)>, AppError> {
+    // `contains` first: removing an absent key would still count as a change to save.
+    if live || !session.contains(KEY_FORM_ERROR).await? {
+        return Ok(None);
+    }
+    let Some(kept) = session.remove::<FormError>(KEY_FORM_ERROR).await? else { return Ok(None) };
+    if kept.at != at {
+        return Ok(None);
+    }
+    Ok(serde_json::from_value(kept.form).ok().map(|form| (kept.error, form)))
 }
 
 pub(crate) async fn prefs(session: &Session) -> Result<Prefs, AppError> {

@@ -15,6 +15,7 @@ macro_rules! templates {
 const SOURCES: &[(&str, &str)] = templates!(
     "base.html",
     "error.html",
+    "logout.html",
     "welcome.html",
     "dashboard.html",
     "login.html",

@@ -11,13 +11,17 @@ use session_core::flash::Level;
 
 use super::auth::{too_many, wait_message, ClientAddr, CurrentUser};
 use super::error::{error_page, AppError};
-use super::page::{page, prefs, render_edit, LoginTimes, Pager, KEY_LOGIN_TIMES};
+use super::page::{
+    page, prefs, refuse_form, render_edit, take_form_error, LoginTimes, Pager, KEY_LOGIN_TIMES,
+};
 use super::templates::render;
 use super::ListQuery;
 use crate::hub::Change;
 use crate::{passwords, AppState};
 
 const MAX_FIELD: usize = 200;
+/// What the vault page shows once, after a reveal: see [`Shown`].
+const KEY_SHOWN: &str = "vault_shown";
 const MAX_SECRET: usize = 1024;
 
 /// The add and edit form. On edit an empty secret keeps the stored one. `Debug` leaves
@@ -83,12 +87,59 @@ fn validate(form: &VaultForm, secret_required: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// `?page=N&q=text` on the vault list.
+#[derive(Debug, Deserialize)]
+pub(crate) struct VaultQuery {
+    page: Option<u32>,
+    q: Option<String>,
+}
+
+/// The most items a search looks through (a vault is small; this keeps a search bounded).
+const MAX_SEARCHED: u32 = 5000;
+const MAX_QUERY: usize = 100;
+
 pub(crate) async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<VaultQuery>,
 ) -> Result<Response, AppError> {
-    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), None, None).await
+    let (error, form) = match take_form_error(&user.session, "/vault", user.live).await? {
+        Some((error, form)) => (Some(error), form),
+        None => (None, VaultForm::default()),
+    };
+    // Taken once, by the page the reveal redirected to; a live update leaves it (the
+    // page script keeps a shown secret in place).
+    let shown = if user.live || !user.session.contains(KEY_SHOWN).await? {
+        None
+    } else {
+        user.session.remove::<Shown>(KEY_SHOWN).await?
+    };
+    let (mut revealed, mut reauth, mut unreadable) = (None, None, None);
+    match shown {
+        Some(Shown::Secret { id }) => {
+            let uid = user.auth.user_id;
+            // Gone meanwhile (deleted in another tab): nothing to show.
+            if let Some(sealed) = state.db.vault_secret(uid, id).await? {
+                match state.vault.open(&context(uid, id), &sealed) {
+                    Some((plain, _)) => {
+                        revealed =
+                            Some(Revealed { id, secret: String::from_utf8_lossy(&plain).into_owned() });
+                    }
+                    // Said on the page rather than as a 500, which would keep the request
+                    // from being saved and so show this again on every visit.
+                    None => {
+                        tracing::error!(item = id, "a vault secret does not open with the vault key");
+                        unreadable = Some(id);
+                    }
+                }
+            }
+        }
+        Some(Shown::Reauth { id, error }) => reauth = Some(Reauth { id, error }),
+        None => {}
+    }
+    let search: String = q.q.unwrap_or_default().trim().chars().take(MAX_QUERY).collect();
+    let shown = ItemView { revealed, reauth, unreadable };
+    render_list(&state, &user, (q.page, &search), error, &form, shown).await
 }
 
 /// An item whose secret is shown on this one response.
@@ -98,24 +149,53 @@ struct Revealed {
     secret: String,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the list shows in place of one item's mask.
+#[derive(Debug, Default)]
+struct ItemView {
+    revealed: Option<Revealed>,
+    reauth: Option<Reauth>,
+    /// The item whose secret does not open (sealed for another item).
+    unreadable: Option<i64>,
+}
+
+/// What a reveal leaves for the page it redirects to (never the secret itself).
+#[derive(Debug, Serialize, Deserialize)]
+enum Shown {
+    /// The password was recent enough: show item `id`'s secret.
+    Secret { id: i64 },
+    /// Ask for the password first; `error` says why the last try failed.
+    Reauth { id: i64, error: Option<String> },
+}
+
 async fn render_list(
     state: &AppState,
     CurrentUser { auth, session, csrf, live }: &CurrentUser,
-    requested: Option<u32>,
-    status: StatusCode,
+    (requested, q): (Option<u32>, &str),
     error: Option<String>,
     form: &VaultForm,
-    revealed: Option<Revealed>,
-    reauth: Option<Reauth>,
+    ItemView { revealed, reauth, unreadable }: ItemView,
 ) -> Result<Response, AppError> {
     let per_page = prefs(session).await?.per_page;
-    let pager = Pager::new(requested, per_page, state.db.count_vault_items(auth.user_id).await?);
-    let items = state.db.vault_items(auth.user_id, pager.req(per_page)).await?;
+    let total = state.db.count_vault_items(auth.user_id).await?;
+    let (pager, items) = if q.is_empty() {
+        let pager = Pager::new(requested, per_page, total);
+        let items = state.db.vault_items(auth.user_id, pager.req(per_page)).await?;
+        (pager, items)
+    } else {
+        // Sites and logins are sealed nowhere: matched here, on one page.
+        let all = crate::db::PageReq { page: 1, per_page: MAX_SEARCHED };
+        let needle = q.to_lowercase();
+        let mut items = state.db.vault_items(auth.user_id, all).await?;
+        items.retain(|v| v.site.to_lowercase().contains(&needle) || v.login.to_lowercase().contains(&needle));
+        let found = i64::try_from(items.len()).unwrap_or(i64::MAX);
+        (Pager::new(None, u32::try_from(items.len()).unwrap_or(u32::MAX).max(1), found), items)
+    };
     let page = page(session, csrf, Some(auth), *live).await?;
-    let html =
-        render("vault.html", minijinja::context! { page, pager, items, error, form, revealed, reauth })?;
-    Ok((status, html).into_response())
+    let html = render(
+        "vault.html",
+        minijinja::context! { page, pager, items, error, form, revealed, reauth, unreadable, q, total },
+    )?;
+    Ok(html.into_response())
 }
 
 pub(crate) async fn create(
@@ -124,8 +204,7 @@ pub(crate) async fn create(
     Form(form): Form<VaultForm>,
 ) -> Result<Response, AppError> {
     if let Err(msg) = validate(&form, true) {
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return render_list(&state, &user, None, status, Some(msg), &form, None, None).await;
+        return refuse_form(&user.session, "/vault", msg, &form).await;
     }
     let uid = user.auth.user_id;
     let seal = |id| state.vault.seal(&context(uid, id), form.secret.as_bytes());
@@ -147,7 +226,7 @@ pub(crate) struct RevealForm {
 struct Reauth {
     id: i64,
     /// Why the last attempt failed.
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 /// Shows one secret. A POST (with the CSRF token) rather than a link, so a secret is never
@@ -157,6 +236,9 @@ struct Reauth {
 /// [`REAUTH_AFTER`](super::page::REAUTH_AFTER) ago, so a stolen session cookie alone
 /// reveals nothing. Wrong passwords count with the login form's failures (per account and
 /// address), so the prompt is no way around the login throttle.
+///
+/// Answers with a redirect to the vault page (post/redirect/get), which shows the secret
+/// once, scrolled into view: reloading or going back never sends the form again.
 pub(crate) async fn reveal(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -166,50 +248,36 @@ pub(crate) async fn reveal(
     Form(form): Form<RevealForm>,
 ) -> Result<Response, AppError> {
     let uid = user.auth.user_id;
-    let sealed = state.db.vault_secret(uid, id).await?.ok_or(AppError::NotFound)?;
+    state.db.vault_secret(uid, id).await?.ok_or(AppError::NotFound)?;
     let times = user.session.get::<LoginTimes>(KEY_LOGIN_TIMES).await?;
-    if !times.is_some_and(|t| t.recently_authenticated()) {
-        let Some(password) = form.password.filter(|p| !p.is_empty()) else {
-            let reauth = Some(Reauth { id, error: None });
-            return render_list(
-                &state,
-                &user,
-                q.page,
-                StatusCode::OK,
-                None,
-                &VaultForm::default(),
-                None,
-                reauth,
-            )
-            .await;
-        };
+    let shown = if times.is_some_and(|t| t.recently_authenticated()) {
+        Shown::Secret { id }
+    } else if let Some(password) = form.password.filter(|p| !p.is_empty()) {
         let account = state.db.user_by_id(uid).await?.ok_or(AppError::LoginRequired)?;
         if let Err(wait) = state.throttle.begin(&account.name, addr, std::time::Instant::now()) {
             let msg = wait_message(wait);
             return Ok(too_many(error_page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &msg), wait));
         }
-        if !passwords::verify(account.password_hash, password).await {
-            let reauth = Some(Reauth { id, error: Some("Wrong password; the secret stays hidden.") });
-            let status = StatusCode::UNAUTHORIZED;
-            return render_list(&state, &user, q.page, status, None, &VaultForm::default(), None, reauth)
-                .await;
+        if passwords::verify(account.password_hash, password).await {
+            state.throttle.succeeded(&account.name, addr);
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let fresh = match times {
+                Some(t) => LoginTimes { authenticated_at: now, ..t },
+                // A login from before the times were kept: it ends like a browser-session login.
+                None => LoginTimes::new(false),
+            };
+            user.session.insert(KEY_LOGIN_TIMES, fresh).await?;
+            Shown::Secret { id }
+        } else {
+            Shown::Reauth { id, error: Some("Wrong password; the secret stays hidden.".into()) }
         }
-        state.throttle.succeeded(&account.name, addr);
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let fresh = match times {
-            Some(t) => LoginTimes { authenticated_at: now, ..t },
-            // A login from before the times were kept: it ends like a browser-session login.
-            None => LoginTimes::new(false),
-        };
-        user.session.insert(KEY_LOGIN_TIMES, fresh).await?;
-    }
-    let (plain, _) = state
-        .vault
-        .open(&context(uid, id), &sealed)
-        .ok_or_else(|| AppError::Internal("a vault secret does not open with the vault key".into()))?;
-    let secret = String::from_utf8_lossy(&plain).into_owned();
-    let revealed = Some(Revealed { id, secret });
-    render_list(&state, &user, q.page, StatusCode::OK, None, &VaultForm::default(), revealed, None).await
+    } else {
+        Shown::Reauth { id, error: None }
+    };
+    user.session.insert(KEY_SHOWN, &shown).await?;
+    // The item's own anchor, so the page opens with the secret (or the prompt) in view.
+    let page = q.page.unwrap_or(1);
+    Ok(Redirect::to(&format!("/vault?page={page}#item-{id}")).into_response())
 }
 
 pub(crate) async fn edit(
@@ -218,8 +286,11 @@ pub(crate) async fn edit(
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let item = state.db.vault_item(user.auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    let form = VaultForm { site: item.site, login: item.login, secret: String::new() };
-    render_edit(&user, "vault", id, StatusCode::OK, None, &form).await
+    let (error, form) = match take_form_error(&user.session, &format!("/vault/{id}/edit"), user.live).await? {
+        Some((error, form)) => (Some(error), form),
+        None => (None, VaultForm { site: item.site, login: item.login, secret: String::new() }),
+    };
+    render_edit(&user, "vault", id, StatusCode::OK, error, &form).await
 }
 
 pub(crate) async fn update(
@@ -231,7 +302,7 @@ pub(crate) async fn update(
     let uid = user.auth.user_id;
     state.db.vault_item(uid, id).await?.ok_or(AppError::NotFound)?;
     if let Err(msg) = validate(&form, false) {
-        return render_edit(&user, "vault", id, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), &form).await;
+        return refuse_form(&user.session, &format!("/vault/{id}/edit"), msg, &form).await;
     }
     let secret =
         (!form.secret.is_empty()).then(|| state.vault.seal(&context(uid, id), form.secret.as_bytes()));

@@ -115,6 +115,17 @@ impl Browser {
         self.post_raw(path, &all).await
     }
 
+    /// Posts a form (with the token) and, when the answer redirects (post/redirect/get),
+    /// gets the page it redirects to, as a browser does.
+    pub async fn post_follow(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let res = self.post(path, fields).await;
+        if res.status != StatusCode::SEE_OTHER {
+            return res;
+        }
+        let to = res.location().split('#').next().unwrap_or_default().to_owned();
+        self.get(&to).await
+    }
+
     /// Posts exactly `fields`: no token added.
     pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();

@@ -13,7 +13,7 @@ async fn register_log_out_and_log_in_again() {
     let out = alice.post("/logout", &[]).await;
     assert_eq!((out.status, out.location()), (StatusCode::SEE_OTHER, "/"));
     alice.get("/").await.assert_contains("You are logged out.").assert_lacks("Hello, alice");
-    assert_eq!(alice.get("/bookmarks").await.location(), "/login");
+    assert_eq!(alice.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks");
 
     let res = alice.login("alice", "correct horse", false).await;
     assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, "/"));
@@ -31,7 +31,7 @@ async fn logout_destroys_the_session_on_the_server() {
     let mut thief = alice.clone();
     alice.post("/logout", &[]).await;
     let page = thief.get("/bookmarks").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login?next=%2Fbookmarks"));
     thief.get("/").await.assert_lacks("Secret plans").assert_lacks("Hello, alice");
 }
 
@@ -46,7 +46,7 @@ async fn wrong_passwords_and_unknown_users_get_the_same_answer() {
         assert_eq!(res.status, StatusCode::UNAUTHORIZED);
         res.assert_contains("Wrong user name or password.");
     }
-    assert_eq!(b.get("/bookmarks").await.location(), "/login");
+    assert_eq!(b.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks");
 }
 
 #[tokio::test]
@@ -115,7 +115,7 @@ async fn login_gives_a_new_session_id() {
     assert_ne!(before.cookie_header(), b.cookie_header(), "the id was cycled");
     // An id planted before login (session fixation) is worth nothing after it.
     let mut planted = before;
-    assert_eq!(planted.get("/bookmarks").await.location(), "/login");
+    assert_eq!(planted.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks");
 }
 
 /// The session cookie a response sets (beside it, a login removes the anonymous CSRF one).
@@ -159,7 +159,11 @@ async fn changing_the_password_ends_the_other_sessions() {
     let ok = [("current", "correct horse"), ("password", "battery staple"), ("confirm", "battery staple")];
     assert_eq!(laptop.post("/password", &ok).await.location(), "/devices");
     laptop.get("/devices").await.assert_contains("Password changed.");
-    assert_eq!(phone.get("/bookmarks").await.location(), "/login", "the other device is logged out");
+    assert_eq!(
+        phone.get("/bookmarks").await.location(),
+        "/login?next=%2Fbookmarks",
+        "the other device is logged out"
+    );
     assert_eq!(laptop.get("/bookmarks").await.status, StatusCode::OK, "this device stays in");
 
     let mut again = app.browser();

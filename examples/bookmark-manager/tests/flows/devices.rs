@@ -48,7 +48,7 @@ async fn lists_devices_and_logs_out_one() {
     let res = laptop.post(&format!("/devices/{}/logout", others[0]), &[]).await;
     assert_eq!(res.location(), "/devices");
     laptop.get("/devices").await.assert_contains("That device is logged out.");
-    assert_eq!(phone.get("/bookmarks").await.location(), "/login");
+    assert_eq!(phone.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks");
     assert!(handles(&laptop.get("/devices").await.body).is_empty());
 }
 
@@ -73,8 +73,8 @@ async fn logs_out_all_other_devices() {
         } else {
             page.assert_contains("2 other devices are logged out.");
         }
-        assert_eq!(phone.get("/bookmarks").await.location(), "/login", "{store}");
-        assert_eq!(tablet.get("/notes").await.location(), "/login", "{store}");
+        assert_eq!(phone.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
+        assert_eq!(tablet.get("/notes").await.location(), "/login?next=%2Fnotes", "{store}");
         assert_eq!(laptop.get("/bookmarks").await.status, StatusCode::OK, "{store}");
     }
 }

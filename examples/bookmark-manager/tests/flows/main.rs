@@ -10,3 +10,4 @@ mod pages;
 mod security;
 mod sockets;
 mod throttle;
+mod ui;

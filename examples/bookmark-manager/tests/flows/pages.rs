@@ -17,8 +17,15 @@ async fn welcome_page_links_everywhere() {
         page.assert_contains(&format!("href=\"{link}\""));
     }
     page.assert_lacks("data-live-sync");
-    for path in ["/bookmarks", "/notes", "/vault", "/devices", "/bookmarks/1/edit"] {
-        assert_eq!(app.browser().get(path).await.location(), "/login", "{path}");
+    // Logging in leads back to the page asked for.
+    for (path, next) in [
+        ("/bookmarks", "%2Fbookmarks"),
+        ("/notes?page=2", "%2Fnotes%3Fpage%3D2"),
+        ("/vault", "%2Fvault"),
+        ("/devices", "%2Fdevices"),
+        ("/bookmarks/1/edit", "%2Fbookmarks%2F1%2Fedit"),
+    ] {
+        assert_eq!(app.browser().get(path).await.location(), format!("/login?next={next}"), "{path}");
     }
 }
 
@@ -113,10 +120,11 @@ async fn preferences_and_flash_messages_live_in_the_session() {
     let page = a.get("/notes").await;
     page.assert_contains("data-theme=\"dark\"").assert_contains("Preferences saved.");
     a.get("/notes").await.assert_lacks("Preferences saved.");
-    // Another browser of the same user keeps its own preferences.
+    // Another browser of the same user keeps its own preferences: by default the
+    // system's light or dark setting.
     let mut b = app.browser();
     b.login("alice", "correct horse", false).await;
-    b.get("/").await.assert_contains("data-theme=\"light\"");
+    b.get("/").await.assert_contains("data-theme=\"system\"");
     for bad in [[("theme", "pink"), ("per_page", "10")], [("theme", "dark"), ("per_page", "7")]] {
         let res = a.post("/prefs", &bad).await;
         assert_eq!(res.status, StatusCode::BAD_REQUEST);

@@ -206,6 +206,6 @@ async fn sockets_close_on_idle_expiry() {
             "{store}"
         );
         assert!(opened.elapsed() >= Duration::from_secs(1), "{store}: closed after {:?}", opened.elapsed());
-        assert_eq!(laptop.get("/bookmarks").await.location(), "/login", "{store}");
+        assert_eq!(laptop.get("/bookmarks").await.location(), "/login?next=%2Fbookmarks", "{store}");
     }
 }
