@@ -29,6 +29,8 @@ pub struct AppState {
     pub(crate) dummy_hash: Arc<str>,
     /// Failed password checks per account and address.
     pub(crate) throttle: Arc<Throttle>,
+    /// Registration attempts per requested name and address, failed or not.
+    pub(crate) registrations: Arc<Throttle>,
     /// Take the client address from `X-Forwarded-For` (`--trust-proxy`).
     pub(crate) trust_proxy: bool,
     /// The `/demo/global` list: one for the whole process, newest first.
@@ -60,6 +62,10 @@ impl AppState {
             cookie_name: crate::setup::COOKIE_NAME,
             dummy_hash,
             throttle: Arc::default(),
+            registrations: Arc::new(Throttle::new(
+                crate::throttle::REGISTRATION_LIMIT,
+                crate::throttle::WINDOW,
+            )),
             trust_proxy: false,
             demo: Arc::default(),
         }

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 /// Failures allowed per window, per account and per address.
 pub(crate) const LIMIT: u32 = 5;
+/// Registration attempts allowed per window, per requested name and per address. Every
+/// attempt counts, a successful one too: each costs a strength estimate and a hash, and an
+/// address that creates accounts in bulk is not a person signing up.
+pub(crate) const REGISTRATION_LIMIT: u32 = 10;
 /// How long a window lasts.
 pub(crate) const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Above this many entries, expired ones are dropped on each new failure.

@@ -83,9 +83,14 @@ pub(crate) fn too_many(mut res: Response, wait: Duration) -> Response {
 }
 
 pub(crate) fn wait_message(wait: Duration) -> String {
+    format!("Too many failed attempts. Try again in {}.", minutes(wait))
+}
+
+/// "1 minute", "15 minutes": `wait` rounded up to whole minutes.
+fn minutes(wait: Duration) -> String {
     let minutes = wait.as_secs().div_ceil(60).max(1);
     let unit = if minutes == 1 { "minute" } else { "minutes" };
-    format!("Too many failed attempts. Try again in {minutes} {unit}.")
+    format!("{minutes} {unit}")
 }
 
 /// The session's user, if its login is live (not logged out: see `db::logins`) and under
@@ -260,9 +265,16 @@ pub(crate) async fn register(
     session: Session,
     csrf: CsrfToken,
     headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, AppError> {
     let name = form.name.trim();
+    // Before the strength estimate and the hash, which are what a flood would cost us.
+    if let Err(wait) = state.registrations.begin(name, addr, Instant::now()) {
+        let msg = format!("Too many sign-ups from here. Try again in {}.", minutes(wait));
+        let page = form_page(&session, &csrf, "register.html", StatusCode::OK, Some(&msg), name, "/").await?;
+        return Ok(too_many(page, wait));
+    }
     let problem = if !(3..=32).contains(&name.chars().count())
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     {

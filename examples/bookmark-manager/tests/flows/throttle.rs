@@ -130,3 +130,30 @@ async fn the_vault_password_prompt_is_throttled_too() {
     res.assert_lacks("pin-4711");
     assert_throttled(&app.browser().login("alice", "correct horse", false).await);
 }
+
+#[tokio::test]
+async fn registrations_are_limited_per_address_and_per_name() {
+    let app = TestApp::memory().await;
+    let mut flood = app.browser();
+    flood.get("/register").await;
+    let form = |name: &'static str| [("name", name), ("password", "x"), ("confirm", "x")];
+    // Ten attempts from one address (refused for their short password, or not: all count).
+    let names = ["u01", "u02", "u03", "u04", "u05", "u06", "u07", "u08", "u09", "u10"];
+    for name in names {
+        let res = flood.post_from("198.51.100.9:4000", &[], "/register", &form(name)).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {}", res.body);
+    }
+    // The eleventh is refused before any check, even a good one, from another port.
+    let good =
+        [("name", "newcomer"), ("password", "correct horse battery"), ("confirm", "correct horse battery")];
+    let res = flood.post_from("198.51.100.9:4001", &[], "/register", &good).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.body);
+    assert!(res.headers.get(header::RETRY_AFTER).is_some());
+    res.assert_contains("Too many sign-ups from here");
+    // Another address registers the same account at once; the flood made no account.
+    let mut person = app.browser();
+    person.get("/register").await;
+    let res = person.post_from("192.0.2.1:5000", &[], "/register", &good).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(app.browser().login("u01", "x", false).await.status, StatusCode::UNAUTHORIZED);
+}
