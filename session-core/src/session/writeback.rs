@@ -51,8 +51,7 @@ pub(crate) async fn create_with_fresh_id(
 /// write-back future keeps only what its one store call needs.
 enum Plan {
     Done(CookieUpdate),
-    // Boxed, like `Patch`'s job: the write-back future keeps its plan (docs/BENCHMARKS.md).
-    Create(Box<Record>),
+    Create(Record),
     /// Changes (or only a due expiry refresh) for the stored session.
     Patch {
         id: Id,
@@ -121,7 +120,7 @@ impl Session {
             if !st.entries.is_empty() {
                 // The id is a placeholder: `create_with_fresh_id` draws the real one.
                 let placeholder = RecordId::from_bytes([0; 32]);
-                return Plan::Create(Box::new(st.take_record(placeholder, now, policy.expires_at(now, now))));
+                return Plan::Create(st.take_record(placeholder, now, policy.expires_at(now, now)));
             }
             let remove = st.fate == Fate::Ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
