@@ -60,7 +60,7 @@ pub(crate) enum Outcome {
 pub(super) type Reply = Result<Outcome, Error>;
 
 struct Waiter {
-    job: Box<Job>,
+    job: Job,
     tx: oneshot::Sender<Reply>,
 }
 
@@ -99,12 +99,7 @@ impl WriteQueue {
 
 /// Applies `job` to the session `rid`, alone or coalesced with the session's other
 /// write-backs in this process.
-///
-/// The job is boxed for speed: by value, the future kept up to three copies of it (the
-/// argument, the queue's answer, the applied job) and grew past the size glibc serves from
-/// its per-thread cache, which cost every write about 2,000 instructions
-/// (docs/BENCHMARKS.md, "The write future's size").
-pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Box<Job>, now: OffsetDateTime) -> Reply {
+pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Job, now: OffsetDateTime) -> Reply {
     let queue = &config.queue;
     let waiting = {
         let mut shard = queue.shard(&rid);
@@ -133,7 +128,7 @@ pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Box<Job>, n
                 None => {
                     // A conflict with another process: reload and redo. Rare, so boxed,
                     // which keeps the common write-back future small.
-                    let mut jobs = [*job];
+                    let mut jobs = [job];
                     let mut known = Known::new();
                     let batch = Box::pin(run_batch(config, rid, &mut jobs, &mut known));
                     let reply = batch.await.pop().unwrap_or_else(|| Err(abandoned()));
@@ -192,7 +187,7 @@ fn drain(config: Arc<Config>, rid: RecordId, first: Vec<Waiter>, known: Known) {
                     None => batch.len(),
                 };
                 let rest = batch.split_off(n);
-                let (mut jobs, txs): (Vec<Job>, Vec<_>) = batch.into_iter().map(|w| (*w.job, w.tx)).unzip();
+                let (mut jobs, txs): (Vec<Job>, Vec<_>) = batch.into_iter().map(|w| (w.job, w.tx)).unzip();
                 let replies = run_batch(&config, rid, &mut jobs, &mut known).await;
                 for (tx, reply) in txs.into_iter().zip(replies) {
                     // A request that went away still had its changes applied.

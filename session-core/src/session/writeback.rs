@@ -56,7 +56,7 @@ enum Plan {
     Patch {
         id: Id,
         rid: RecordId,
-        job: Box<Job>,
+        job: Job,
         /// The cookie must be re-sent whatever the expiry mode: a new expiry, id or key.
         resend: bool,
     },
@@ -162,7 +162,7 @@ impl Session {
                 label: st.label.take_if_set().flatten(),
                 cycle,
             };
-            return Plan::Patch { id, rid, job: Box::new(job), resend };
+            return Plan::Patch { id, rid, job, resend };
         }
         Plan::Done(if resend {
             self.set(&id, policy.max_age(now, meta.expires_at))
