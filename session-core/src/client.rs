@@ -13,7 +13,7 @@
 //!
 //! Limits to know:
 //! - A cookie carries at most 4096 bytes: an insert that would make it larger fails with
-//!   [`Error::CookieTooLarge`](crate::Error::CookieTooLarge) and changes nothing.
+//!   [`Error::CookieTooLarge`] and changes nothing.
 //! - The browser holds the one copy, so concurrent requests are last-writer-wins: two
 //!   parallel requests that change different keys can lose one change.
 //! - Logging out cannot revoke a copy someone else kept; it expires only at its expiry
