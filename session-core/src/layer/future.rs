@@ -9,7 +9,11 @@ use pin_project_lite::pin_project;
 use crate::session::CookieUpdate;
 use crate::Session;
 
-type SaveFuture<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+/// The write-back: the session's store call, handing the session back with its outcome.
+/// Boxed on its own, without the response, to stay within the size glibc serves from its
+/// per-thread cache (1,032 bytes): a larger one cost every write about 2,000 instructions
+/// (docs/BENCHMARKS.md).
+type SaveFuture = Pin<Box<dyn Future<Output = (Session, Result<CookieUpdate, crate::Error>)> + Send>>;
 
 pin_project! {
     /// The response future of [`SessionService`](super::SessionService): runs the inner
@@ -24,7 +28,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B> {
         Inner { #[pin] fut: F, session: Option<Session> },
-        Saving { fut: SaveFuture<B> },
+        Saving { fut: SaveFuture, res: Option<Response<B>> },
     }
 }
 
@@ -72,10 +76,17 @@ where
                         }
                         return Poll::Ready(Ok(res));
                     }
-                    let fut = Box::pin(write_back(session, res));
-                    self.as_mut().project().kind.set(Kind::Saving { fut });
+                    let fut: SaveFuture = Box::pin(async move {
+                        let outcome = session.finish().await;
+                        (session, outcome)
+                    });
+                    self.as_mut().project().kind.set(Kind::Saving { fut, res: Some(res) });
                 }
-                KindProj::Saving { fut } => return fut.as_mut().poll(cx).map(Ok),
+                KindProj::Saving { fut, res } => {
+                    let (session, outcome) = ready!(fut.as_mut().poll(cx));
+                    let res = res.take().expect("polled after completion");
+                    return Poll::Ready(Ok(written_back(&session, res, outcome)));
+                }
             }
         }
     }
@@ -91,8 +102,13 @@ fn keeps_shared_caches_out(value: &HeaderValue) -> bool {
     has("no-store") || (has("private") && !has("public"))
 }
 
-async fn write_back<B: Default>(session: Session, mut res: Response<B>) -> Response<B> {
-    let update = match session.finish().await {
+/// The response once the write-back ended: its cookie, or the error status.
+fn written_back<B: Default>(
+    session: &Session,
+    mut res: Response<B>,
+    outcome: Result<CookieUpdate, crate::Error>,
+) -> Response<B> {
+    let update = match outcome {
         Ok(update) => update,
         Err(err) => {
             // The error's text and sources name no id, cookie or value.

@@ -99,14 +99,18 @@ impl WriteQueue {
 
 /// Applies `job` to the session `rid`, alone or coalesced with the session's other
 /// write-backs in this process.
-pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Job, now: OffsetDateTime) -> Reply {
+///
+/// The job comes boxed: by value, this future kept up to three copies of it (the argument,
+/// the queue's answer, the applied job), and the whole write-back outgrew the size glibc
+/// serves from its per-thread cache (docs/BENCHMARKS.md).
+pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Box<Job>, now: OffsetDateTime) -> Reply {
     let queue = &config.queue;
     let waiting = {
         let mut shard = queue.shard(&rid);
         match shard.get_mut(&rid) {
             Some(slot) => {
                 let (tx, rx) = oneshot::channel();
-                slot.waiting.push(Waiter { job, tx });
+                slot.waiting.push(Waiter { job: *job, tx });
                 Err(rx)
             }
             None => {
@@ -128,7 +132,7 @@ pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Job, now: O
                 None => {
                     // A conflict with another process: reload and redo. Rare, so boxed,
                     // which keeps the common write-back future small.
-                    let mut jobs = [job];
+                    let mut jobs = [*job];
                     let mut known = Known::new();
                     let batch = Box::pin(run_batch(config, rid, &mut jobs, &mut known));
                     let reply = batch.await.pop().unwrap_or_else(|| Err(abandoned()));

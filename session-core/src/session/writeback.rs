@@ -51,12 +51,12 @@ pub(crate) async fn create_with_fresh_id(
 /// write-back future keeps only what its one store call needs.
 enum Plan {
     Done(CookieUpdate),
-    Create(Record),
+    Create(Box<Record>),
     /// Changes (or only a due expiry refresh) for the stored session.
     Patch {
         id: Id,
         rid: RecordId,
-        job: Job,
+        job: Box<Job>,
         /// The cookie must be re-sent whatever the expiry mode: a new expiry, id or key.
         resend: bool,
     },
@@ -66,14 +66,13 @@ impl Session {
     /// Writes back what this request changed; called by the layer after the inner service
     /// answered with a non-5xx status.
     pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
-        let st = match self.take_state_if_loaded() {
-            Some(st) => st,
-            None => {
-                // `set_expiry` alone was called: load so there is something to save. Rare,
-                // so boxed, which keeps the common write-back future small.
-                std::mem::take(&mut *Box::pin(self.load()).await?)
-            }
-        };
+        if self.needs_load_to_finish() {
+            // `set_expiry` alone was called: load so there is something to save. Rare, so
+            // boxed; and no state is held across this await, which keeps the common
+            // write-back future small.
+            drop(Box::pin(self.load()).await?);
+        }
+        let st = std::mem::take(&mut *self.state());
         if st.failed {
             return Err(Error::FailedEarlier);
         }
@@ -82,33 +81,33 @@ impl Session {
             Backend::Client(codec) => return self.finish_client(codec, st),
         };
         let now = self.config().now();
-        match self.plan(st, now) {
-            Plan::Done(update) => Ok(update),
+        // The plan is taken apart before the common await, so the future does not keep it.
+        let (id, rid, job, resend) = match self.plan(st, now) {
+            Plan::Done(update) => return Ok(update),
             Plan::Create(mut record) => {
                 let id = create_with_fresh_id(store, &self.config().id_codec, &mut record).await?;
                 let policy = self.policy(record.expiry);
-                Ok(self.set(&id, policy.max_age(now, record.expires_at)))
+                return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
             }
-            Plan::Patch { id, rid, job, resend } => {
-                let policy = job.policy;
-                match queue::submit(&self.0.config, rid, job, now).await? {
-                    Outcome::Applied { applied, .. } if applied.ended => Ok(CookieUpdate::Remove),
-                    // Measured from the instant the new expiry was computed from, so the
-                    // rounded-up Max-Age never exceeds the window.
-                    Outcome::Applied { applied, at, moved: Some(new) } => {
-                        Ok(self.set(&new, policy.max_age(at, applied.expires_at)))
-                    }
-                    Outcome::Applied { applied, at, moved: None }
-                        if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) =>
-                    {
-                        Ok(self.set(&id, policy.max_age(at, applied.expires_at)))
-                    }
-                    Outcome::Applied { .. } => Ok(CookieUpdate::None),
-                    // Deleted meanwhile (logout raced this request): never resurrect it, and
-                    // leave the cookie alone, since another response may have set a new one.
-                    Outcome::Gone => Ok(CookieUpdate::None),
-                }
+            Plan::Patch { id, rid, job, resend } => (id, rid, job, resend),
+        };
+        let policy = job.policy;
+        match queue::submit(&self.0.config, rid, job, now).await? {
+            Outcome::Applied { applied, .. } if applied.ended => Ok(CookieUpdate::Remove),
+            // Measured from the instant the new expiry was computed from, so the rounded-up
+            // Max-Age never exceeds the window.
+            Outcome::Applied { applied, at, moved: Some(new) } => {
+                Ok(self.set(&new, policy.max_age(at, applied.expires_at)))
             }
+            Outcome::Applied { applied, at, moved: None }
+                if resend || matches!(policy.expiry, Expiry::OnInactivity(_)) =>
+            {
+                Ok(self.set(&id, policy.max_age(at, applied.expires_at)))
+            }
+            Outcome::Applied { .. } => Ok(CookieUpdate::None),
+            // Deleted meanwhile (logout raced this request): never resurrect it, and leave
+            // the cookie alone, since another response may have set a new one.
+            Outcome::Gone => Ok(CookieUpdate::None),
         }
     }
 
@@ -120,7 +119,7 @@ impl Session {
             if !st.entries.is_empty() {
                 // The id is a placeholder: `create_with_fresh_id` draws the real one.
                 let placeholder = RecordId::from_bytes([0; 32]);
-                return Plan::Create(st.take_record(placeholder, now, policy.expires_at(now, now)));
+                return Plan::Create(Box::new(st.take_record(placeholder, now, policy.expires_at(now, now))));
             }
             let remove = st.fate == Fate::Ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
@@ -162,7 +161,7 @@ impl Session {
                 label: st.label.take_if_set().flatten(),
                 cycle,
             };
-            return Plan::Patch { id, rid, job, resend };
+            return Plan::Patch { id, rid, job: Box::new(job), resend };
         }
         Plan::Done(if resend {
             self.set(&id, policy.max_age(now, meta.expires_at))
