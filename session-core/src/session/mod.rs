@@ -142,12 +142,15 @@ impl Session {
         self.0.pending.load(Ordering::Acquire)
     }
 
-    /// Whether the write-back must load the session first: `set_expiry`, `set_user` or
-    /// `set_label` was called on a session nothing has loaded, so there is no record to
-    /// change yet.
-    pub(crate) fn needs_load_to_finish(&self) -> bool {
-        let st = self.state();
-        st.attributes_set() && st.load != Load::Done
+    /// The request's state for the write-back, leaving a fresh one behind; `None` when
+    /// `set_expiry`, `set_user` or `set_label` was called on a session nothing has loaded
+    /// (it must load first, so there is a record to change).
+    pub(crate) fn take_state_if_loaded(&self) -> Option<State> {
+        let mut st = self.state();
+        if st.attributes_set() && st.load != Load::Done {
+            return None;
+        }
+        Some(std::mem::take(&mut *st))
     }
 
     pub(crate) fn policy(&self, expiry: Option<Expiry>) -> Policy {

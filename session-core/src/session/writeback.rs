@@ -66,13 +66,12 @@ impl Session {
     /// Writes back what this request changed; called by the layer after the inner service
     /// answered with a non-5xx status.
     pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
-        if self.needs_load_to_finish() {
+        let st = match self.take_state_if_loaded() {
+            Some(st) => st,
             // `set_expiry` alone was called: load so there is something to save. Rare, so
-            // boxed; and no state is held across this await, which keeps the common
-            // write-back future small.
-            drop(Box::pin(self.load()).await?);
-        }
-        let st = std::mem::take(&mut *self.state());
+            // boxed, which keeps the common write-back future small.
+            None => std::mem::take(&mut *Box::pin(self.load()).await?),
+        };
         if st.failed {
             return Err(Error::FailedEarlier);
         }
