@@ -34,14 +34,44 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
     fn now(&self) -> OffsetDateTime;
 }
 
-/// The system clock (the default).
+/// The system's wall clock (the default).
+///
+/// On Linux it is read at the kernel's tick resolution (`CLOCK_REALTIME_COARSE`, a few
+/// milliseconds behind at most): the layer and the memory store read the clock up to four
+/// times per request, and that read costs a third of a full-resolution one
+/// (docs/BENCHMARKS.md). Expiry is decided in seconds, so the lag never shows. Elsewhere it
+/// is [`OffsetDateTime::now_utc`].
+///
+/// ```
+/// use session_core::clock::{Clock, SystemClock};
+/// use time::{Duration, OffsetDateTime};
+///
+/// let lag = OffsetDateTime::now_utc() - SystemClock.now();
+/// assert!(lag < Duration::seconds(1));
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[inline]
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        system_now()
     }
+}
+
+/// The wall clock as [`SystemClock`] reads it.
+#[inline]
+pub(crate) fn system_now() -> OffsetDateTime {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        let nanos = i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+        // Out of `time`'s range only on a clock set past the year 9999.
+        if let Ok(now) = OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            return now;
+        }
+    }
+    OffsetDateTime::now_utc()
 }
 
 /// A clock that stands still until moved: for tests. Clones share one time.
@@ -82,6 +112,19 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_system_clock_is_the_wall_clock_within_its_tick() {
+        for _ in 0..100 {
+            let before = OffsetDateTime::now_utc();
+            let read = SystemClock.now();
+            let after = OffsetDateTime::now_utc();
+            // Coarse: never ahead of a later full read, at most a tick (10 ms at 100 Hz)
+            // behind an earlier one.
+            assert!(read <= after, "{read} > {after}");
+            assert!(before - read < Duration::milliseconds(20), "{before} - {read}");
+        }
+    }
 
     #[test]
     fn a_manual_clock_moves_only_when_told_and_clones_share_it() {

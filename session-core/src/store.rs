@@ -265,5 +265,5 @@ pub trait ExpiredDeletion: SessionStore + Sized {
 /// The system time, for what runs on real time (waits, the test client's cookie jar); the
 /// layer's expiry decisions read its [`Clock`](crate::clock::Clock) instead.
 pub(crate) fn now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
+    crate::clock::system_now()
 }

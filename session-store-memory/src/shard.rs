@@ -148,7 +148,7 @@ impl Shard {
     pub(crate) fn make_room(&mut self) {
         if let Some(clock) = &mut self.clock {
             if self.slots.len() >= clock.cap() {
-                clock.make_room(&mut self.slots, OffsetDateTime::now_utc());
+                clock.make_room(&mut self.slots, crate::now());
             }
         }
     }

@@ -27,37 +27,25 @@ pub(super) type Known = Vec<Change>;
 /// (nothing to fold, no update to redo), so none of the batch's bookkeeping is needed,
 /// which saves four allocations per write-back (docs/BENCHMARKS.md, "write existing").
 /// `None` on a conflict, with `job` as it was, for the general path to reload and redo.
-pub(super) async fn apply_alone(
-    config: &Config,
-    rid: RecordId,
-    job: &mut Job,
-    now: OffsetDateTime,
-) -> Option<(Reply, Known)> {
+pub(super) async fn apply_alone(config: &Config, job: &mut Job) -> Option<(Reply, Known)> {
     let crate::session::Backend::Store(store) = &config.backend else {
         return Some((Err(abandoned()), Known::new()));
     };
-    // A block, so the patch and the store's answer are out of scope (and out of the future)
-    // during the event's await below.
+    // A block, so the store's answer is out of scope (and out of the future) during the
+    // event's await below.
     let (reply, known, event) = {
-        let mut patch = Patch::new(rid, job.policy.expires_at(now, job.created_at), now);
-        patch.expiry = job.expiry;
-        patch.user.clone_from(&job.user);
-        patch.label.clone_from(&job.label);
-        patch.changes = std::mem::take(&mut job.changes);
         let result = if job.cycle {
             // Rare (a login), so boxed: the common write-back future stays small.
-            let cycle = Box::pin(cycle_to_fresh_id(&**store, &config.id_codec, &patch));
+            let cycle = Box::pin(cycle_to_fresh_id(&**store, &config.id_codec, &job.patch));
             cycle.await.map(|(applied, id)| (applied, Some(id)))
         } else {
-            store.apply(&patch).await.map(|applied| (applied, None))
+            store.apply(&job.patch).await.map(|applied| (applied, None))
         };
+        let (rid, at) = (job.patch.id, job.patch.last_seen);
         match result {
-            Err(StoreError::Conflict) => {
-                job.changes = patch.changes;
-                return None;
-            }
+            Err(StoreError::Conflict) => return None,
             Ok(done) => {
-                let (outcome, known, event) = settled(rid, done, now, patch.changes);
+                let (outcome, known, event) = settled(rid, done, at, std::mem::take(&mut job.patch.changes));
                 (Ok(outcome), known, event)
             }
             // Deleted meanwhile (a logout raced this request): never resurrect it.
@@ -228,15 +216,16 @@ fn build(
         let p = patch.get_or_insert_with(|| Patch::new(rid, expires_at, now));
         // Later requests win the expiry decision, except that a request which changed the
         // session's expiry beats one that kept it.
-        if matches!(job.expiry, ExpiryChange::Set(_)) || matches!(p.expiry, ExpiryChange::Keep(_)) {
-            p.expiry = job.expiry;
+        let mine = &job.patch;
+        if matches!(mine.expiry, ExpiryChange::Set(_)) || matches!(p.expiry, ExpiryChange::Keep(_)) {
+            p.expiry = mine.expiry;
             p.expires_at = expires_at;
         }
-        if job.user.is_some() {
-            p.user.clone_from(&job.user);
+        if mine.user.is_some() {
+            p.user.clone_from(&mine.user);
         }
-        if job.label.is_some() {
-            p.label.clone_from(&job.label);
+        if mine.label.is_some() {
+            p.label.clone_from(&mine.label);
         }
     }
     if let Some(p) = &mut patch {
@@ -252,8 +241,8 @@ fn fold(
     fresh: Option<&Record>,
     known: &Known,
 ) -> Result<(), Error> {
-    let mut staged: Vec<(Option<usize>, Change)> = Vec::with_capacity(job.changes.len());
-    for (i, c) in job.changes.iter().enumerate() {
+    let mut staged: Vec<(Option<usize>, Change)> = Vec::with_capacity(job.patch.changes.len());
+    for (i, c) in job.patch.changes.iter().enumerate() {
         let earlier = changes.iter().position(|e| e.key == c.key);
         let updates = job.redo.iter_mut().find(|(j, _)| *j == i).map(|(_, updates)| updates);
         let next = match updates {

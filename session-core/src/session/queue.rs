@@ -23,25 +23,23 @@ use super::state::Updater;
 use super::Config;
 use crate::expiry::Policy;
 use crate::id::DigestHasher;
-use crate::{Applied, Change, Error, ExpiryChange, Id, RecordId, StoreError};
+use crate::{Applied, Error, Id, Patch, RecordId, StoreError};
 
 const SHARDS: usize = 64;
 
-/// One request's write-back: its changes and how to redo them.
+/// One request's write-back: its patch and how to redo it.
 pub(crate) struct Job {
-    /// The keys this request changed, with the values it computed (what it shows its own
-    /// handler): a key set outright holds whatever is stored (`expect: None`); a key
-    /// changed only in place expects the value the request loaded (`expect: Some`). Alone
-    /// and uncontended, this is the patch as it is.
-    pub(crate) changes: Vec<Change>,
-    /// The in-place updates behind `changes[i]`, in order, to run again on a fresher value.
+    /// The patch as this request computed it (the values it shows its own handler), at the
+    /// instant its `last_seen` says: a key set outright holds whatever is stored (`expect:
+    /// None`); a key changed only in place expects the value the request loaded. Alone and
+    /// uncontended, it is applied as it is.
+    pub(crate) patch: Patch,
+    /// The in-place updates behind `patch.changes[i]`, in order, to run again on a fresher
+    /// value.
     pub(crate) redo: Vec<(usize, Vec<Updater>)>,
-    pub(crate) expiry: ExpiryChange,
     /// The policy of the session's expiry after this request, to compute the new instant.
     pub(crate) policy: Policy,
     pub(crate) created_at: OffsetDateTime,
-    pub(crate) user: Option<String>,
-    pub(crate) label: Option<String>,
     /// `cycle_id` was called: move the session to a new id. Such a job is always applied
     /// alone, so no other request's write-back learns the new id or writes under it.
     pub(crate) cycle: bool,
@@ -97,53 +95,55 @@ impl WriteQueue {
     }
 }
 
-/// Applies `job` to the session `rid`, alone or coalesced with the session's other
-/// write-backs in this process.
+/// Takes the session's slot, leaving the job for [`lead`], when no write-back of the
+/// session is in flight in this process; otherwise moves the job to the slot's queue and
+/// returns where its answer will come (see [`wait`]).
 ///
-/// The job comes boxed: by value, this future kept up to three copies of it (the argument,
-/// the queue's answer, the applied job), and the whole write-back outgrew the size glibc
-/// serves from its per-thread cache (docs/BENCHMARKS.md).
-pub(crate) async fn submit(config: &Arc<Config>, rid: RecordId, job: Box<Job>, now: OffsetDateTime) -> Reply {
-    let queue = &config.queue;
-    let waiting = {
-        let mut shard = queue.shard(&rid);
-        match shard.get_mut(&rid) {
-            Some(slot) => {
-                let (tx, rx) = oneshot::channel();
-                slot.waiting.push(Waiter { job: *job, tx });
-                Err(rx)
-            }
-            None => {
-                shard.insert(rid, Slot::default());
-                Ok(job)
-            }
+/// Split from the awaits, and working in place, so the write-back future holds the job
+/// once: no allocation for it, and the future stays small enough for glibc's per-thread
+/// cache (docs/BENCHMARKS.md).
+pub(crate) fn enter(queue: &WriteQueue, job: &mut Option<Job>) -> Option<oneshot::Receiver<Reply>> {
+    let rid = job.as_ref()?.patch.id;
+    let mut shard = queue.shard(&rid);
+    match shard.get_mut(&rid) {
+        Some(slot) => {
+            let (tx, rx) = oneshot::channel();
+            slot.waiting.push(Waiter { job: job.take()?, tx });
+            Some(rx)
         }
-    };
-    match waiting {
-        Err(rx) => rx.await.unwrap_or_else(|_| Err(abandoned())),
-        Ok(mut job) => {
-            // Nothing in flight: apply now, in this request's own future.
-            let mut lead = Lead { config, rid, known: None };
-            let reply = match apply_alone(config, rid, &mut job, now).await {
-                Some((reply, known)) => {
-                    lead.known = Some(known);
-                    reply
-                }
-                None => {
-                    // A conflict with another process: reload and redo. Rare, so boxed,
-                    // which keeps the common write-back future small.
-                    let mut jobs = [*job];
-                    let mut known = Known::new();
-                    let batch = Box::pin(run_batch(config, rid, &mut jobs, &mut known));
-                    let reply = batch.await.pop().unwrap_or_else(|| Err(abandoned()));
-                    lead.known = Some(known);
-                    reply
-                }
-            };
-            drop(lead);
-            reply
+        None => {
+            shard.insert(rid, Slot::default());
+            None
         }
     }
+}
+
+/// The answer to a job [`enter`] queued.
+pub(crate) async fn wait(rx: oneshot::Receiver<Reply>) -> Reply {
+    rx.await.unwrap_or_else(|_| Err(abandoned()))
+}
+
+/// Applies a job whose session's slot [`enter`] gave this request: now, in this request's
+/// own future; then hands the slot to the requests that queued meanwhile.
+pub(crate) async fn lead(config: &Arc<Config>, job: &mut Job) -> Reply {
+    let mut lead = Lead { config, rid: job.patch.id, known: None };
+    let reply = match apply_alone(config, job).await {
+        Some((reply, known)) => {
+            lead.known = Some(known);
+            reply
+        }
+        None => {
+            // A conflict with another process: reload and redo. Rare, so boxed, which
+            // keeps the common write-back future small.
+            let mut known = Known::new();
+            let batch = Box::pin(run_batch(config, lead.rid, std::slice::from_mut(job), &mut known));
+            let reply = batch.await.pop().unwrap_or_else(|| Err(abandoned()));
+            lead.known = Some(known);
+            reply
+        }
+    };
+    drop(lead);
+    reply
 }
 
 /// The slot's leadership: when this request's own apply ends (or its future is dropped

@@ -6,28 +6,16 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::record::Entries;
-use crate::{Error, Expiry, Id, Record, RecordId};
+use crate::{Change, Error, Expiry, Id, Record, RecordId};
 
 /// Re-runs one in-place update on a value: the stored bytes (`None`: absent) in, the new
 /// bytes out (`None`: the key stays absent). See `Session::update`.
 pub(crate) type Updater = Box<dyn FnMut(&str, Option<&Bytes>) -> Result<Option<Bytes>, Error> + Send>;
 
-/// How a written key's final value came about, so the write-back knows whether it depends
-/// on what is stored.
-pub(crate) enum Redo {
-    /// Set (or removed) outright: the value holds whatever is stored.
-    Set,
-    /// Only changed in place since it was loaded: these updates, in order, turn the loaded
-    /// value into the final one, and run again on a fresher value after a conflict.
-    Update(Vec<Updater>),
-}
-
-/// One entry of the dirty log.
-pub(crate) struct Logged {
-    pub(crate) key: Arc<str>,
-    /// What the key held when loaded.
-    pub(crate) original: Option<Bytes>,
-    pub(crate) redo: Redo,
+/// The dirty log's value a key had when loaded: a logged change's `expect`, which the log
+/// always sets (the write-back clears it for a key set outright).
+pub(crate) fn loaded_value(logged: &Change) -> Option<&Bytes> {
+    logged.expect.as_ref().and_then(Option::as_ref)
 }
 
 /// Timestamps of the record this request loaded.
@@ -113,11 +101,17 @@ pub(crate) struct State {
     /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
     pub(crate) meta: Option<Meta>,
     pub(crate) entries: Entries,
-    /// The value each written key had when loaded (first write wins) and how it changed
-    /// since: the dirty log. Kept only for a stored session (`meta` is set); in a new one
-    /// every entry is new. A list, not a map: a request writes a handful of keys, and a
-    /// linear scan of a few entries beats hashing and a table allocation.
-    pub(crate) log: Vec<Logged>,
+    /// The dirty log: each written key, with the value it had when loaded (first write
+    /// wins) in `expect`. Kept only for a stored session (`meta` is set); in a new one every
+    /// entry is new. A list, not a map: a request writes a handful of keys, and a linear
+    /// scan of a few entries beats hashing and a table allocation. Already in the form of a
+    /// patch's changes, so the write-back turns it into one in place (no allocation).
+    pub(crate) log: Vec<Change>,
+    /// The keys of `log` (by index, ascending) changed only in place since they were
+    /// loaded, with their updates in order: they turn the loaded value into the final one,
+    /// and run again on a fresher value after a conflict. Any other logged key was set (or
+    /// removed) outright, and its value holds whatever is stored.
+    pub(crate) updates: Vec<(usize, Vec<Updater>)>,
     /// The session's own expiry (`None`: the layer's).
     pub(crate) expiry: Settable<Option<Expiry>>,
     /// The cookie was made with a fallback key: re-issue it under the primary.
@@ -135,7 +129,7 @@ impl State {
             // Nothing stored yet: whatever it holds is new.
             return !self.entries.is_empty();
         }
-        self.log.iter().any(|l| self.entries.get(&l.key) != l.original.as_ref())
+        self.log.iter().any(|l| self.entries.get(&l.key) != loaded_value(l))
     }
 
     /// A record of this session's data (moved out of the state: entries, expiry override,
@@ -191,8 +185,8 @@ impl State {
         if self.entries.get(key) == value.as_ref() {
             // Unchanged here, but an update of a key that is being updated in place must
             // run again with the others after a conflict.
-            if let (Some(f), Some(l)) = (redo, self.log.iter_mut().find(|l| &*l.key == key)) {
-                if let Redo::Update(fs) = &mut l.redo {
+            if let Some(f) = redo {
+                if let Some(fs) = self.updates_of(key) {
                     fs.push(f);
                 }
             }
@@ -205,22 +199,34 @@ impl State {
         let previous = if undo { old.clone() } else { None };
         // A session with no stored record (new, or flushed) needs no log: all it holds is new.
         if self.meta.is_some() {
-            match self.log.iter_mut().find(|l| &*l.key == key) {
-                Some(l) => match (&mut l.redo, redo) {
-                    (Redo::Update(fs), Some(f)) => fs.push(f),
-                    (redo, None) => *redo = Redo::Set,
-                    // Updating a value set outright: the result holds whatever is stored.
-                    (Redo::Set, Some(_)) => {}
-                },
+            match self.log.iter().position(|l| &*l.key == key) {
+                Some(i) => {
+                    let at = self.updates.iter().position(|(j, _)| *j == i);
+                    match (at, redo) {
+                        (Some(at), Some(f)) => self.updates[at].1.push(f),
+                        // Set outright: the result holds whatever is stored.
+                        (Some(at), None) => drop(self.updates.remove(at)),
+                        // Updating a value set outright: still holds whatever is stored.
+                        (None, _) => {}
+                    }
+                }
                 None => {
+                    if let Some(f) = redo {
+                        self.updates.push((self.log.len(), vec![f]));
+                    }
                     // The map's copy of the key when it still holds one (no allocation).
                     let key = self.entries.shared_key(key).unwrap_or_else(|| Arc::from(key));
-                    let redo = redo.map_or(Redo::Set, |f| Redo::Update(vec![f]));
-                    self.log.push(Logged { key, original: old, redo });
+                    self.log.push(Change::update(key, old, None));
                 }
             }
         }
         Some(previous)
+    }
+
+    /// The updates of `key` when it is logged as changed only in place.
+    fn updates_of(&mut self, key: &str) -> Option<&mut Vec<Updater>> {
+        let i = self.log.iter().position(|l| &*l.key == key)?;
+        self.updates.iter_mut().find(|(j, _)| *j == i).map(|(_, fs)| fs)
     }
 
     /// Puts back what `write` replaced (the log keeps its first entry, which stays right).

@@ -9,11 +9,11 @@ use http::HeaderValue;
 use time::OffsetDateTime;
 
 use super::queue::{self, Job, Outcome};
-use super::state::{Fate, Redo};
+use super::state::{self, Fate};
 use super::{Backend, State};
 use crate::client::{ClientCodec, ClientSession};
 use crate::cookie::IdCodec;
-use crate::{Change, Error, Expiry, ExpiryChange, Id, Record, RecordId, Session, SessionStore, StoreError};
+use crate::{Error, Expiry, ExpiryChange, Id, Patch, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
 pub(super) const MAX_CREATE_ATTEMPTS: usize = 4;
@@ -49,14 +49,15 @@ pub(crate) async fn create_with_fresh_id(
 
 /// What the end of a server-side request does, decided without awaiting anything, so the
 /// write-back future keeps only what its one store call needs.
+// A temporary, taken apart at once: boxing the job would cost an allocation per write.
+#[allow(clippy::large_enum_variant)]
 enum Plan {
     Done(CookieUpdate),
     Create(Box<Record>),
     /// Changes (or only a due expiry refresh) for the stored session.
     Patch {
         id: Id,
-        rid: RecordId,
-        job: Box<Job>,
+        job: Job,
         /// The cookie must be re-sent whatever the expiry mode: a new expiry, id or key.
         resend: bool,
     },
@@ -81,17 +82,25 @@ impl Session {
         };
         let now = self.config().now();
         // The plan is taken apart before the common await, so the future does not keep it.
-        let (id, rid, job, resend) = match self.plan(st, now) {
+        let (id, job, resend) = match self.plan(st, now) {
             Plan::Done(update) => return Ok(update),
             Plan::Create(mut record) => {
                 let id = create_with_fresh_id(store, &self.config().id_codec, &mut record).await?;
                 let policy = self.policy(record.expiry);
                 return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
             }
-            Plan::Patch { id, rid, job, resend } => (id, rid, job, resend),
+            Plan::Patch { id, job, resend } => (id, job, resend),
         };
         let policy = job.policy;
-        match queue::submit(&self.0.config, rid, job, now).await? {
+        let config = &self.0.config;
+        // In place, never moved across an await: the future then holds one job.
+        let mut job = Some(job);
+        let reply = match (queue::enter(&config.queue, &mut job), &mut job) {
+            (None, Some(job)) => queue::lead(config, job).await,
+            (Some(queued), _) => queue::wait(queued).await,
+            (None, None) => unreachable!("a job that did not queue stays here"),
+        };
+        match reply? {
             Outcome::Applied { applied, .. } if applied.ended => Ok(CookieUpdate::Remove),
             // Measured from the instant the new expiry was computed from, so the rounded-up
             // Max-Age never exceeds the window.
@@ -123,44 +132,44 @@ impl Session {
             let remove = st.fate == Fate::Ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
         };
+        // The log becomes the patch's changes in place: each keeps its final value, a key
+        // set outright drops its expectation, a key written back to what it was goes.
+        let mut changes = std::mem::take(&mut st.log);
+        let mut updates = std::mem::take(&mut st.updates).into_iter().peekable();
         let mut redo = Vec::new();
-        let log = std::mem::take(&mut st.log);
-        // A plain loop: collecting the log in place (its allocation reused for changes of
-        // another size) cost about 650 instructions per write-back (docs/BENCHMARKS.md).
-        let mut changes: Vec<Change> = Vec::with_capacity(log.len());
-        for l in log {
-            let value = st.entries.get(&l.key).cloned();
-            if value == l.original {
+        let mut kept = 0;
+        for i in 0..changes.len() {
+            let in_place = updates.next_if(|(j, _)| *j == i).map(|(_, fs)| fs);
+            let change = &mut changes[i];
+            let value = st.entries.get(&change.key);
+            if value == state::loaded_value(change) {
                 // Written, but back to what it was: nothing to store.
                 continue;
             }
-            changes.push(match l.redo {
-                Redo::Set => Change::set(l.key, value),
-                Redo::Update(updates) => {
-                    redo.push((changes.len(), updates));
-                    Change::update(l.key, l.original, value)
-                }
-            });
+            change.value = value.cloned();
+            match in_place {
+                Some(fs) => redo.push((kept, fs)),
+                None => change.expect = None,
+            }
+            changes.swap(kept, i);
+            kept += 1;
         }
+        changes.truncate(kept);
         let cycle = st.fate == Fate::Cycled;
         let changed = st.attributes_set() || cycle || !changes.is_empty();
         let resend = st.expiry.set || cycle || st.reissue;
         if changed || meta.refresh.is_some() {
-            let job = Job {
-                changes,
-                redo,
-                expiry: if st.expiry.set {
-                    ExpiryChange::Set(st.expiry.value)
-                } else {
-                    ExpiryChange::Keep(st.expiry.value)
-                },
-                policy,
-                created_at: meta.created_at,
-                user: st.user.take_if_set().flatten(),
-                label: st.label.take_if_set().flatten(),
-                cycle,
+            let mut patch = Patch::new(rid, policy.expires_at(now, meta.created_at), now);
+            patch.changes = changes;
+            patch.expiry = if st.expiry.set {
+                ExpiryChange::Set(st.expiry.value)
+            } else {
+                ExpiryChange::Keep(st.expiry.value)
             };
-            return Plan::Patch { id, rid, job: Box::new(job), resend };
+            patch.user = st.user.take_if_set().flatten();
+            patch.label = st.label.take_if_set().flatten();
+            let job = Job { patch, redo, policy, created_at: meta.created_at, cycle };
+            return Plan::Patch { id, job, resend };
         }
         Plan::Done(if resend {
             self.set(&id, policy.max_age(now, meta.expires_at))
