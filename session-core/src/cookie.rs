@@ -252,7 +252,18 @@ impl CookieConfig {
         let name = self.name.as_bytes();
         let mut found: Option<&[u8]> = None;
         for header in headers.get_all(COOKIE) {
-            for pair in header.as_bytes().split(|&b| b == b';') {
+            let mut rest = header.as_bytes();
+            while !rest.is_empty() {
+                // `memchr`, not `split`: every request with a cookie comes through here, and
+                // the byte-at-a-time split cost about 300 instructions per request.
+                let pair = match memchr::memchr(b';', rest) {
+                    Some(i) => {
+                        let pair = &rest[..i];
+                        rest = &rest[i + 1..];
+                        pair
+                    }
+                    None => std::mem::take(&mut rest),
+                };
                 let pair = pair.trim_ascii();
                 let Some(rest) = pair.strip_prefix(name) else { continue };
                 let Some(value) = rest.trim_ascii_start().strip_prefix(b"=") else { continue };
@@ -265,7 +276,8 @@ impl CookieConfig {
             }
         }
         let value = found?;
-        if value.is_empty() || value.len() > max_len || !value.iter().all(u8::is_ascii_graphic) {
+        // Printable ASCII (0x21 to 0x7e), in a form the compiler vectorizes.
+        if value.is_empty() || value.len() > max_len || !value.iter().all(|&b| b.wrapping_sub(0x21) < 0x5e) {
             return None;
         }
         CookieText::new(value)

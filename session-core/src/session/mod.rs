@@ -142,17 +142,6 @@ impl Session {
         self.0.pending.load(Ordering::Acquire)
     }
 
-    /// The request's state for the write-back, leaving a fresh one behind; `None` when
-    /// `set_expiry`, `set_user` or `set_label` was called on a session nothing has loaded
-    /// (it must load first, so there is a record to change).
-    pub(crate) fn take_state_if_loaded(&self) -> Option<State> {
-        let mut st = self.state();
-        if st.attributes_set() && st.load != Load::Done {
-            return None;
-        }
-        Some(std::mem::take(&mut *st))
-    }
-
     pub(crate) fn policy(&self, expiry: Option<Expiry>) -> Policy {
         Policy { expiry: expiry.unwrap_or(self.0.config.expiry), max_lifetime: self.0.config.max_lifetime }
     }

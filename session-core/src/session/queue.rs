@@ -11,8 +11,6 @@
 //! updates again on the fresh values and retries, with jittered back-off after the first
 //! retry.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use time::OffsetDateTime;
@@ -22,10 +20,11 @@ use super::batch::{apply_alone, run_batch, Known};
 use super::state::Updater;
 use super::Config;
 use crate::expiry::Policy;
-use crate::id::DigestHasher;
 use crate::{Applied, Error, Id, Patch, RecordId, StoreError};
 
-const SHARDS: usize = 64;
+/// One shard per value of an id digest's second byte (the memory store shards by the
+/// first).
+const SHARDS: usize = 256;
 
 /// One request's write-back: its patch and how to redo it.
 pub(crate) struct Job {
@@ -62,14 +61,25 @@ struct Waiter {
     tx: oneshot::Sender<Reply>,
 }
 
-/// A session whose write-back is in flight; later ones wait here. Present in the map
+/// A session whose write-back is in flight; later ones wait here. Present in its shard
 /// exactly while some write-back of the session is in flight.
-#[derive(Default)]
 struct Slot {
+    rid: RecordId,
     waiting: Vec<Waiter>,
 }
 
-type Shard = HashMap<RecordId, Slot, BuildHasherDefault<DigestHasher>>;
+/// The slots of one shard's sessions. A list, not a map: a shard holds a slot per session
+/// of its 256th of the id space with a write-back in flight at this instant (about 4 with
+/// a thousand write-backs in flight at once), and a scan of a few ids beats hashing, and
+/// keeps its allocation (docs/BENCHMARKS.md).
+#[derive(Default)]
+struct Shard(Vec<Slot>);
+
+impl Shard {
+    fn get_mut(&mut self, rid: &RecordId) -> Option<&mut Slot> {
+        self.0.iter_mut().find(|s| s.rid == *rid)
+    }
+}
 
 /// The slots of every session with a write-back in flight.
 pub(crate) struct WriteQueue {
@@ -112,7 +122,7 @@ pub(crate) fn enter(queue: &WriteQueue, job: &mut Option<Job>) -> Option<oneshot
             Some(rx)
         }
         None => {
-            shard.insert(rid, Slot::default());
+            shard.0.push(Slot { rid, waiting: Vec::new() });
             None
         }
     }
@@ -167,12 +177,12 @@ impl Drop for Lead<'_> {
 /// The requests waiting on `rid`, or `None` after removing its slot when there are none.
 fn take_or_release(queue: &WriteQueue, rid: &RecordId) -> Option<Vec<Waiter>> {
     let mut shard = queue.shard(rid);
-    let slot = shard.get_mut(rid)?;
-    if slot.waiting.is_empty() {
-        shard.remove(rid);
+    let i = shard.0.iter().position(|s| s.rid == *rid)?;
+    if shard.0[i].waiting.is_empty() {
+        shard.0.swap_remove(i);
         None
     } else {
-        Some(std::mem::take(&mut slot.waiting))
+        Some(std::mem::take(&mut shard.0[i].waiting))
     }
 }
 

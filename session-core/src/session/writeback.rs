@@ -9,10 +9,11 @@ use http::HeaderValue;
 use time::OffsetDateTime;
 
 use super::queue::{self, Job, Outcome};
-use super::state::{self, Fate};
+use super::state::{self, Fate, Load};
 use super::{Backend, State};
 use crate::client::{ClientCodec, ClientSession};
 use crate::cookie::IdCodec;
+use crate::expiry::Policy;
 use crate::{Error, Expiry, ExpiryChange, Id, Patch, Record, RecordId, Session, SessionStore, StoreError};
 
 /// Attempts at finding an unused id.
@@ -47,17 +48,16 @@ pub(crate) async fn create_with_fresh_id(
     Err(last)
 }
 
-/// What the end of a server-side request does, decided without awaiting anything, so the
-/// write-back future keeps only what its one store call needs.
-// A temporary, taken apart at once: boxing the job would cost an allocation per write.
-#[allow(clippy::large_enum_variant)]
+/// What the end of a request does, decided under the state lock without awaiting
+/// anything, so the write-back future keeps only what its one store call needs. A patch's
+/// job is written to the caller's slot, never moved (see `finish`).
 enum Plan {
     Done(CookieUpdate),
     Create(Box<Record>),
     /// Changes (or only a due expiry refresh) for the stored session.
     Patch {
         id: Id,
-        job: Job,
+        policy: Policy,
         /// The cookie must be re-sent whatever the expiry mode: a new expiry, id or key.
         resend: bool,
     },
@@ -67,34 +67,31 @@ impl Session {
     /// Writes back what this request changed; called by the layer after the inner service
     /// answered with a non-5xx status.
     pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
-        let st = match self.take_state_if_loaded() {
-            Some(st) => st,
+        let now = self.config().now();
+        // Filled in place and never moved across an await: the future holds one job.
+        let mut job: Option<Job> = None;
+        let plan = match self.plan_if_loaded(now, &mut job) {
+            Some(plan) => plan?,
             // `set_expiry` alone was called: load so there is something to save. Rare, so
             // boxed, which keeps the common write-back future small.
-            None => std::mem::take(&mut *Box::pin(self.load()).await?),
+            None => {
+                let mut st = Box::pin(self.load()).await?;
+                self.plan(&mut st, now, &mut job)?
+            }
         };
-        if st.failed {
-            return Err(Error::FailedEarlier);
-        }
-        let store = match &self.config().backend {
-            Backend::Store(store) => &**store,
-            Backend::Client(codec) => return self.finish_client(codec, st),
-        };
-        let now = self.config().now();
-        // The plan is taken apart before the common await, so the future does not keep it.
-        let (id, job, resend) = match self.plan(st, now) {
+        let (id, policy, resend) = match plan {
             Plan::Done(update) => return Ok(update),
             Plan::Create(mut record) => {
-                let id = create_with_fresh_id(store, &self.config().id_codec, &mut record).await?;
+                let Backend::Store(store) = &self.config().backend else {
+                    unreachable!("a client-side session is never created in a store")
+                };
+                let id = create_with_fresh_id(&**store, &self.config().id_codec, &mut record).await?;
                 let policy = self.policy(record.expiry);
                 return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
             }
-            Plan::Patch { id, job, resend } => (id, job, resend),
+            Plan::Patch { id, policy, resend } => (id, policy, resend),
         };
-        let policy = job.policy;
         let config = &self.0.config;
-        // In place, never moved across an await: the future then holds one job.
-        let mut job = Some(job);
         let reply = match (queue::enter(&config.queue, &mut job), &mut job) {
             (None, Some(job)) => queue::lead(config, job).await,
             (Some(queued), _) => queue::wait(queued).await,
@@ -119,8 +116,34 @@ impl Session {
         }
     }
 
-    /// Decides the end of a server-side request from its state.
-    fn plan(&self, mut st: State, now: OffsetDateTime) -> Plan {
+    /// The plan, under the state lock, unless `set_expiry`, `set_user` or `set_label` was
+    /// called on a session nothing has loaded: it must load first (`None`).
+    fn plan_if_loaded(&self, now: OffsetDateTime, job: &mut Option<Job>) -> Option<Result<Plan, Error>> {
+        let mut st = self.state();
+        if st.attributes_set() && st.load != Load::Done {
+            return None;
+        }
+        Some(self.plan(&mut st, now, job))
+    }
+
+    /// Decides the end of the request from its state, and leaves a fresh state behind (a
+    /// clone of the session used after the response starts over). A patch goes to `job`.
+    fn plan(&self, st: &mut State, now: OffsetDateTime, job: &mut Option<Job>) -> Result<Plan, Error> {
+        let plan = if st.failed {
+            Err(Error::FailedEarlier)
+        } else {
+            match &self.config().backend {
+                Backend::Store(_) => Ok(self.plan_stored(st, now, job)),
+                Backend::Client(codec) => self.finish_client(codec, st, now).map(Plan::Done),
+            }
+        };
+        // Dropped in place: the state is never copied out.
+        *st = State::default();
+        plan
+    }
+
+    /// The plan of a server-side session.
+    fn plan_stored(&self, st: &mut State, now: OffsetDateTime, job: &mut Option<Job>) -> Plan {
         let policy = self.policy(st.expiry.value);
         let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
@@ -168,8 +191,8 @@ impl Session {
             };
             patch.user = st.user.take_if_set().flatten();
             patch.label = st.label.take_if_set().flatten();
-            let job = Job { patch, redo, policy, created_at: meta.created_at, cycle };
-            return Plan::Patch { id, job, resend };
+            *job = Some(Job { patch, redo, policy, created_at: meta.created_at, cycle });
+            return Plan::Patch { id, policy, resend };
         }
         Plan::Done(if resend {
             self.set(&id, policy.max_age(now, meta.expires_at))
@@ -178,8 +201,12 @@ impl Session {
         })
     }
 
-    fn finish_client(&self, codec: &ClientCodec, st: State) -> Result<CookieUpdate, Error> {
-        let now = self.config().now();
+    fn finish_client(
+        &self,
+        codec: &ClientCodec,
+        st: &mut State,
+        now: OffsetDateTime,
+    ) -> Result<CookieUpdate, Error> {
         let changed = st.is_dirty() || st.expiry.set || st.fate == Fate::Cycled || st.reissue;
         let policy = self.policy(st.expiry.value);
         let created_at = st.meta.map_or(now, |m| m.created_at);
@@ -195,7 +222,8 @@ impl Session {
             return Ok(if self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
         }
         let expires_at = policy.expires_at(now, created_at);
-        let session = ClientSession { entries: st.entries, created_at, expires_at, expiry: st.expiry.value };
+        let entries = std::mem::take(&mut st.entries);
+        let session = ClientSession { entries, created_at, expires_at, expiry: st.expiry.value };
         let value = codec.seal(&self.config().cookie.name, &session, now)?;
         let header = self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at));
         #[cfg(feature = "testing")]
