@@ -160,12 +160,15 @@ impl SessionStore for MemoryStore {
     async fn apply(&self, patch: &Patch) -> Result<Applied, StoreError> {
         let now = now();
         let mut shard = self.shard(&patch.id);
-        let (applied, reindex) = shard
-            .with_live(&patch.id, now, |current| {
-                let reindex = patch.user.is_some() && patch.user != current.user;
-                patch.apply_to(current, now).map(|applied| (applied, reindex))
-            })
-            .ok_or(StoreError::NotFound)??;
+        let applied = shard.with_live(&patch.id, now, |current| {
+            let reindex = patch.user.is_some() && patch.user != current.user;
+            patch.apply_to(current, now).map(|applied| (applied, reindex))
+        });
+        let (applied, reindex) = match applied {
+            Some(Ok(done)) => done,
+            Some(Err(err)) => return Err(err),
+            None => return Err(StoreError::NotFound),
+        };
         if applied.ended {
             shard.remove(&patch.id);
             return Ok(applied);

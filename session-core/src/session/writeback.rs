@@ -174,7 +174,9 @@ impl Session {
                 Some(fs) => redo.push((kept, fs)),
                 None => change.expect = None,
             }
-            changes.swap(kept, i);
+            if kept != i {
+                changes.swap(kept, i);
+            }
             kept += 1;
         }
         changes.truncate(kept);
