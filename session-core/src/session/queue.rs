@@ -105,20 +105,24 @@ impl WriteQueue {
     }
 }
 
-/// Takes the session's slot, leaving the job for [`lead`], when no write-back of the
-/// session is in flight in this process; otherwise moves the job to the slot's queue and
-/// returns where its answer will come (see [`wait`]).
+/// Takes the slot of the session of `job` for this request when no write-back of the
+/// session is in flight in this process, and the job stays where it is, for [`lead`];
+/// otherwise moves the job to the slot's queue and returns where its answer will come (see
+/// [`wait`]).
 ///
-/// Split from the awaits, and working in place, so the write-back future holds the job
-/// once: no allocation for it, and the future stays small enough for glibc's per-thread
-/// cache (docs/BENCHMARKS.md).
-pub(crate) fn enter(queue: &WriteQueue, job: &mut Option<Job>) -> Option<oneshot::Receiver<Reply>> {
-    let rid = job.as_ref()?.patch.id;
+/// Split from the awaits, and taking the job only to queue it, so the write-back future
+/// holds the job once and in place: no allocation for it, and the future stays small
+/// enough for glibc's per-thread cache (docs/BENCHMARKS.md).
+pub(crate) fn enter(
+    queue: &WriteQueue,
+    rid: RecordId,
+    take: impl FnOnce() -> Option<Job>,
+) -> Option<oneshot::Receiver<Reply>> {
     let mut shard = queue.shard(&rid);
     match shard.get_mut(&rid) {
         Some(slot) => {
             let (tx, rx) = oneshot::channel();
-            slot.waiting.push(Waiter { job: job.take()?, tx });
+            slot.waiting.push(Waiter { job: take()?, tx });
             Some(rx)
         }
         None => {

@@ -53,7 +53,8 @@ pub(crate) async fn create_with_fresh_id(
 /// job is written to the caller's slot, never moved (see `finish`).
 enum Plan {
     Done(CookieUpdate),
-    Create(Box<Record>),
+    /// A new session: its record is in the write-back's slot (`Work::Record`).
+    Create,
     /// Changes (or only a due expiry refresh) for the stored session.
     Patch {
         id: Id,
@@ -63,39 +64,64 @@ enum Plan {
     },
 }
 
+/// What the write-back's one store call works on: filled by the plan in a slot of the
+/// `finish` future and only borrowed from there, never moved across an await (an async fn
+/// keeps a moved value twice), so the future holds one of them and allocates for neither.
+enum Work {
+    Idle,
+    /// A patch of the stored session (`Plan::Patch`).
+    Job(Job),
+    /// A new session's record (`Plan::Create`).
+    Record(Record),
+}
+
+impl Work {
+    /// The job, moved out (to a queue), leaving `Idle`.
+    fn take_job(&mut self) -> Option<Job> {
+        match std::mem::replace(self, Self::Idle) {
+            Self::Job(job) => Some(job),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
 impl Session {
     /// Writes back what this request changed; called by the layer after the inner service
     /// answered with a non-5xx status.
     pub(crate) async fn finish(&self) -> Result<CookieUpdate, Error> {
         let now = self.config().now();
-        // Filled in place and never moved across an await: the future holds one job.
-        let mut job: Option<Job> = None;
-        let plan = match self.plan_if_loaded(now, &mut job) {
+        let mut work = Work::Idle;
+        let plan = match self.plan_if_loaded(now, &mut work) {
             Some(plan) => plan?,
             // `set_expiry` alone was called: load so there is something to save. Rare, so
             // boxed, which keeps the common write-back future small.
             None => {
                 let mut st = Box::pin(self.load()).await?;
-                self.plan(&mut st, now, &mut job)?
+                self.plan(&mut st, now, &mut work)?
             }
         };
-        let (id, policy, resend) = match plan {
-            Plan::Done(update) => return Ok(update),
-            Plan::Create(mut record) => {
-                let Backend::Store(store) = &self.config().backend else {
+        let config = &self.0.config;
+        let (id, rid, policy, resend) = match (plan, &mut work) {
+            (Plan::Done(update), _) => return Ok(update),
+            (Plan::Create, Work::Record(record)) => {
+                let Backend::Store(store) = &config.backend else {
                     unreachable!("a client-side session is never created in a store")
                 };
-                let id = create_with_fresh_id(&**store, &self.config().id_codec, &mut record).await?;
+                let id = create_with_fresh_id(&**store, &config.id_codec, record).await?;
                 let policy = self.policy(record.expiry);
                 return Ok(self.set(&id, policy.max_age(now, record.expires_at)));
             }
-            Plan::Patch { id, policy, resend } => (id, policy, resend),
+            (Plan::Patch { id, policy, resend }, Work::Job(job)) => (id, job.patch.id, policy, resend),
+            _ => unreachable!("the plan fills the slot it names"),
         };
-        let config = &self.0.config;
-        let reply = match (queue::enter(&config.queue, &mut job), &mut job) {
-            (None, Some(job)) => queue::lead(config, job).await,
+        let queued = queue::enter(&config.queue, rid, || work.take_job());
+        let reply = match (queued, &mut work) {
             (Some(queued), _) => queue::wait(queued).await,
-            (None, None) => unreachable!("a job that did not queue stays here"),
+            (None, Work::Job(job)) => queue::lead(config, job).await,
+            (None, _) => unreachable!("a job that did not queue stays here"),
         };
         match reply? {
             Outcome::Applied { applied, .. } if applied.ended => Ok(CookieUpdate::Remove),
@@ -118,22 +144,23 @@ impl Session {
 
     /// The plan, under the state lock, unless `set_expiry`, `set_user` or `set_label` was
     /// called on a session nothing has loaded: it must load first (`None`).
-    fn plan_if_loaded(&self, now: OffsetDateTime, job: &mut Option<Job>) -> Option<Result<Plan, Error>> {
+    fn plan_if_loaded(&self, now: OffsetDateTime, work: &mut Work) -> Option<Result<Plan, Error>> {
         let mut st = self.state();
         if st.attributes_set() && st.load != Load::Done {
             return None;
         }
-        Some(self.plan(&mut st, now, job))
+        Some(self.plan(&mut st, now, work))
     }
 
     /// Decides the end of the request from its state, and leaves a fresh state behind (a
-    /// clone of the session used after the response starts over). A patch goes to `job`.
-    fn plan(&self, st: &mut State, now: OffsetDateTime, job: &mut Option<Job>) -> Result<Plan, Error> {
+    /// clone of the session used after the response starts over). A patch or a new record
+    /// goes to `work`.
+    fn plan(&self, st: &mut State, now: OffsetDateTime, work: &mut Work) -> Result<Plan, Error> {
         let plan = if st.failed {
             Err(Error::FailedEarlier)
         } else {
             match &self.config().backend {
-                Backend::Store(_) => Ok(self.plan_stored(st, now, job)),
+                Backend::Store(_) => Ok(self.plan_stored(st, now, work)),
                 Backend::Client(codec) => self.finish_client(codec, st, now).map(Plan::Done),
             }
         };
@@ -143,14 +170,15 @@ impl Session {
     }
 
     /// The plan of a server-side session.
-    fn plan_stored(&self, st: &mut State, now: OffsetDateTime, job: &mut Option<Job>) -> Plan {
+    fn plan_stored(&self, st: &mut State, now: OffsetDateTime, work: &mut Work) -> Plan {
         let policy = self.policy(st.expiry.value);
         let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
             if !st.entries.is_empty() {
                 // The id is a placeholder: `create_with_fresh_id` draws the real one.
                 let placeholder = RecordId::from_bytes([0; 32]);
-                return Plan::Create(Box::new(st.take_record(placeholder, now, policy.expires_at(now, now))));
+                *work = Work::Record(st.take_record(placeholder, now, policy.expires_at(now, now)));
+                return Plan::Create;
             }
             let remove = st.fate == Fate::Ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
@@ -193,7 +221,7 @@ impl Session {
             };
             patch.user = st.user.take_if_set().flatten();
             patch.label = st.label.take_if_set().flatten();
-            *job = Some(Job { patch, redo, policy, created_at: meta.created_at, cycle });
+            *work = Work::Job(Job { patch, redo, policy, created_at: meta.created_at, cycle });
             return Plan::Patch { id, policy, resend };
         }
         Plan::Done(if resend {
