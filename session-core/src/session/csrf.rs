@@ -53,7 +53,7 @@ impl Session {
         if st.fate == Fate::Ended {
             return Ok(Binding::None);
         }
-        let raw = |key: &str| st.entries.get(key).and_then(|b| decode_value::<serde_bytes::ByteBuf>(b).ok());
+        let raw = |key: &str| st.get(key).and_then(|b| decode_value::<serde_bytes::ByteBuf>(b).ok());
         let adopted = raw(ADOPTED_KEY).map(|b| Bytes::from(b.into_vec()));
         Ok(match (&self.config().backend, st.rid, st.meta) {
             (Backend::Store(_), Some(rid), _) => Binding::Record(rid, adopted),
@@ -71,8 +71,7 @@ impl Session {
     /// As [`Session::insert`].
     pub(crate) async fn csrf_client_secret(&self) -> Result<Bytes, Error> {
         let mut st = self.load().await?;
-        if let Some(b) = st.entries.get(SECRET_KEY).and_then(|b| decode_value::<serde_bytes::ByteBuf>(b).ok())
-        {
+        if let Some(b) = st.get(SECRET_KEY).and_then(|b| decode_value::<serde_bytes::ByteBuf>(b).ok()) {
             return Ok(Bytes::from(b.into_vec()));
         }
         let mut secret = [0u8; 32];
@@ -86,7 +85,7 @@ impl Session {
         let st = self.state();
         match (st.load, st.fate) {
             (Load::Done, Fate::Cycled) => Ending::Cycled,
-            (Load::Done, Fate::Kept) if st.meta.is_none() && !st.entries.is_empty() => Ending::Begins,
+            (Load::Done, Fate::Kept) if st.meta.is_none() && !st.base.is_empty() => Ending::Begins,
             _ => Ending::Unchanged,
         }
     }

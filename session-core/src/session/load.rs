@@ -68,7 +68,7 @@ impl Session {
                     st.id = found.id.map(|(id, _)| id);
                     st.rid = found.id.map(|(_, rid)| rid);
                     st.meta = Some(found.meta);
-                    st.entries = found.entries;
+                    st.base = found.entries;
                     st.reissue = found.reissue;
                     st.expiry.loaded(found.expiry);
                     st.user.loaded(found.user);

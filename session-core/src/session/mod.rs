@@ -153,7 +153,7 @@ impl Session {
     /// [`Error::Store`] if loading failed, [`Error::Decode`] if the stored value is not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let st = self.load().await?;
-        match st.entries.get(key) {
+        match st.get(key) {
             None => Ok(None),
             // A small value (a counter, an id, a flag) decodes in a moment: under the lock,
             // without touching the shared buffer's reference count.
@@ -189,7 +189,7 @@ impl Session {
     /// which case it is not removed.
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let mut st = self.load().await?;
-        let value = st.entries.get(key).map(|b| decode(key, b)).transpose()?;
+        let value = st.get(key).map(|b| decode(key, b)).transpose()?;
         st.write(key, None, false, None);
         Ok(value)
     }
@@ -226,13 +226,13 @@ impl Session {
         T: Serialize + DeserializeOwned + Default,
         F: FnOnce(&mut T) + Clone + Send + 'static,
     {
-        let current = self.load().await?.entries.get(key).cloned();
+        let current = self.load().await?.get(key).cloned();
         let mut redo = updater::<T, F>(f);
         let bytes = redo(key, current.as_ref())?;
         let mut st = self.state();
-        if st.entries.get(key) != current.as_ref() {
+        if st.get(key) != current.as_ref() {
             // A clone changed the key while `f` ran: run it again on the value now there.
-            let now = st.entries.get(key).cloned();
+            let now = st.get(key).cloned();
             drop(st);
             let bytes = redo(key, now.as_ref())?;
             return self.write(&mut self.state(), key, bytes, Some(redo));
@@ -246,7 +246,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn contains(&self, key: &str) -> Result<bool, Error> {
-        Ok(self.load().await?.entries.contains_key(key))
+        Ok(self.load().await?.get(key).is_some())
     }
 
     /// The keys, in order.
@@ -255,7 +255,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn keys(&self) -> Result<Vec<String>, Error> {
-        Ok(self.load().await?.entries.keys().map(str::to_owned).collect())
+        Ok(self.load().await?.keys().into_iter().map(str::to_owned).collect())
     }
 
     /// The number of keys.
@@ -264,7 +264,7 @@ impl Session {
     ///
     /// [`Error::Store`] if loading failed.
     pub async fn len(&self) -> Result<usize, Error> {
-        Ok(self.load().await?.entries.len())
+        Ok(self.load().await?.len())
     }
 
     /// Whether the session holds no keys.
@@ -286,7 +286,7 @@ impl Session {
     /// [`Error::Store`] if loading failed.
     pub async fn clear(&self) -> Result<(), Error> {
         let mut st = self.load().await?;
-        let keys: Vec<String> = st.entries.keys().map(str::to_owned).collect();
+        let keys: Vec<String> = st.keys().into_iter().map(str::to_owned).collect();
         for key in keys {
             st.write(&key, None, false, None);
         }
@@ -422,7 +422,8 @@ impl Session {
         if let Backend::Client(codec) = &self.0.config.backend {
             let now = self.0.config.now();
             let created = st.meta.map_or(now, |m| m.created_at);
-            if let Err(err) = codec.check_fits(&self.0.config.cookie.name, &st.entries, created, now) {
+            // Client-side, the state's `base` is the entries themselves.
+            if let Err(err) = codec.check_fits(&self.0.config.cookie.name, &st.base, created, now) {
                 st.undo(key, previous);
                 return Err(err);
             }
@@ -465,7 +466,7 @@ impl fmt::Debug for Session {
         let st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Session")
             .field("loaded", &(st.load == Load::Done))
-            .field("keys", &st.entries.len())
+            .field("keys", &st.len())
             .field("expiry", &st.expiry.value)
             .finish_non_exhaustive()
     }

@@ -100,12 +100,18 @@ pub(crate) struct State {
     pub(crate) gone: Option<RecordId>,
     /// Present when a live session was loaded (or, server-side, created by `cycle_id`).
     pub(crate) meta: Option<Meta>,
-    pub(crate) entries: Entries,
+    /// The entries as loaded, for a session stored server-side (`overlay`): shared with the
+    /// store's copy and never written, since the log holds what this request changed on
+    /// top of them (so a write copies no map). Otherwise (a new session, or client-side) the
+    /// entries themselves, written in place. Read the session's entries through `get`,
+    /// `keys` and `len`, which apply the log.
+    pub(crate) base: Entries,
     /// The dirty log: each written key, with the value it had when loaded (first write
-    /// wins) in `expect`. Kept only for a stored session (`meta` is set); in a new one every
-    /// entry is new. A list, not a map: a request writes a handful of keys, and a linear
-    /// scan of a few entries beats hashing and a table allocation. Already in the form of a
-    /// patch's changes, so the write-back turns it into one in place (no allocation).
+    /// wins) in `expect`, and, for a stored session, its current value. Kept only for a
+    /// loaded session (`meta` is set); in a new one every entry is new. A list, not a map: a
+    /// request writes a handful of keys, and a linear scan of a few entries beats hashing
+    /// and a table allocation. Already in the form of a patch's changes, so the write-back
+    /// turns it into one in place (no allocation, no copy of a value).
     pub(crate) log: Vec<Change>,
     /// The keys of `log` (by index, ascending) changed only in place since they were
     /// loaded, with their updates in order: they turn the loaded value into the final one,
@@ -123,13 +129,57 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Whether the log holds the current value of each written key over `base` (a session
+    /// stored server-side), rather than only its loaded value (client-side).
+    fn overlay(&self) -> bool {
+        self.rid.is_some() && self.meta.is_some()
+    }
+
+    /// The encoded value under `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&Bytes> {
+        if self.overlay() {
+            if let Some(l) = self.log.iter().find(|l| &*l.key == key) {
+                return l.value.as_ref();
+            }
+        }
+        self.base.get(key)
+    }
+
+    /// The number of keys.
+    pub(crate) fn len(&self) -> usize {
+        if !self.overlay() {
+            return self.base.len();
+        }
+        self.log.iter().fold(self.base.len(), |n, l| {
+            match (self.base.contains_key(&l.key), l.value.is_some()) {
+                (true, false) => n - 1,
+                (false, true) => n + 1,
+                _ => n,
+            }
+        })
+    }
+
+    /// The keys, in order.
+    pub(crate) fn keys(&self) -> Vec<&str> {
+        if !self.overlay() {
+            return self.base.keys().collect();
+        }
+        let removed = |k: &str| self.log.iter().any(|l| &*l.key == k && l.value.is_none());
+        let mut keys: Vec<&str> = self.base.keys().filter(|k| !removed(k)).collect();
+        keys.extend(
+            self.log.iter().filter(|l| l.value.is_some() && !self.base.contains_key(&l.key)).map(|l| &*l.key),
+        );
+        keys.sort_unstable();
+        keys
+    }
+
     /// Whether any key's bytes differ from what was loaded.
     pub(crate) fn is_dirty(&self) -> bool {
         if self.meta.is_none() {
             // Nothing stored yet: whatever it holds is new.
-            return !self.entries.is_empty();
+            return !self.base.is_empty();
         }
-        self.log.iter().any(|l| self.entries.get(&l.key) != loaded_value(l))
+        self.log.iter().any(|l| self.get(&l.key) != loaded_value(l))
     }
 
     /// A record of this session's data (moved out of the state: entries, expiry override,
@@ -141,7 +191,7 @@ impl State {
         expires_at: OffsetDateTime,
     ) -> Record {
         let mut record = Record::new(id, created_at, expires_at);
-        record.entries = std::mem::take(&mut self.entries);
+        record.entries = std::mem::take(&mut self.base);
         record.expiry = self.expiry.value;
         record.user = self.user.value.take();
         record.label = self.label.value.take();
@@ -167,7 +217,7 @@ impl State {
 
     /// Whether a key was written (possibly back to what it was): cheaper than `is_dirty`.
     pub(crate) fn was_written(&self) -> bool {
-        !self.log.is_empty() || (self.meta.is_none() && !self.entries.is_empty())
+        !self.log.is_empty() || (self.meta.is_none() && !self.base.is_empty())
     }
 
     /// Sets (`Some`) or removes (`None`) `key`, logging its loaded value on the first
@@ -182,7 +232,7 @@ impl State {
         undo: bool,
         redo: Option<Updater>,
     ) -> Option<Option<Bytes>> {
-        if self.entries.get(key) == value.as_ref() {
+        if self.get(key) == value.as_ref() {
             // Unchanged here, but an update of a key that is being updated in place must
             // run again with the others after a conflict.
             if let Some(f) = redo {
@@ -192,35 +242,64 @@ impl State {
             }
             return None;
         }
+        let logged = self.log.iter().position(|l| &*l.key == key);
+        if self.overlay() {
+            // The loaded entries stay shared with the store's copy: the log takes the value.
+            let old = match logged {
+                Some(i) => {
+                    self.note_redo(i, redo);
+                    std::mem::replace(&mut self.log[i].value, value)
+                }
+                None => {
+                    let loaded = self.base.get(key).cloned();
+                    let old = if undo { loaded.clone() } else { None };
+                    self.log_first_write(key, loaded, value, redo);
+                    old
+                }
+            };
+            return Some(if undo { old } else { None });
+        }
         let old = match value {
-            Some(v) => self.entries.insert(key, v),
-            None => self.entries.remove(key),
+            Some(v) => self.base.insert(key, v),
+            None => self.base.remove(key),
         };
         let previous = if undo { old.clone() } else { None };
         // A session with no stored record (new, or flushed) needs no log: all it holds is new.
         if self.meta.is_some() {
-            match self.log.iter().position(|l| &*l.key == key) {
-                Some(i) => {
-                    let at = self.updates.iter().position(|(j, _)| *j == i);
-                    match (at, redo) {
-                        (Some(at), Some(f)) => self.updates[at].1.push(f),
-                        // Set outright: the result holds whatever is stored.
-                        (Some(at), None) => drop(self.updates.remove(at)),
-                        // Updating a value set outright: still holds whatever is stored.
-                        (None, _) => {}
-                    }
-                }
-                None => {
-                    if let Some(f) = redo {
-                        self.updates.push((self.log.len(), vec![f]));
-                    }
-                    // The map's copy of the key when it still holds one (no allocation).
-                    let key = self.entries.shared_key(key).unwrap_or_else(|| Arc::from(key));
-                    self.log.push(Change::update(key, old, None));
-                }
+            match logged {
+                Some(i) => self.note_redo(i, redo),
+                None => self.log_first_write(key, old, None, redo),
             }
         }
         Some(previous)
+    }
+
+    /// Logs the first write of `key`, which held `loaded`.
+    fn log_first_write(
+        &mut self,
+        key: &str,
+        loaded: Option<Bytes>,
+        value: Option<Bytes>,
+        redo: Option<Updater>,
+    ) {
+        if let Some(f) = redo {
+            self.updates.push((self.log.len(), vec![f]));
+        }
+        // The map's copy of the key when it holds one (no allocation).
+        let key = self.base.shared_key(key).unwrap_or_else(|| Arc::from(key));
+        self.log.push(Change::update(key, loaded, value));
+    }
+
+    /// Records how a later write of the logged key `i` came about.
+    fn note_redo(&mut self, i: usize, redo: Option<Updater>) {
+        let at = self.updates.iter().position(|(j, _)| *j == i);
+        match (at, redo) {
+            (Some(at), Some(f)) => self.updates[at].1.push(f),
+            // Set outright: the result holds whatever is stored.
+            (Some(at), None) => drop(self.updates.remove(at)),
+            // Updating a value set outright: still holds whatever is stored.
+            (None, _) => {}
+        }
     }
 
     /// The updates of `key` when it is logged as changed only in place.
@@ -231,9 +310,15 @@ impl State {
 
     /// Puts back what `write` replaced (the log keeps its first entry, which stays right).
     pub(super) fn undo(&mut self, key: &str, previous: Option<Bytes>) {
+        if self.overlay() {
+            if let Some(l) = self.log.iter_mut().find(|l| &*l.key == key) {
+                l.value = previous;
+            }
+            return;
+        }
         match previous {
-            Some(v) => self.entries.insert(key, v),
-            None => self.entries.remove(key),
+            Some(v) => self.base.insert(key, v),
+            None => self.base.remove(key),
         };
     }
 }

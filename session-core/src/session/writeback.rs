@@ -174,7 +174,7 @@ impl Session {
         let policy = self.policy(st.expiry.value);
         let (Some(id), Some(rid), Some(meta)) = (st.id, st.rid, st.meta) else {
             // A new session (or one flushed in this request): stored only once it holds data.
-            if !st.entries.is_empty() {
+            if !st.base.is_empty() {
                 // The id is a placeholder: `create_with_fresh_id` draws the real one.
                 let placeholder = RecordId::from_bytes([0; 32]);
                 *work = Work::Record(st.take_record(placeholder, now, policy.expires_at(now, now)));
@@ -183,8 +183,9 @@ impl Session {
             let remove = st.fate == Fate::Ended && self.had_cookie();
             return Plan::Done(if remove { CookieUpdate::Remove } else { CookieUpdate::None });
         };
-        // The log becomes the patch's changes in place: each keeps its final value, a key
-        // set outright drops its expectation, a key written back to what it was goes.
+        // The log (which holds each written key's value over the loaded entries) becomes
+        // the patch's changes in place: a key set outright drops its expectation, a key
+        // written back to what it was goes. No value is copied.
         let mut changes = std::mem::take(&mut st.log);
         let mut updates = std::mem::take(&mut st.updates).into_iter().peekable();
         let mut redo = Vec::new();
@@ -192,12 +193,10 @@ impl Session {
         for i in 0..changes.len() {
             let in_place = updates.next_if(|(j, _)| *j == i).map(|(_, fs)| fs);
             let change = &mut changes[i];
-            let value = st.entries.get(&change.key);
-            if value == state::loaded_value(change) {
+            if change.value.as_ref() == state::loaded_value(change) {
                 // Written, but back to what it was: nothing to store.
                 continue;
             }
-            change.value = value.cloned();
             match in_place {
                 Some(fs) => redo.push((kept, fs)),
                 None => change.expect = None,
@@ -248,11 +247,12 @@ impl Session {
                 CookieUpdate::None
             });
         }
-        if st.entries.is_empty() {
+        // Client-side, the state's `base` is the entries themselves.
+        if st.base.is_empty() {
             return Ok(if self.had_cookie() { CookieUpdate::Remove } else { CookieUpdate::None });
         }
         let expires_at = policy.expires_at(now, created_at);
-        let entries = std::mem::take(&mut st.entries);
+        let entries = std::mem::take(&mut st.base);
         let session = ClientSession { entries, created_at, expires_at, expiry: st.expiry.value };
         let value = codec.seal(&self.config().cookie.name, &session, now)?;
         let header = self.config().cookie.set_cookie(&value, policy.max_age(now, expires_at));
