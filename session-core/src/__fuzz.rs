@@ -78,7 +78,7 @@ impl IdCookie {
     /// The id in `value`, and whether a fallback key made it.
     #[must_use]
     pub fn decode(&self, name: &str, value: &str) -> Option<(Id, bool)> {
-        self.0.decode(name, value)
+        self.0.decode(name, value.as_bytes())
     }
 }
 

@@ -310,6 +310,16 @@ impl CookieText {
     }
 }
 
+impl CookieText {
+    /// The value's bytes, without the UTF-8 check `Deref` makes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline(len, buf) => &buf[..usize::from(*len)],
+            Self::Boxed(text) => text.as_bytes(),
+        }
+    }
+}
+
 impl std::ops::Deref for CookieText {
     type Target = str;
 
@@ -491,19 +501,24 @@ impl IdCodec {
 
     /// The id in a cookie value, and whether it was made with a fallback key (so it
     /// should be re-issued under the primary).
-    pub(crate) fn decode(&self, name: &str, value: &str) -> Option<(Id, bool)> {
+    /// Works on bytes: the common plain form needs no UTF-8 check (the cookie is printable
+    /// ASCII, checked by `CookieConfig::find`).
+    pub(crate) fn decode(&self, name: &str, value: &[u8]) -> Option<(Id, bool)> {
         match self {
-            Self::Custom(format) if value.len() <= format.max_len() => format.decode(name, value),
+            Self::Custom(format) if value.len() <= format.max_len() => {
+                format.decode(name, std::str::from_utf8(value).ok()?)
+            }
             // The built-in formats make one length only: anything else is not theirs.
             _ if value.len() != self.cookie_len() => None,
             Self::Custom(_) => None,
-            Self::Plain => value.parse().ok().map(|id| (id, false)),
+            Self::Plain => Id::from_text(value).map(|id| (id, false)),
             Self::Signed(ring) => {
-                let (text, tag) = value.split_once('.')?;
+                let dot = memchr::memchr(b'.', value)?;
+                let (text, tag) = (&value[..dot], &value[dot + 1..]);
                 let mut raw = [0u8; SIG_LEN + 2];
                 let n = URL_SAFE_NO_PAD.decode_slice(tag, &mut raw).ok()?;
-                let key = ring.verify(name, text.as_bytes(), &raw[..n])?;
-                text.parse().ok().map(|id| (id, key != 0))
+                let key = ring.verify(name, text, &raw[..n])?;
+                Id::from_text(text).map(|id| (id, key != 0))
             }
             Self::Private(ring) => {
                 let mut raw = [0u8; 16 + SEAL_OVERHEAD + 2];
@@ -633,12 +648,12 @@ mod tests {
             let id = Id::random();
             let value = codec.encode("id", &id);
             assert_eq!(value.len(), codec.cookie_len());
-            assert_eq!(codec.decode("id", &value), Some((id, false)));
+            assert_eq!(codec.decode("id", value.as_bytes()), Some((id, false)));
             if !matches!(codec, IdCodec::Plain) {
-                assert_eq!(codec.decode("other", &value), None, "name is bound");
+                assert_eq!(codec.decode("other", value.as_bytes()), None, "name is bound");
                 let mut forged = value.into_bytes();
                 forged[3] = if forged[3] == b'A' { b'B' } else { b'A' };
-                assert_eq!(codec.decode("id", std::str::from_utf8(&forged).unwrap()), None);
+                assert_eq!(codec.decode("id", &forged), None);
             }
         }
     }

@@ -222,7 +222,7 @@ impl Id {
     /// The inverse of `encode`, strict: exactly 22 characters of the alphabet, and the
     /// last one canonical (its low 4 bits, which carry no data, are zero), so each id has
     /// exactly one text form.
-    fn decode(text: &[u8]) -> Option<Self> {
+    pub(crate) fn from_text(text: &[u8]) -> Option<Self> {
         let text: &[u8; ID_TEXT_LEN] = text.try_into().ok()?;
         let digits = text.map(|c| DIGITS[usize::from(c)]);
         // Valid digits are below 64; any 0xff sets the top bit of the union.
@@ -267,7 +267,7 @@ impl std::str::FromStr for Id {
     type Err = ParseIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::decode(s.as_bytes()).ok_or(ParseIdError(()))
+        Self::from_text(s.as_bytes()).ok_or(ParseIdError(()))
     }
 }
 
@@ -453,7 +453,7 @@ mod tests {
             for c in 0..=255u8 {
                 let mut text = base.clone().into_bytes();
                 text[pos] = c;
-                let ours = Id::decode(&text);
+                let ours = Id::from_text(&text);
                 let mut bytes = [0u8; ID_BYTES];
                 let theirs = match URL_SAFE_NO_PAD.decode_slice(&text, &mut bytes) {
                     Ok(ID_BYTES) => Some(bytes),

@@ -87,13 +87,15 @@ impl Session {
     }
 
     async fn fetch(&self) -> Result<Option<Fetched>, Error> {
-        let Some(value) = self.0.cookie.as_deref() else { return Ok(None) };
+        let Some(cookie) = self.0.cookie.as_ref() else { return Ok(None) };
         let config = &*self.0.config;
         let name = &config.cookie.name;
         let now = config.now();
         match &config.backend {
             Backend::Store(store) => {
-                let Some((id, reissue)) = config.id_codec.decode(name, value) else { return Ok(None) };
+                let Some((id, reissue)) = config.id_codec.decode(name, cookie.as_bytes()) else {
+                    return Ok(None);
+                };
                 let rid = id.record_id();
                 let Some(record) = store.load(&rid).await? else { return Ok(Some(Fetched::Gone(rid))) };
                 if self.policy(record.expiry).is_expired(now, record.created_at, record.expires_at) {
@@ -116,7 +118,7 @@ impl Session {
                 })))
             }
             Backend::Client(codec) => {
-                let Some((p, reissue)) = codec.open(name, value, now) else { return Ok(None) };
+                let Some((p, reissue)) = codec.open(name, cookie, now) else { return Ok(None) };
                 if self.policy(p.expiry).is_expired(now, p.created_at, p.expires_at) {
                     return Ok(None);
                 }
