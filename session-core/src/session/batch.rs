@@ -158,16 +158,15 @@ async fn cycle_to_fresh_id(
     ids: &IdCodec,
     patch: &Patch,
 ) -> Result<(Applied, Id), StoreError> {
-    let mut last = StoreError::Collision;
     for _ in 0..super::writeback::MAX_CREATE_ATTEMPTS {
         let id = ids.generate();
         match store.cycle(patch, id.record_id()).await {
             Ok(applied) => return Ok((applied, id)),
-            Err(StoreError::Collision) => last = StoreError::Collision,
+            Err(StoreError::Collision) => {}
             Err(err) => return Err(err),
         }
     }
-    Err(last)
+    Err(StoreError::Collision)
 }
 
 /// One store error for every job of a batch: the first keeps it, the others say so.

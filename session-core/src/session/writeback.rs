@@ -34,18 +34,17 @@ pub(crate) async fn create_with_fresh_id(
     ids: &IdCodec,
     record: &mut Record,
 ) -> Result<Id, StoreError> {
-    let mut last = StoreError::Collision;
     for _ in 0..MAX_CREATE_ATTEMPTS {
         let id = ids.generate();
         record.id = id.record_id();
         record.version = 1;
         match store.create(record).await {
             Ok(()) => return Ok(id),
-            Err(StoreError::Collision) => last = StoreError::Collision,
+            Err(StoreError::Collision) => {}
             Err(err) => return Err(err),
         }
     }
-    Err(last)
+    Err(StoreError::Collision)
 }
 
 /// What the end of a request does, decided under the state lock without awaiting
