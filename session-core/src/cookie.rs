@@ -486,11 +486,11 @@ impl IdCodec {
     /// Appends the cookie value for `id` to `out` (`cookie_len` bytes).
     pub(crate) fn encode_into(&self, name: &str, id: &Id, out: &mut String) {
         match self {
-            Self::Plain => out.push_str(&id.encode()),
+            Self::Plain => id.push_text(out),
             Self::Signed(ring) => {
-                let text = id.encode();
-                out.push_str(&text);
-                let tag = ring.sign(name, text.as_bytes());
+                let start = out.len();
+                id.push_text(out);
+                let tag = ring.sign(name, &out.as_bytes()[start..]);
                 out.push('.');
                 URL_SAFE_NO_PAD.encode_string(tag, out);
             }
