@@ -188,3 +188,56 @@ fn the_view_over_loaded_entries_handles_the_edge_cases() {
         }
     }
 }
+
+/// Clones of one request's session writing at once, on several threads: in-place updates of
+/// one key (each re-run on the value a clone left, through the view over the loaded
+/// entries), inserts of distinct keys and removals of loaded ones all land, and the next
+/// request finds exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clones_of_one_request_writing_at_once_all_land() {
+    const CLONES: u64 = 16;
+    let layer = layer(false);
+    let client = TestClient::new(Router::new().layer(layer.clone())).with_session_layer(&layer);
+    client
+        .session(|s| async move {
+            s.insert("n", 100u64).await?;
+            for i in 0..CLONES {
+                s.insert(&format!("old{i:02}"), i).await?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let seen = client
+        .session(|s| async move {
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(CLONES as usize));
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..CLONES {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                tasks.spawn(async move {
+                    barrier.wait().await;
+                    s.update("n", |n: &mut u64| *n += 1).await?;
+                    s.insert(&format!("new{i:02}"), i).await?;
+                    s.remove::<u64>(&format!("old{i:02}")).await.map(drop)
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.expect("a clone panicked")?;
+            }
+            Ok((s.get::<u64>("n").await?, s.len().await?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, (Some(100 + CLONES), 1 + CLONES as usize), "the request's own view");
+    let stored = client
+        .session(|s| async move {
+            let keys = s.keys().await?;
+            Ok((s.get::<u64>("n").await?, keys))
+        })
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = (0..CLONES).map(|i| format!("new{i:02}")).collect();
+    expected.push("n".to_owned());
+    expected.sort();
+    assert_eq!(stored, (Some(100 + CLONES), expected));
+}
